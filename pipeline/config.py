@@ -1,0 +1,66 @@
+"""Settings, loaded once from the environment into an immutable object.
+
+Every Pulse command reads the same variables:
+
+``KAFKA_BOOTSTRAP_SERVERS``  use this Kafka cluster (default ``127.0.0.1:9092``,
+                             the broker ``pulse kafka start`` runs)
+``PULSE_TOPIC_PREFIX``       prefix of every topic name (default ``pulse.``)
+``PULSE_HOME``               where local state lives: broker jars, logs, data,
+                             worker RocksDB (default ``./.pulse``)
+``PULSE_ALLOWED_LATENESS_MS`` how far the watermark trails stream time
+``PULSE_IDLE_ADVANCE_MS``    after this much wall-clock quiet on a partition its
+                             watermark advances with the wall clock (0 = never)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer number of milliseconds") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide settings; build with :meth:`from_env` and pass down explicitly."""
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    bootstrap_from_env: bool = False
+    topic_prefix: str = "pulse."
+    home: Path = Path(".pulse")
+    allowed_lateness_ms: int = 5_000
+    idle_advance_ms: int = 10_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+        return cls(
+            bootstrap_servers=bootstrap or DEFAULT_BOOTSTRAP,
+            bootstrap_from_env=bool(bootstrap),
+            topic_prefix=env.get("PULSE_TOPIC_PREFIX", "pulse."),
+            home=Path(env.get("PULSE_HOME", ".pulse")),
+            allowed_lateness_ms=_int_env(env, "PULSE_ALLOWED_LATENESS_MS", 5_000),
+            idle_advance_ms=_int_env(env, "PULSE_IDLE_ADVANCE_MS", 10_000),
+        )
+
+    def topic(self, name: str) -> str:
+        """Full topic name: ``settings.topic("events")`` -> ``"pulse.events"``."""
+        return f"{self.topic_prefix}{name}"
