@@ -10,6 +10,7 @@ Every Pulse command reads the same variables:
 ``PULSE_ALLOWED_LATENESS_MS`` how far the watermark trails stream time
 ``PULSE_IDLE_ADVANCE_MS``    after this much wall-clock quiet on a partition its
                              watermark advances with the wall clock (0 = never)
+``PULSE_METRICS_PORT``       the worker's Prometheus port (default 9108, 0 = off)
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class Settings:
             allowed_lateness_ms=_int_env(env, "PULSE_ALLOWED_LATENESS_MS", 5_000),
             idle_advance_ms=_int_env(env, "PULSE_IDLE_ADVANCE_MS", 10_000),
         )
+
+    @staticmethod
+    def metrics_port_from_env(env: Mapping[str, str] | None = None) -> int:
+        """``PULSE_METRICS_PORT`` (default 9108; 0 turns the endpoint off)."""
+        return _int_env(os.environ if env is None else env, "PULSE_METRICS_PORT", 9108)
 
     def topic(self, name: str) -> str:
         """Full topic name: ``settings.topic("events")`` -> ``"pulse.events"``."""

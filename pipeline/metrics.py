@@ -1,0 +1,21 @@
+"""Prometheus metrics of a Pulse worker (served on ``PULSE_METRICS_PORT``, default 9108)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+EVENTS_IN = Counter("pulse_events_in", "Records consumed", ["topic"])
+EVENTS_DLQ = Counter("pulse_events_dlq", "Records sent to the dead-letter topic", ["reason"])
+EVENTS_LATE = Counter("pulse_events_late", "Events beyond the allowed lateness")
+TRIGGERS = Counter("pulse_triggers", "Triggers emitted", ["rule"])
+WATERMARK_LAG = Gauge(
+    "pulse_watermark_lag_seconds", "Wall clock minus the partition's watermark", ["partition"]
+)
+PROCESS_SECONDS = Histogram("pulse_process_seconds", "Time to process one record")
+TIMERS_PENDING = Gauge("pulse_timers_pending", "Pending event-time timers in this worker")
+
+
+def serve(port: int) -> None:
+    """Expose ``/metrics`` on 0.0.0.0:``port`` (0 disables it)."""
+    if port:
+        start_http_server(port)

@@ -1,0 +1,93 @@
+"""Pulse's topics: names, the schema of each, and creating them.
+
+=============================  ======================================  =================
+topic                          what                                    key
+=============================  ======================================  =================
+``pulse.events``               raw events in (Avro / registry / JSON)  anonymous or user id
+``pulse.events.by-person``     validated events, re-keyed by person    person id
+``pulse.events.dlq``           undecodable input, original bytes       original key
+``pulse.events.late``          events beyond the allowed lateness      person id
+``pulse.triggers``             trigger rules fired                     person id
+=============================  ======================================  =================
+
+Output values are Avro single-object encoded with the schema named below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pipeline.avro import Schema, decode_single_object, encode_single_object, load_schema
+from pipeline.config import Settings
+from pipeline.errors import BrokerUnavailable, PulseError
+
+EVENTS = "events"
+BY_PERSON = "events.by-person"
+DLQ = "events.dlq"
+LATE = "events.late"
+TRIGGERS = "triggers"
+
+#: Logical topic -> schema file (without .avsc) of its values.
+SCHEMA_OF: dict[str, str] = {
+    EVENTS: "event",
+    BY_PERSON: "event",
+    LATE: "late_event",
+    TRIGGERS: "trigger",
+}
+
+ALL_TOPICS = (EVENTS, BY_PERSON, DLQ, LATE, TRIGGERS)
+
+
+def schema_for(logical: str) -> Schema:
+    return load_schema(SCHEMA_OF[logical])
+
+
+def encode_output(logical: str, record: dict[str, Any]) -> bytes:
+    return encode_single_object(schema_for(logical), record)
+
+
+def decode_output(logical: str, value: bytes) -> Any:
+    return decode_single_object(value, SCHEMA_OF[logical])
+
+
+def logical_name(settings: Settings, topic: str) -> str:
+    """``pulse.triggers`` -> ``triggers`` (raises for a topic outside the prefix)."""
+    if not topic.startswith(settings.topic_prefix):
+        raise PulseError(f"{topic!r} is not a Pulse topic (prefix {settings.topic_prefix!r})")
+    return topic[len(settings.topic_prefix) :]
+
+
+def ensure_topics(
+    settings: Settings,
+    logical: Iterable[str] = ALL_TOPICS,
+    *,
+    partitions: int = 4,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the missing ones among ``logical`` topics; returns the names created."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"no Kafka broker answered at {settings.bootstrap_servers} "
+            "(start one with `pulse kafka start` or set KAFKA_BOOTSTRAP_SERVERS)"
+        ) from exc
+    wanted = [settings.topic(name) for name in logical]
+    missing = [NewTopic(t, num_partitions=partitions, replication_factor=1)
+               for t in wanted if t not in existing]  # fmt: skip
+    if not missing:
+        return []
+    created = []
+    for topic, future in admin.create_topics(missing, operation_timeout=timeout_s).items():
+        try:
+            future.result()
+            created.append(topic)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise PulseError(f"could not create topic {topic}: {exc}") from exc
+    return created

@@ -1,0 +1,1 @@
+"""The Faust adapters: thin agents over :mod:`pipeline.core`."""

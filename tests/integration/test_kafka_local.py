@@ -1,0 +1,97 @@
+"""A real Kafka broker through the launcher: start, no-op restart, kill -9, stop.
+
+Needs Java 17+ and, the first time only, Maven: the jars are shared with the
+project's own broker in ``.pulse/kafka/4.1.1/lib`` (or ``PULSE_KAFKA_LIB_DIR``)
+so the suite fetches them at most once. Ports 19192/19193 keep clear of a
+developer's broker on 9092/9093.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from pipeline import kafka_local
+from pipeline.kafka_local import LocalKafka
+
+pytestmark = pytest.mark.integration
+
+PORT, CONTROLLER_PORT = 19192, 19193
+SHARED_LIB = Path(__file__).resolve().parents[2] / ".pulse" / "kafka" / "4.1.1" / "lib"
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.fixture
+def lk(tmp_path: Path) -> Iterator[LocalKafka]:
+    lib = Path(os.environ.get("PULSE_KAFKA_LIB_DIR") or SHARED_LIB)
+    broker = LocalKafka(home=tmp_path, port=PORT, controller_port=CONTROLLER_PORT, lib_dir=lib)
+    yield broker
+    kafka_local.stop(broker, echo=lambda _: None)  # no broker left behind if a step failed
+
+
+def test_broker_lifecycle(lk: LocalKafka) -> None:
+    seen: list[str] = []
+
+    began = time.monotonic()
+    assert kafka_local.start(lk, timeout_s=90, echo=seen.append) == "127.0.0.1:19192"
+    print(
+        f"first start (jars cached: {bool(seen) and 'fetching' not in seen[0]}): "
+        f"{time.monotonic() - began:.1f} s"
+    )
+    st = kafka_local.status(lk)
+    assert st.running
+    assert not st.stale_pid
+    assert st.pid is not None
+    assert st.bootstrap == "127.0.0.1:19192"
+    assert "Kafka Server started" in lk.log_path.read_text()
+    kafka_local.wait_for_broker(lk.bootstrap, timeout_s=5)
+    AdminClient({"bootstrap.servers": lk.bootstrap}).list_topics(timeout=5)
+
+    seen.clear()
+    assert kafka_local.start(lk, echo=seen.append) == lk.bootstrap
+    assert seen == [f"Kafka broker already running (pid {st.pid}) at {lk.bootstrap}"]
+    assert kafka_local.status(lk).pid == st.pid
+
+    os.kill(st.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while kafka_local.status(lk).running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stale = kafka_local.status(lk)
+    assert (stale.running, stale.stale_pid, stale.pid) == (False, True, st.pid)
+
+    seen.clear()
+    began = time.monotonic()
+    kafka_local.start(lk, timeout_s=90, echo=seen.append)
+    print(f"start after kill -9: {time.monotonic() - began:.1f} s")
+    assert seen[0].startswith(f"removed stale pid file {lk.pid_file}")
+    assert not any(line.startswith(("fetching", "formatting")) for line in seen)
+    restarted = kafka_local.status(lk)
+    assert restarted.running
+    assert restarted.pid != st.pid
+    kafka_local.wait_for_broker(lk.bootstrap, timeout_s=5)
+
+    seen.clear()
+    assert kafka_local.stop(lk, echo=seen.append) is True
+    assert seen[-1] == "Kafka broker stopped"
+    assert not lk.pid_file.exists()
+    assert not kafka_local.status(lk).running
+    assert port_is_free(PORT)
+    assert port_is_free(CONTROLLER_PORT)
+    assert "App info kafka.server for 1 unregistered" in lk.log_path.read_text()  # clean exit
+    assert kafka_local.stop(lk, echo=seen.append) is False
