@@ -67,6 +67,12 @@ class Settings:
         """``PULSE_METRICS_PORT`` (default 9108; 0 turns the endpoint off)."""
         return _int_env(os.environ if env is None else env, "PULSE_METRICS_PORT", 9108)
 
+    @property
+    def app_id(self) -> str:
+        """Faust app id: names the consumer group and the changelog topics
+        (``pulse-person-state-changelog``), so it follows the topic prefix."""
+        return self.topic_prefix.rstrip("._-") or "pulse"
+
     def topic(self, name: str) -> str:
         """Full topic name: ``settings.topic("events")`` -> ``"pulse.events"``."""
         return f"{self.topic_prefix}{name}"

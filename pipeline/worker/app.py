@@ -107,13 +107,13 @@ class PulseWorker:
     settings: Settings
     operators: Sequence[Operator]
     partitions: int = 4
-    app_id: str = "pulse"
     store_url: str = "rocksdb://"
     app: faust.App = field(init=False)
     runtimes: dict[int, _PartitionRuntime] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.settings
+        self.app_id = s.app_id
         data_dir = s.home / "worker" / self.app_id
         data_dir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
@@ -151,10 +151,13 @@ class PulseWorker:
             metrics.EVENTS_IN.labels(msg.topic).inc()
             try:
                 event = decode_event(ev.value)
+                await self.by_person.send(key=event.person_id.encode(), value=encode_event(event))
             except DecodeError as err:
                 await self._dead_letter(msg, ev.key, ev.value, err)
-                continue
-            await self.by_person.send(key=event.person_id.encode(), value=encode_event(event))
+            except Exception as exc:
+                log.exception("ingesting %s failed; record sent to the DLQ", msg)
+                err = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
+                await self._dead_letter(msg, ev.key, ev.value, err)
 
     async def _dead_letter(self, msg: Any, key: Any, value: Any, err: DecodeError) -> None:
         metrics.EVENTS_DLQ.labels(err.reason).inc()
@@ -190,35 +193,44 @@ class PulseWorker:
 
     async def _behavior(self, stream: Any) -> None:
         async for ev in stream.events():
-            msg = ev.message
             started = time.perf_counter()
-            rt = self._runtime(msg.partition)
-            proc = rt.processor
-            control = dict(_headers(msg)).get(CONTROL_HEADER)
-            if control == b"tick":
-                idle_ms = int((time.monotonic() - rt.last_record_wall) * 1000)
-                if idle_ms >= self.settings.idle_advance_ms:
-                    target = json.loads(ev.value)["stream_time_ms"]
-                    outputs = proc.advance_to(target)
-                else:
-                    outputs = []  # a real record arrived meanwhile: its time rules
-            else:
-                metrics.EVENTS_IN.labels(msg.topic).inc()
-                rt.last_record_wall = time.monotonic()
-                outputs = proc.process(decode_event(ev.value), ev.key.decode())
-                rt.stream_time_at_record = proc.clock.stream_time_ms
-            await self._emit(outputs)
-            now = time.monotonic()
-            if now - rt.clock_saved_wall >= 1.0:
-                self.state[CLOCK_KEY_PREFIX + str(msg.partition).encode()] = str(
-                    proc.clock.stream_time_ms
-                ).encode()
-                rt.clock_saved_wall = now
-                metrics.WATERMARK_LAG.labels(str(msg.partition)).set(
-                    max(0.0, time.time() - proc.watermark_ms / 1000)
-                )
-                metrics.TIMERS_PENDING.set(sum(r.processor.pending_timers for r in self.runtimes.values()))
+            try:
+                await self._behave(ev)
+            except Exception as exc:
+                # Faust acks an event even when the agent raises, so re-raising
+                # would lose it: park it in the DLQ with the error instead.
+                log.exception("processing %s failed; record sent to the DLQ", ev.message)
+                err = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
+                await self._dead_letter(ev.message, ev.key, ev.value, err)
             metrics.PROCESS_SECONDS.observe(time.perf_counter() - started)
+
+    async def _behave(self, ev: Any) -> None:
+        msg = ev.message
+        rt = self._runtime(msg.partition)
+        proc = rt.processor
+        control = dict(_headers(msg)).get(CONTROL_HEADER)
+        if control == b"tick":
+            idle_ms = int((time.monotonic() - rt.last_record_wall) * 1000)
+            if idle_ms < self.settings.idle_advance_ms:
+                return  # a real record arrived meanwhile: its time rules
+            outputs = proc.advance_to(json.loads(ev.value)["stream_time_ms"])
+        else:
+            metrics.EVENTS_IN.labels(msg.topic).inc()
+            rt.last_record_wall = time.monotonic()
+            outputs = proc.process(decode_event(ev.value), ev.key.decode())
+            rt.stream_time_at_record = proc.clock.stream_time_ms
+        await self._emit(outputs)
+        now = time.monotonic()
+        if now - rt.clock_saved_wall >= 1.0:
+            clock_key = CLOCK_KEY_PREFIX + str(msg.partition).encode()
+            self.state[clock_key] = str(proc.clock.stream_time_ms).encode()
+            rt.clock_saved_wall = now
+            metrics.WATERMARK_LAG.labels(str(msg.partition)).set(
+                max(0.0, time.time() - proc.watermark_ms / 1000)
+            )
+            metrics.TIMERS_PENDING.set(
+                sum(r.processor.pending_timers for r in self.runtimes.values())
+            )
 
     async def _emit(self, outputs: list[Output]) -> None:
         emitted_at = str(int(time.time() * 1000)).encode()

