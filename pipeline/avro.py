@@ -79,8 +79,10 @@ def _inline(raw: Any, named: dict[str, Any]) -> Any:
     if isinstance(raw, list):
         return [_inline(item, named) for item in raw]
     if isinstance(raw, dict):
-        return {k: _inline(v, named) if k in ("type", "items", "values", "fields") else v
-                for k, v in raw.items()}
+        return {
+            k: _inline(v, named) if k in ("type", "items", "values", "fields") else v
+            for k, v in raw.items()
+        }
     return raw
 
 
@@ -100,8 +102,10 @@ def load_schema(name: str) -> Schema:
 
 @cache
 def known_writer_schemas(name: str) -> dict[int, Schema]:
-    """Fingerprint -> schema for ``schemas/<name>.avsc`` and its older versions
-    kept as ``schemas/history/<name>.v<N>.avsc``."""
+    """Fingerprint -> schema, for every known version of ``schemas/<name>.avsc``.
+
+    Older versions are kept as ``schemas/history/<name>.v<N>.avsc``.
+    """
     schemas = [load_schema(name)]
     for path in sorted((SCHEMA_DIR / "history").glob(f"{name}.v*.avsc")):
         schemas.append(parse_schema(json.loads(path.read_text()), path.stem))

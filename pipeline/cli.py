@@ -62,8 +62,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     worker = PulseWorker(settings, default_operators(), partitions=args.partitions)
     from faust.worker import Worker
 
+    # Logging at info, not warn: below info Faust turns on its terminal spinner,
+    # which sets the root logger to DEBUG (every library debug call then costs).
     Worker(worker.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
-    return 0
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -105,23 +106,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     produce = sub.add_parser("produce", help="produce events onto pulse.events")
     produce.add_argument("--file", required=True, help="JSON lines, Segment or schema field names")
-    produce.add_argument("--allow-invalid", action="store_true",
-                         help="send invalid lines as they are (they land in the DLQ)")
+    produce.add_argument(
+        "--allow-invalid",
+        action="store_true",
+        help="send invalid lines as they are (they land in the DLQ)",
+    )
     produce.add_argument("--partitions", type=int, default=4, help="partitions of new topics")
     produce.set_defaults(func=_produce)
 
     worker = sub.add_parser("worker", help="run a Pulse stream worker")
     worker.add_argument("--partitions", type=int, default=4, help="partitions of Pulse's topics")
-    worker.add_argument("--metrics-port", type=int, default=Settings.metrics_port_from_env(),
-                        help="Prometheus /metrics port (0 = off; env PULSE_METRICS_PORT)")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=Settings.metrics_port_from_env(),
+        help="Prometheus /metrics port (0 = off; env PULSE_METRICS_PORT)",
+    )
     worker.add_argument("--loglevel", default="info")
     worker.set_defaults(func=_worker)
 
     tail_p = sub.add_parser("tail", help="decode a Pulse topic to JSON lines")
     tail_p.add_argument("topic")
     tail_p.add_argument("--max", type=int, default=None, help="stop after N records")
-    tail_p.add_argument("--timeout", type=float, default=10.0,
-                        help="stop after this many seconds without a record")
+    tail_p.add_argument(
+        "--timeout", type=float, default=10.0, help="stop after this many seconds without a record"
+    )
     tail_p.set_defaults(func=_tail)
 
     replay = sub.add_parser("replay", help="run the core over a JSON-lines file, no Kafka")

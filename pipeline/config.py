@@ -69,8 +69,11 @@ class Settings:
 
     @property
     def app_id(self) -> str:
-        """Faust app id: names the consumer group and the changelog topics
-        (``pulse-person-state-changelog``), so it follows the topic prefix."""
+        """Faust app id, derived from the topic prefix (``pulse.`` -> ``pulse``).
+
+        It names the consumer group and the changelog topics
+        (``pulse-person-state-changelog``).
+        """
         return self.topic_prefix.rstrip("._-") or "pulse"
 
     def topic(self, name: str) -> str:

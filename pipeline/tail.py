@@ -31,9 +31,11 @@ def _text(data: bytes | None) -> str | None:
 
 def decode_value(logical: str, value: bytes | None) -> dict[str, Any]:
     """``{"value": ...}`` for the record, or the raw bytes where it is not Avro."""
-    if logical == DLQ or value is None:
+    if value is None:
+        return {"value": None}
+    if logical == DLQ:
         try:
-            return {"value": None if value is None else value.decode()}
+            return {"value": value.decode()}
         except UnicodeDecodeError:
             return {"value_base64": base64.b64encode(value).decode()}
     try:
@@ -53,7 +55,13 @@ def tail(
     from_beginning: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Yield decoded records of ``topic`` until ``max_records`` or ``timeout_s`` of quiet."""
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+    from confluent_kafka import (
+        OFFSET_BEGINNING,
+        OFFSET_END,
+        Consumer,
+        KafkaException,
+        TopicPartition,
+    )
 
     logical = logical_name(settings, topic)
     if logical not in SCHEMA_OF and logical != DLQ:
@@ -70,7 +78,9 @@ def tail(
         try:
             meta = consumer.list_topics(topic, timeout=15)
         except KafkaException as exc:
-            raise BrokerUnavailable(f"no Kafka broker answered at {settings.bootstrap_servers}") from exc
+            raise BrokerUnavailable(
+                f"no Kafka broker answered at {settings.bootstrap_servers}"
+            ) from exc
         tmeta = meta.topics.get(topic)
         if tmeta is None or tmeta.error is not None:
             raise PulseError(f"topic {topic} does not exist on {settings.bootstrap_servers}")

@@ -62,7 +62,7 @@ class AbsenceRule:
     # -- the operator protocol (see pipeline.core.engine) ----------------------
 
     def wants(self, event: Event) -> bool:
-        return event.event == self.start or event.event == self.cancel
+        return event.event in (self.start, self.cancel)
 
     def on_event(
         self, state: dict[str, Any] | None, event: Event, person_id: str, watermark_ms: int

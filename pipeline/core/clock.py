@@ -50,5 +50,4 @@ class PartitionClock:
 
     def observe(self, timestamp_ms: int) -> None:
         """Advance stream time to ``timestamp_ms`` if it is later (never backwards)."""
-        if timestamp_ms > self.stream_time_ms:
-            self.stream_time_ms = timestamp_ms
+        self.stream_time_ms = max(self.stream_time_ms, timestamp_ms)

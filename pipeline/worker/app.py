@@ -156,12 +156,13 @@ class PulseWorker:
                 await self._dead_letter(msg, ev.key, ev.value, err)
             except Exception as exc:
                 log.exception("ingesting %s failed; record sent to the DLQ", msg)
-                err = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
-                await self._dead_letter(msg, ev.key, ev.value, err)
+                failure = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
+                await self._dead_letter(msg, ev.key, ev.value, failure)
 
     async def _dead_letter(self, msg: Any, key: Any, value: Any, err: DecodeError) -> None:
         metrics.EVENTS_DLQ.labels(err.reason).inc()
-        headers = _headers(msg) + [
+        headers = [
+            *_headers(msg),
             ("pulse-dlq-reason", err.reason.encode()),
             ("pulse-dlq-message", str(err).encode()),
             ("pulse-dlq-source-topic", str(msg.topic).encode()),
@@ -277,7 +278,8 @@ class PulseWorker:
                 headers=[(CONTROL_HEADER, b"tick")],
             )
 
-    async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
+    async def _on_revoked(self, app: Any, /, *args: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         for tp in revoked:
             if tp.topic == self.settings.topic(BY_PERSON):
                 self.runtimes.pop(tp.partition, None)

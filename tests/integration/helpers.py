@@ -20,19 +20,26 @@ from pipeline.topics import decode_output, logical_name
 PULSE = [sys.executable, "-m", "pipeline.cli"]
 
 
-def pulse(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def pulse(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run a ``pulse`` command to completion; fail the test with its stderr if it fails."""
-    proc = subprocess.run([*PULSE, *args], env=env, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    proc = subprocess.run(
+        [*PULSE, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     assert proc.returncode == 0, f"pulse {' '.join(args)} failed:\n{proc.stderr}"
     return proc
 
 
 @contextmanager
-def running_worker(env: dict[str, str], log_path: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+def running_worker(
+    env: dict[str, str], log_path: Path, *args: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """``pulse worker`` in the background for the duration of the block."""
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([*PULSE, "worker", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*PULSE, "worker", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             yield proc
         finally:
@@ -66,9 +73,16 @@ class TopicReader:
 
     def __init__(self, settings: Settings, topic: str, partitions: int = 4) -> None:
         self.logical = logical_name(settings, topic)
-        self.consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                                  "group.id": f"test-{topic}", "enable.auto.commit": False})
-        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "group.id": f"test-{topic}",
+                "enable.auto.commit": False,
+            }
+        )
+        self.consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)]
+        )
 
     def read(self, *, until: int, timeout_s: float) -> list[dict[str, Any]]:
         """Records until ``until`` were read or ``timeout_s`` passed; each with ``_received``."""

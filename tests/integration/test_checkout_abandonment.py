@@ -11,14 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from confluent_kafka import Producer
 
 from pipeline.config import Settings
+from pipeline.core.absence import trigger_id
 from pipeline.core.events import Event
 from pipeline.produce import kafka_producer_config
 from pipeline.wire import encode_event
-from pipeline.core.absence import trigger_id
 from tests.integration.helpers import (
     TopicReader,
     event_line,
@@ -42,15 +41,18 @@ def write(path: Path, lines: list[str]) -> Path:
 def test_abandoner_triggers_once_buyer_never(
     settings: Settings, pulse_env: dict[str, str], tmp_path: Path
 ) -> None:
-    journeys = write(tmp_path / "journeys.jsonl", [
-        event_line("c-ab", "Checkout Started", T0, anonymousId="abandoner"),
-        event_line("c-buy", "checkout_started", T0, userId="buyer"),
-        event_line("o-buy", "Order Completed", T0 + 12 * MIN, userId="buyer"),
-        # a purchase at exactly +30 min is too late: this one abandons too
-        event_line("c-late", "checkout_started", T0, userId="late-buyer"),
-        event_line("o-late", "order_completed", T0 + 30 * MIN, userId="late-buyer"),
-        "{not json",
-    ])
+    journeys = write(
+        tmp_path / "journeys.jsonl",
+        [
+            event_line("c-ab", "Checkout Started", T0, anonymousId="abandoner"),
+            event_line("c-buy", "checkout_started", T0, userId="buyer"),
+            event_line("o-buy", "Order Completed", T0 + 12 * MIN, userId="buyer"),
+            # a purchase at exactly +30 min is too late: this one abandons too
+            event_line("c-late", "checkout_started", T0, userId="late-buyer"),
+            event_line("o-late", "order_completed", T0 + 30 * MIN, userId="late-buyer"),
+            "{not json",
+        ],
+    )
     pulse(pulse_env, "produce", "--file", str(journeys), "--allow-invalid")
 
     reader = TopicReader(settings, settings.topic("triggers"))
@@ -65,16 +67,22 @@ def test_abandoner_triggers_once_buyer_never(
         producer = Producer(kafka_producer_config(settings))
         for p in range(PARTITIONS):
             person = person_on_partition(p, PARTITIONS)
-            clock = Event(message_id=f"tick-{p}", type="track", event="page_viewed",
-                          user_id=person, timestamp_ms=T0 + 31 * MIN)
-            producer.produce(settings.topic("events"), key=person.encode(),
-                             value=encode_event(clock))
+            clock = Event(
+                message_id=f"tick-{p}",
+                type="track",
+                event="page_viewed",
+                user_id=person,
+                timestamp_ms=T0 + 31 * MIN,
+            )
+            producer.produce(
+                settings.topic("events"), key=person.encode(), value=encode_event(clock)
+            )
         assert producer.flush(30) == 0
         produced_at = time.monotonic()
         triggers = early + reader.read(until=2 - len(early), timeout_s=60)
         assert sorted(t["person_id"] for t in triggers) == ["abandoner", "late-buyer"], (
-            (tmp_path / "worker.log").read_text()[-3000:]
-        )
+            tmp_path / "worker.log"
+        ).read_text()[-3000:]
         extra = reader.read(until=1, timeout_s=5)
         assert extra == [], "a trigger fired twice or for the buyer"
     reader.close()

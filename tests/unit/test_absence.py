@@ -18,13 +18,22 @@ RULE = AbsenceRule("checkout_abandoned", "checkout_started", "order_completed", 
 
 
 def ev(mid: str, name: str, at_min: float, person: str = "u1") -> Event:
-    return Event(message_id=mid, type="track", event=name, user_id=person,
-                 timestamp_ms=T0 + int(at_min * MIN))
+    return Event(
+        message_id=mid,
+        type="track",
+        event=name,
+        user_id=person,
+        timestamp_ms=T0 + int(at_min * MIN),
+    )
 
 
-def fired(events: list[Event], rule: AbsenceRule = RULE, lateness: int = 0) -> list[tuple[str, str]]:
+def fired(
+    events: list[Event], rule: AbsenceRule = RULE, lateness: int = 0
+) -> list[tuple[str, str]]:
     outs = replay_events(events, [rule], allowed_lateness_ms=lateness)
-    return [(o.record["person_id"], o.record["event_ids"][0]) for o in outs if o.topic == "triggers"]
+    return [
+        (o.record["person_id"], o.record["event_ids"][0]) for o in outs if o.topic == "triggers"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -39,7 +48,9 @@ def fired(events: list[Event], rule: AbsenceRule = RULE, lateness: int = 0) -> l
         (-5, True),  # a purchase before the checkout does not convert it
     ],
 )
-def test_purchase_within_30_minutes_half_open(purchase_at_min: float | None, abandoned: bool) -> None:
+def test_purchase_within_30_minutes_half_open(
+    purchase_at_min: float | None, abandoned: bool
+) -> None:
     events = [ev("c1", "checkout_started", 0)]
     if purchase_at_min is not None:
         events.append(ev("o1", "order_completed", purchase_at_min))
@@ -47,9 +58,15 @@ def test_purchase_within_30_minutes_half_open(purchase_at_min: float | None, aba
 
 
 def test_trigger_record_is_complete_and_deterministic() -> None:
-    start = Event(message_id="c1", type="track", event="checkout_started", user_id="u1",
-                  timestamp_ms=T0, properties={"value": 99.5, "currency": "EUR", "color": "red"},
-                  context={"channel": "web"})
+    start = Event(
+        message_id="c1",
+        type="track",
+        event="checkout_started",
+        user_id="u1",
+        timestamp_ms=T0,
+        properties={"value": 99.5, "currency": "EUR", "color": "red"},
+        context={"channel": "web"},
+    )
     (out,) = replay_events([start], [RULE], allowed_lateness_ms=0)
     assert out.topic == "triggers"
     assert out.key == "u1"
@@ -61,7 +78,9 @@ def test_trigger_record_is_complete_and_deterministic() -> None:
         "event_time_ms": T0 + 30 * MIN,
         "context": {"value": 99.5, "currency": "EUR", "started_at_ms": T0, "channel": "web"},
     }
-    assert trigger_id("checkout_abandoned", "u1", "c1") != trigger_id("checkout_abandoned", "u2", "c1")
+    assert trigger_id("checkout_abandoned", "u1", "c1") != trigger_id(
+        "checkout_abandoned", "u2", "c1"
+    )
 
 
 def test_timer_fires_only_when_watermark_reaches_deadline() -> None:
@@ -79,11 +98,19 @@ def test_repeat_checkout_does_not_rearm_by_default() -> None:
 
 
 def test_repeat_checkout_restarts_timer_when_asked() -> None:
-    rule = AbsenceRule("checkout_abandoned", "checkout_started", "order_completed", 30 * MIN,
-                       restart_on_repeat=True)
+    rule = AbsenceRule(
+        "checkout_abandoned",
+        "checkout_started",
+        "order_completed",
+        30 * MIN,
+        restart_on_repeat=True,
+    )
     # the purchase at +40 is within 30 min of the second checkout, not of the first
-    events = [ev("c1", "checkout_started", 0), ev("c2", "checkout_started", 20),
-              ev("o1", "order_completed", 40)]
+    events = [
+        ev("c1", "checkout_started", 0),
+        ev("c2", "checkout_started", 20),
+        ev("o1", "order_completed", 40),
+    ]
     assert fired(events, rule) == []
     assert fired(events, RULE) == [("u1", "c1")]
 
@@ -94,8 +121,11 @@ def test_checkout_after_deadline_starts_a_new_journey() -> None:
 
 
 def test_people_are_independent() -> None:
-    events = [ev("c1", "checkout_started", 0, "a"), ev("c2", "checkout_started", 0, "b"),
-              ev("o2", "order_completed", 5, "b")]
+    events = [
+        ev("c1", "checkout_started", 0, "a"),
+        ev("c2", "checkout_started", 0, "b"),
+        ev("o2", "order_completed", 5, "b"),
+    ]
     assert fired(events) == [("a", "c1")]
 
 
@@ -110,8 +140,12 @@ def test_late_event_goes_to_late_output_not_lost() -> None:
 
 
 def test_any_arrival_order_within_lateness_gives_same_triggers() -> None:
-    events = [ev("c1", "checkout_started", 0), ev("o1", "order_completed", 10),
-              ev("c2", "checkout_started", 40), ev("c3", "checkout_started", 50)]
+    events = [
+        ev("c1", "checkout_started", 0),
+        ev("o1", "order_completed", 10),
+        ev("c2", "checkout_started", 40),
+        ev("c3", "checkout_started", 50),
+    ]
     expected = fired(events, lateness=60 * MIN)
     assert expected == [("u1", "c2")]
     for order in itertools.permutations(events):
