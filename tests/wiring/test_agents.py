@@ -1,0 +1,77 @@
+"""The Faust agents in test context (memory store, no broker): the adapters call
+the core, persist state in the table and send what it returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.core.events import Event
+from pipeline.topology import default_operators
+from pipeline.wire import encode_event
+from pipeline.worker.app import PulseWorker
+
+pytestmark = pytest.mark.wiring
+
+MIN = 60_000
+T0 = 1_790_000_000_000
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> PulseWorker:
+    settings = Settings(home=tmp_path, allowed_lateness_ms=0, idle_advance_ms=0)
+    w = PulseWorker(settings, default_operators(), partitions=1, store_url="memory://")
+    w.app.finalize()
+    w.app.conf.store = "memory://"
+    w.app.flow_control.resume()
+    return w
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.records: list[tuple[Any, Any, Any]] = []
+
+    async def __call__(self, *, key: Any = None, value: Any = None, **kw: Any) -> None:
+        self.records.append((key, value, kw.get("headers")))
+
+
+def ev(mid: str, name: str, at_min: int, person: str) -> Event:
+    return Event(message_id=mid, type="track", event=name, user_id=person,
+                 timestamp_ms=T0 + at_min * MIN)
+
+
+async def test_ingest_rekeys_by_person_and_dead_letters_bad_input(
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_person, dlq = Sent(), Sent()
+    monkeypatch.setattr(worker.by_person, "send", by_person)
+    monkeypatch.setattr(worker.dlq, "send", dlq)
+    agent = worker.app.agents["ingest"]
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"anon-1", value=encode_event(ev("m1", "checkout_started", 0, "u1")))
+        await ctx.put(key=b"k", value=b"\x07garbage")
+    assert [key for key, _, _ in by_person.records] == [b"u1"]
+    ((key, value, headers),) = dlq.records
+    assert (key, value) == (b"k", b"\x07garbage")
+    assert dict(headers)["pulse-dlq-reason"] == b"bad_framing"
+
+
+async def test_behavior_fires_on_watermark_and_keeps_state_in_table(
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emitted: list[Any] = []
+
+    async def capture(outputs: list[Any]) -> None:
+        emitted.extend(outputs)
+
+    monkeypatch.setattr(worker, "_emit", capture)
+    agent = worker.app.agents["behavior"]
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"u1", value=encode_event(ev("c1", "checkout_started", 0, "u1")))
+        assert emitted == []
+        assert worker.state.get(b"u1") is not None  # the pending timer is persisted state
+        await ctx.put(key=b"u2", value=encode_event(ev("p1", "page_viewed", 31, "u2")))
+    assert [(o.topic, o.record["person_id"]) for o in emitted] == [("triggers", "u1")]
