@@ -4,6 +4,8 @@
 
     pulse kafka start|stop|status      a local single-node Kafka (KRaft), no Docker
     pulse produce --file events.jsonl  JSON-lines events -> pulse.events (Avro)
+    pulse produce --csv F --map ... | --synthetic [--out F]   CSV input, realistic shoppers
+    pulse dlq inspect | replay [--reason R] [--max N]          the dead-letter topic
     pulse worker                       run the stream worker (ingest + behavior agents)
     pulse tail TOPIC [--max N] [--timeout S]   decode a topic to JSON lines
     pulse replay FILE [--out DIR]      run the core over a file, without Kafka
@@ -17,6 +19,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import PulseError
@@ -38,11 +41,22 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.produce import produce_file
+    from pipeline import produce as prod
     from pipeline.topics import ensure_topics
 
+    if args.synthetic and args.out:
+        return _synthetic(args, settings)
     ensure_topics(settings, partitions=args.partitions)
-    sent, raw = produce_file(settings, Path(args.file), allow_invalid=args.allow_invalid)
+    progress = None if args.no_progress else sys.stderr
+    opts = {"allow_invalid": args.allow_invalid, "rate": args.rate, "progress": progress}
+    if args.synthetic:
+        data = _synthetic_data(args)
+        sent, raw = prod.produce_events(settings, data.events, rate=args.rate,
+                                        total=len(data.events), progress=progress)
+    elif args.csv:
+        sent, raw = prod.produce_csv(settings, args.csv, prod.parse_mapping(args.map or ""), **opts)
+    else:
+        sent, raw = prod.produce_file(settings, Path(args.file), **opts)
     print(
         f"produced {sent} event(s) to {settings.topic('events')}"
         + (f" and {raw} invalid line(s) for the dead-letter topic" if raw else ""),
@@ -51,15 +65,64 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _synthetic_data(args: argparse.Namespace) -> Any:
+    from pipeline import synthetic
+
+    config = synthetic.SyntheticConfig(seed=args.seed, people=args.people, days=args.days,
+                                       late_rate=args.late_rate)
+    data = synthetic.generate(config)
+    out = Path(args.out) if args.out else None
+    labels = Path(args.labels) if args.labels else (
+        synthetic.labels_path_for(out) if out else Path("pulse-synthetic.labels.json"))
+    synthetic.write_labels(data.labels, labels)
+    print(f"labels: {labels}", file=sys.stderr)
+    return data
+
+
+def _synthetic(args: argparse.Namespace, _settings: Settings) -> int:
+    from pipeline import synthetic
+
+    data = _synthetic_data(args)
+    with Path(args.out).open("w", encoding="utf-8") as handle:
+        n = synthetic.write_jsonl(data.events, handle)
+    print(f"wrote {n} event(s) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _dlq(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from pipeline import dlq
+
+    if args.action == "inspect":
+        summary = dlq.inspect(settings)
+        if args.json:
+            print(json.dumps({r: {"count": s.count, "example": s.example}
+                              for r, s in summary.items()}, indent=1))
+            return 0
+        total = sum(s.count for s in summary.values())
+        print(f"{settings.topic('events.dlq')}: {total} record(s)")
+        for reason, entry in summary.items():
+            print(f"{entry.count:>8}  {reason}")
+            print(f"          e.g. {json.dumps(entry.example, ensure_ascii=False)}")
+        return 0
+    sent = dlq.replay(settings, reason=args.reason, max_records=args.max)
+    print(f"re-drove {sent} record(s) to {settings.topic('events')}", file=sys.stderr)
+    return 0
+
+
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline import metrics
-    from pipeline.topics import ensure_topics
-    from pipeline.topology import default_operators
+    from pipeline.topics import ACTIVATIONS, ALL_TOPICS, ensure_topics
     from pipeline.worker.app import PulseWorker
 
-    ensure_topics(settings, partitions=args.partitions)
+    topo = _load_topology(args.topology)
+    activations = [ACTIVATIONS + dest for dest in topo.destinations]
+    ensure_topics(settings, [*ALL_TOPICS, *activations], partitions=args.partitions)
     metrics.serve(args.metrics_port)
-    worker = PulseWorker(settings, default_operators(), partitions=args.partitions)
+    worker = PulseWorker(
+        settings, topo.operators, stage=topo.stage, partitions=args.partitions
+    )
     from faust.worker import Worker
 
     # Logging at info, not warn: below info Faust turns on its terminal spinner,
@@ -77,12 +140,13 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.replay import load_events, replay_events, write_outputs
-    from pipeline.topology import default_operators
 
+    topo = _load_topology(args.topology)
     outputs = replay_events(
         load_events(Path(args.file)),
-        default_operators(),
+        topo.operators,
         allowed_lateness_ms=settings.allowed_lateness_ms,
+        stage=topo.stage,
     )
     counts = write_outputs(
         outputs,
@@ -95,6 +159,16 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _load_topology(path: str | None) -> Any:
+    """The topology to run; its warnings (likely typos) go to stderr."""
+    from pipeline.topology import load
+
+    topo = load(path)
+    for warning in topo.warnings:
+        print(f"pulse: warning: {warning}", file=sys.stderr)
+    return topo
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulse", description="Real-time behavioral events.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,7 +179,23 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.set_defaults(func=_kafka)
 
     produce = sub.add_parser("produce", help="produce events onto pulse.events")
-    produce.add_argument("--file", required=True, help="JSON lines, Segment or schema field names")
+    source = produce.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", help="JSON lines, Segment or schema field names (- = stdin)")
+    source.add_argument("--csv", help="CSV with a header row (- = stdin); see --map")
+    source.add_argument("--synthetic", action="store_true",
+                        help="generate realistic shoppers (see --seed, --people, --days)")
+    produce.add_argument("--map", help="CSV columns: FIELD=COLUMN,... e.g. event=Event,userId=uid,"
+                         "timestamp=ts,properties.revenue=amount (others become properties)")
+    produce.add_argument("--rate", type=float, default=None, help="at most N events per second")
+    produce.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    produce.add_argument("--seed", type=int, default=7, help="synthetic: random seed")
+    produce.add_argument("--people", type=int, default=1000, help="synthetic: number of people")
+    produce.add_argument("--days", type=int, default=7, help="synthetic: days of activity")
+    produce.add_argument("--late-rate", type=float, default=0.01,
+                         help="synthetic: share of events that arrive late (0..1)")
+    produce.add_argument("--labels", help="synthetic: where to write the ground-truth labels "
+                         "(default: beside --out, else ./pulse-synthetic.labels.json)")
+    produce.add_argument("--out", help="synthetic: write JSON lines here instead of producing")
     produce.add_argument(
         "--allow-invalid",
         action="store_true",
@@ -113,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     produce.add_argument("--partitions", type=int, default=4, help="partitions of new topics")
     produce.set_defaults(func=_produce)
+
+    dlq_p = sub.add_parser("dlq", help="inspect or re-drive the dead-letter topic")
+    dlq_p.add_argument("action", choices=["inspect", "replay"])
+    dlq_p.add_argument("--reason", help="replay: only records with this reason")
+    dlq_p.add_argument("--max", type=int, default=None, help="replay: at most N records")
+    dlq_p.add_argument("--json", action="store_true", help="inspect: print JSON")
+    dlq_p.set_defaults(func=_dlq)
 
     worker = sub.add_parser("worker", help="run a Pulse stream worker")
     worker.add_argument("--partitions", type=int, default=4, help="partitions of Pulse's topics")
@@ -123,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Prometheus /metrics port (0 = off; env PULSE_METRICS_PORT)",
     )
     worker.add_argument("--loglevel", default="info")
+    worker.add_argument("--topology", help="topology YAML (default: built-in checkout abandonment)")
     worker.set_defaults(func=_worker)
 
     tail_p = sub.add_parser("tail", help="decode a Pulse topic to JSON lines")
@@ -136,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="run the core over a JSON-lines file, no Kafka")
     replay.add_argument("file")
     replay.add_argument("--out", help="write DIR/<topic>.jsonl instead of stdout")
+    replay.add_argument("--topology", help="topology YAML (default: built-in checkout abandonment)")
     replay.set_defaults(func=_replay)
     return parser
 

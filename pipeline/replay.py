@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.core.clock import POS_INF_MS
-from pipeline.core.engine import MemoryStore, Operator, Processor
+from pipeline.core.engine import MemoryStore, Operator, Processor, Stage
 from pipeline.core.events import Event
 from pipeline.core.outputs import Output
 from pipeline.errors import PulseError
@@ -21,10 +21,17 @@ from pipeline.produce import BadLine, read_json_lines
 
 
 def replay_events(
-    events: Iterable[Event], operators: Sequence[Operator], *, allowed_lateness_ms: int
+    events: Iterable[Event],
+    operators: Sequence[Operator],
+    *,
+    allowed_lateness_ms: int,
+    stage: Stage | None = None,
 ) -> list[Output]:
-    """Run ``operators`` over ``events`` in order, then flush every timer."""
-    proc = Processor(operators, allowed_lateness_ms=allowed_lateness_ms, store=MemoryStore())
+    """Run ``operators`` (and a topology's rule ``stage``) over ``events`` in order,
+    then flush every timer."""
+    proc = Processor(
+        operators, allowed_lateness_ms=allowed_lateness_ms, store=MemoryStore(), stage=stage
+    )
     outputs: list[Output] = []
     for event in events:
         outputs.extend(proc.process(event))

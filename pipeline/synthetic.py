@@ -187,7 +187,7 @@ class _Generator:
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def _emit(
+    def _emit(  # noqa: PLR0917 (a private hot path: keywords cost time)
         self,
         ts: int,
         etype: str,
@@ -274,10 +274,10 @@ class _Generator:
                 hour = rng.choice(_NIGHT_HOURS if night else _DAY_HOURS)
                 offset = hour * HOUR_MS if hour >= 12 or not night else (24 + hour) * HOUR_MS
                 starts.append(midnight + offset + rng.randrange(HOUR_MS))
-            for start in sorted(starts):
+            for wanted in sorted(starts):
                 # Sessions of one person never overlap and are 45+ min apart,
                 # so at most one checkout per person is open at a time.
-                start = max(start, free_from + 45 * MINUTE_MS + rng.randrange(30 * MINUTE_MS))
+                start = max(wanted, free_from + 45 * MINUTE_MS + rng.randrange(30 * MINUTE_MS))
                 local_hour = ((start - midnight) // HOUR_MS) % 24
                 person.sessions += 1
                 person.night_sessions += local_hour in _NIGHT
@@ -295,8 +295,8 @@ class _Generator:
             # the campaign e-mail that brought them: delivered and opened before the visit
             sent = t - rng.randrange(20 * MINUTE_MS, 6 * HOUR_MS)
             mail = {"channel": "email", "campaign_name": f"promo-day-{day}"}
-            self._emit(sent, "track", "email_delivered", None, person, {"campaign": f"promo-day-{day}"},
-                       mail)  # fmt: skip
+            self._emit(sent, "track", "email_delivered", None, person,
+                       {"campaign": f"promo-day-{day}"}, mail)
             self._emit(t - rng.randrange(5_000, 10 * MINUTE_MS), "track", "email_opened", None,
                        person, {"campaign": f"promo-day-{day}"}, mail)  # fmt: skip
             context = {**context, "campaign_source": "newsletter", "campaign_medium": "email",
@@ -314,7 +314,7 @@ class _Generator:
             t += self._gap()
             self._emit(t, "track", "products_searched", device, person,
                        {"query": rng.choice(_CATEGORY_NAMES)}, context)
-        products = []
+        products: list[dict[str, Any]] = []
         for _ in range(1 + min(12, int(rng.expovariate(0.45)))):
             t += self._gap()
             category = rng.choice(_CATEGORY_NAMES)
@@ -329,7 +329,7 @@ class _Generator:
             return t  # bounced after browsing
         cart = [p for p in products if rng.random() < 0.5] or products[-1:]
         if big:
-            cart = cart + [{"product_id": f"sku-{rng.randrange(5_000, 6_000):05d}",
+            cart = [*cart, {"product_id": f"sku-{rng.randrange(5_000, 6_000):05d}",
                             "category": "watches", "price": round(rng.uniform(400, 900), 2),
                             "quantity": 1}]  # fmt: skip
         for product in cart:
@@ -385,12 +385,15 @@ class _Generator:
             t = started.timestamp_ms + ABANDON_WITHIN_MS - 1 - rng.randrange(60_000)
         return self._order(person, device, t, checkout, context)
 
-    def _maybe_come_back(self, person: _Person, device: _Device, t: int, started: Event,
-                         checkout: dict[str, Any], context: dict[str, Any]) -> int:
+    def _maybe_come_back(  # noqa: PLR0917
+        self, person: _Person, device: _Device, t: int, started: Event,
+        checkout: dict[str, Any], context: dict[str, Any],
+    ) -> int:
         """A few abandoners buy anyway, 31-50 min after the checkout: too late for the rule."""
         if self.rng.random() >= 0.12:
             return t
-        t = max(t, started.timestamp_ms + ABANDON_WITHIN_MS + self.rng.randrange(MINUTE_MS, 20 * MINUTE_MS))
+        back = self.rng.randrange(MINUTE_MS, 20 * MINUTE_MS)
+        t = max(t, started.timestamp_ms + ABANDON_WITHIN_MS + back)
         return self._order(person, device, t, checkout, context)
 
     def _order(self, person: _Person, device: _Device, t: int, checkout: dict[str, Any],
@@ -400,7 +403,8 @@ class _Generator:
         discount = round(value * 0.2, 2) if coupon else 0.0
         order = {"order_id": f"ord-{self._uuid()[:13]}", "checkout_id": checkout["checkout_id"],
                  "revenue": round(value - discount, 2), "discount": discount, "currency": "USD",
-                 "products": checkout["products"], **({"coupon": coupon} if coupon else {})}  # fmt: skip
+                 "products": checkout["products"],
+                 **({"coupon": coupon} if coupon else {})}  # fmt: skip
         placed = self._emit(t, "track", "order_completed", device, person, order, context)
         self.cart.orders.append((t, placed.person_id, device.anonymous_id))
         person.orders += 1
@@ -432,7 +436,9 @@ class _Generator:
         return t
 
 
-def _abandoned(checkouts: Iterable[tuple[int, str, str]], orders: Iterable[tuple[int, str]]) -> set[str]:
+def _abandoned(
+    checkouts: Iterable[tuple[int, str, str]], orders: Iterable[tuple[int, str]]
+) -> set[str]:
     """Message ids of abandoned checkouts: (ts, id, person) and (ts, person) tuples.
 
     Written independently of :mod:`pipeline.core.absence` as the oracle tests
@@ -488,8 +494,10 @@ def generate(config: SyntheticConfig) -> Synthetic:
     return Synthetic(events, labels)
 
 
-def _labels(config: SyntheticConfig, gen: _Generator, people: list[_Person], events: list[Event],
-            late_ids: list[str], max_delay: int) -> dict[str, Any]:
+def _labels(  # noqa: PLR0917
+    config: SyntheticConfig, gen: _Generator, people: list[_Person], events: list[Event],
+    late_ids: list[str], max_delay: int,
+) -> dict[str, Any]:
     links = gen.links
     cart = gen.cart
 
@@ -511,14 +519,16 @@ def _labels(config: SyntheticConfig, gen: _Generator, people: list[_Person], eve
     return {
         "generator": {"seed": config.seed, "people": config.people, "days": config.days,
                       "start_ms": config.start_ms, "late_rate": config.late_rate,
-                      "max_late_ms": config.max_late_ms},  # fmt: skip
+                      "max_late_ms": config.max_late_ms},
         "events": len(events),
         "rule": {"name": "checkout_abandoned", "start": "checkout_started",
-                 "cancel": "order_completed", "within_ms": ABANDON_WITHIN_MS},  # fmt: skip
+                 "cancel": "order_completed", "within_ms": ABANDON_WITHIN_MS},
         "checkouts": len(cart.checkouts),
         "orders": len(cart.orders),
         # Person = user id if present else anonymous id (the core before identity stitching).
-        "checkout_abandoned": [entry(ts, mid, p, a) for ts, mid, p, a in cart.checkouts if mid in now],
+        "checkout_abandoned": [
+            entry(ts, mid, p, a) for ts, mid, p, a in cart.checkouts if mid in now
+        ],
         # Person after stitching: anonymous ids replaced by the user id an identify links them to.
         "checkout_abandoned_stitched": [
             {**entry(ts, mid, p, a), "person_id": stitched(p)}
@@ -537,7 +547,7 @@ def _labels(config: SyntheticConfig, gen: _Generator, people: list[_Person], eve
         "payment_failures": cart.payment_failures,
         "people": [{"person_id": p.person_id, "user_id": p.user_id if p.registered else None,
                     "anonymous_ids": [d.anonymous_id for d in p.devices], "timezone": p.timezone,
-                    "sessions": p.sessions, "orders": p.orders} for p in people],  # fmt: skip
+                    "sessions": p.sessions, "orders": p.orders} for p in people],
         "late": {"count": len(late_ids), "max_delay_ms": max_delay, "message_ids": late_ids},
     }
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import BrokerUnavailable, DecodeError, PulseError
-from pipeline.topics import DLQ, EVENTS, SCHEMA_OF, decode_output, logical_name
+from pipeline.topics import DLQ, EVENTS, decode_output, logical_name, schema_name
 from pipeline.wire import decode_event
 
 
@@ -64,8 +64,8 @@ def tail(
     )
 
     logical = logical_name(settings, topic)
-    if logical not in SCHEMA_OF and logical != DLQ:
-        raise PulseError(f"don't know how to decode {topic!r}")
+    if logical != DLQ:
+        schema_name(logical)  # fails early, naming the topic, if it has no schema
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,

@@ -8,6 +8,12 @@ topic                          what                                    key
 ``pulse.events.dlq``           undecodable input, original bytes       original key
 ``pulse.events.late``          events beyond the allowed lateness      person id
 ``pulse.triggers``             trigger rules fired                     person id
+``pulse.triggers.suppressed``  triggers held back by caps, + reason    person id
+``pulse.segments``             segment entered/exited                  person id
+``pulse.activations.<dest>``   what a destination consumes as is       person id
+``pulse.sessions``             closed event-time sessions              person id
+``pulse.profiles``             traits as of each session close         person id (compacted)
+``pulse.persons.evicted``      persons idle past the TTL, state gone   person id
 =============================  ======================================  =================
 
 Output values are Avro single-object encoded with the schema named below.
@@ -27,6 +33,12 @@ BY_PERSON = "events.by-person"
 DLQ = "events.dlq"
 LATE = "events.late"
 TRIGGERS = "triggers"
+SUPPRESSED = "triggers.suppressed"
+SEGMENTS = "segments"
+ACTIVATIONS = "activations."
+SESSIONS = "sessions"
+PROFILES = "profiles"
+EVICTED = "persons.evicted"
 
 #: Logical topic -> schema file (without .avsc) of its values.
 SCHEMA_OF: dict[str, str] = {
@@ -34,13 +46,29 @@ SCHEMA_OF: dict[str, str] = {
     BY_PERSON: "event",
     LATE: "late_event",
     TRIGGERS: "trigger",
+    SUPPRESSED: "suppressed_trigger",
+    SEGMENTS: "segment_change",
+    SESSIONS: "session",
+    PROFILES: "profile",
+    EVICTED: "evicted",
 }
 
-ALL_TOPICS = (EVENTS, BY_PERSON, DLQ, LATE, TRIGGERS)
+ALL_TOPICS = (EVENTS, BY_PERSON, DLQ, LATE, TRIGGERS, SUPPRESSED, SEGMENTS, SESSIONS, PROFILES,
+              EVICTED)  # fmt: skip
+
+
+def schema_name(logical: str) -> str:
+    """Schema file (without .avsc) of a logical topic's values."""
+    if logical.startswith(ACTIVATIONS):
+        return "activation"
+    try:
+        return SCHEMA_OF[logical]
+    except KeyError:
+        raise PulseError(f"no schema is known for topic {logical!r}") from None
 
 
 def schema_for(logical: str) -> Schema:
-    return load_schema(SCHEMA_OF[logical])
+    return load_schema(schema_name(logical))
 
 
 def encode_output(logical: str, record: dict[str, Any]) -> bytes:
@@ -48,7 +76,7 @@ def encode_output(logical: str, record: dict[str, Any]) -> bytes:
 
 
 def decode_output(logical: str, value: bytes) -> Any:
-    return decode_single_object(value, SCHEMA_OF[logical])
+    return decode_single_object(value, schema_name(logical))
 
 
 def logical_name(settings: Settings, topic: str) -> str:

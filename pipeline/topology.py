@@ -7,8 +7,16 @@ within 30 minutes of event time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from pipeline.core.absence import AbsenceRule
+from pipeline.core.behavior import BehaviorOperator
 from pipeline.core.engine import Operator
+from pipeline.core.rules import RuleStage
+
+if TYPE_CHECKING:
+    from pipeline.dsl import Topology
 
 CHECKOUT_ABANDONED = AbsenceRule(
     name="checkout_abandoned",
@@ -19,4 +27,41 @@ CHECKOUT_ABANDONED = AbsenceRule(
 
 
 def default_operators() -> list[Operator]:
-    return [CHECKOUT_ABANDONED]
+    """Checkout abandonment, then sessions + traits + idle TTL (``core/behavior.py``)."""
+    return [CHECKOUT_ABANDONED, BehaviorOperator()]
+
+
+def base_operators() -> list[Operator]:
+    """The always-on operators (sessions, traits, ...), without built-in trigger rules.
+
+    A topology file brings its own triggers, so the worker runs these plus the
+    file's rule stage.
+    """
+    return [op for op in default_operators() if not isinstance(op, AbsenceRule)]
+
+
+def person_traits(person: Mapping[str, Any]) -> dict[str, Any]:
+    """The trait values predicates read as ``trait.<name>``: built-in and custom."""
+    from pipeline.extensions import TRAITS
+
+    import importlib
+
+    values: dict[str, Any] = {}
+    try:
+        builtin: Any = importlib.import_module("pipeline.core.traits")
+    except ImportError:  # pragma: no cover - traits ship with the event-time core
+        builtin = None
+    if builtin is not None and hasattr(builtin, "traits_of"):
+        values.update(builtin.traits_of(person))
+    for name, fn in TRAITS.items():
+        values[name] = fn(values)
+    return values
+
+
+def load(path: str | None) -> Topology:
+    """The topology file at ``path``, or the built-in one (checkout abandonment)."""
+    from pipeline.dsl import Topology, load_topology
+
+    if path is not None:
+        return load_topology(path)
+    return Topology(name="builtin", operators=tuple(default_operators()), stage=RuleStage())

@@ -9,14 +9,21 @@ first bytes            format                           resolved by
 =====================  ===============================  ===========================
 
 Every failure is a :class:`~pipeline.errors.DecodeError` whose ``reason`` is a
-stable code for the dead-letter topic.
+stable code for the dead-letter topic, one of :data:`REASONS`.
+
+Registry framing is decoded through ``registry`` when given, else through the
+registry at ``PULSE_SCHEMA_REGISTRY_URL`` when that is set (built once, its
+schemas cached by id; see :mod:`pipeline.registry`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable
-from typing import Any
+from functools import cache
+from typing import Any, Final
 
 from pipeline.avro import (
     SINGLE_OBJECT_MAGIC,
@@ -30,8 +37,39 @@ from pipeline.errors import DecodeError
 #: Records larger than this go to the DLQ unread (reason ``oversized``).
 MAX_EVENT_BYTES = 512 * 1024
 
-#: A Schema Registry decoder: ``(framed bytes) -> record dict``.
+#: A Schema Registry decoder: ``(framed bytes) -> record dict``; raises DecodeError.
 RegistryDecoder = Callable[[bytes], dict[str, Any]]
+
+#: Every reason a record can be refused with, and what it means. The DLQ's
+#: ``pulse-dlq-reason`` header is one of these (or ``processing_error``, when
+#: the worker itself failed on a record).
+REASONS: Final[dict[str, str]] = {
+    "empty": "the record has no value (null or zero bytes)",
+    "oversized": f"the value is larger than {MAX_EVENT_BYTES} bytes",
+    "bad_framing": "not C3 01 (single-object), 00 (registry) or a JSON object",
+    "unknown_fingerprint": "single-object record whose schema fingerprint is not in schemas/",
+    "registry_not_configured": "registry framing (00) but no PULSE_SCHEMA_REGISTRY_URL",
+    "unknown_schema_id": "registry framing with a schema id the registry does not know",
+    "registry_unavailable": "the Schema Registry could not be reached (replay after a fix)",
+    "incompatible_schema": "the writer schema cannot be read as an event (schemas/event.avsc)",
+    "truncated_avro": "the Avro body ends before the record does",
+    "corrupt_avro": "the Avro body does not decode with its writer schema, or has bytes left",
+    "invalid_utf8": "JSON that is not valid UTF-8 (or escapes a lone surrogate)",
+    "invalid_json": "not parseable JSON (or nested absurdly deep)",
+    "wrong_type": "a field of the wrong type (an event that is not an object, a numeric name...)",
+    "bad_type": "type is not one of track, identify, page, screen, alias, group",
+    "missing_message_id": "no messageId / message_id",
+    "missing_id": "neither userId nor anonymousId",
+    "missing_event_name": "a track event without an event name",
+    "missing_timestamp": "no timestamp / timestamp_ms",
+    "bad_timestamp": "a timestamp that is neither epoch ms nor ISO-8601 with a zone",
+    "absurd_timestamp": "a timestamp outside 2000-2100 (seconds sent as ms, or the reverse)",
+}
+
+# A JSON escape of a UTF-16 surrogate: legal JSON, but only valid text in pairs.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+_FROM_ENV: Final = object()
 
 
 def encode_event(event: Event) -> bytes:
@@ -39,12 +77,34 @@ def encode_event(event: Event) -> bytes:
     return encode_single_object(load_schema("event"), event.to_record())
 
 
-def decode_event(data: bytes | None, registry: RegistryDecoder | None = None) -> Event:
-    """Detect the wire format of ``data`` and return the validated event."""
+@cache
+def registry_from_env() -> RegistryDecoder | None:
+    """The decoder for ``PULSE_SCHEMA_REGISTRY_URL`` (read once), or None when unset."""
+    url = os.environ.get("PULSE_SCHEMA_REGISTRY_URL", "").strip()
+    if not url:
+        return None
+    from pipeline.registry import RegistryDecoder as Decoder
+
+    return Decoder(url)
+
+
+def decode_event(
+    data: bytes | None, registry: RegistryDecoder | object | None = _FROM_ENV
+) -> Event:
+    """Detect the wire format of ``data`` and return the validated event.
+
+    ``registry`` decodes registry-framed records; by default the one configured
+    by ``PULSE_SCHEMA_REGISTRY_URL``; ``None`` means no registry. Raises only
+    :class:`DecodeError`, whose reason is one of :data:`REASONS`.
+    """
+    if registry is _FROM_ENV:
+        registry = registry_from_env()
     if data is None or len(data) == 0:
         raise DecodeError("empty", "the record has no value")
     if len(data) > MAX_EVENT_BYTES:
-        raise DecodeError("oversized", f"{len(data)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+        raise DecodeError(
+            "oversized", f"{len(data)} bytes is over the {MAX_EVENT_BYTES}-byte limit"
+        )
     if data.startswith(SINGLE_OBJECT_MAGIC):
         return _validated(decode_single_object(data, "event"))
     if data[0] == 0:
@@ -53,6 +113,7 @@ def decode_event(data: bytes | None, registry: RegistryDecoder | None = None) ->
                 "registry_not_configured",
                 "Schema Registry framing (magic byte 0) but no registry URL is configured",
             )
+        assert callable(registry)
         return _validated(registry(data))
     stripped = data.lstrip()
     if stripped.startswith(b"{"):
@@ -64,6 +125,13 @@ def decode_event(data: bytes | None, registry: RegistryDecoder | None = None) ->
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DecodeError("invalid_json", f"invalid JSON: {exc.msg} at {exc.pos}") from exc
+        except (ValueError, RecursionError) as exc:  # 5000-digit numbers, [[[[...]]]]
+            raise DecodeError("invalid_json", f"invalid JSON: {exc}"[:200]) from exc
+        if _SURROGATE_ESCAPE.search(stripped):
+            try:
+                json.dumps(obj, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise DecodeError("invalid_utf8", "JSON escapes a lone UTF-16 surrogate") from exc
         return event_from_json(obj)
     raise DecodeError(
         "bad_framing",

@@ -49,6 +49,20 @@ class Operator(Protocol):
     def next_deadline_ms(self, state: Any) -> int | None: ...
 
 
+class Stage(Protocol):
+    """Runs after the operators with the whole person state (rules read traits)."""
+
+    def after_event(
+        self, person: PersonState, event: Event, person_id: str, watermark_ms: int
+    ) -> list[Output]: ...
+
+    def after_watermark(
+        self, person: PersonState, person_id: str, watermark_ms: int
+    ) -> list[Output]: ...
+
+    def next_deadline_ms(self, person: PersonState) -> int | None: ...
+
+
 class PersonStore(Protocol):
     """Where person state lives: a Faust table in the worker, a dict in replay."""
 
@@ -95,9 +109,15 @@ class Processor:
     """Runs ``operators`` for every person of one partition, in event time."""
 
     def __init__(
-        self, operators: Sequence[Operator], *, allowed_lateness_ms: int, store: PersonStore
+        self,
+        operators: Sequence[Operator],
+        *,
+        allowed_lateness_ms: int,
+        store: PersonStore,
+        stage: Stage | None = None,
     ) -> None:
         self.operators = tuple(operators)
+        self.stage = stage
         self.clock = PartitionClock(allowed_lateness_ms)
         self.store = store
         self._timers: list[tuple[int, str]] = []  # heap of (deadline_ms, person_id)
@@ -134,6 +154,8 @@ class Processor:
             snapshot, out = op.on_event(state.get(op.name), event, person, watermark)
             _put(state, op.name, snapshot)
             outputs.extend(out)
+        if self.stage is not None:
+            outputs.extend(self.stage.after_event(state, event, person, watermark))
         self._save(person, state)
         outputs.extend(self._fire_due())
         return outputs
@@ -156,6 +178,8 @@ class Processor:
                 snapshot, out = op.on_watermark(state.get(op.name), person, watermark)
                 _put(state, op.name, snapshot)
                 outputs.extend(out)
+            if self.stage is not None:
+                outputs.extend(self.stage.after_watermark(state, person, watermark))
             self._save(person, state)
         return outputs
 
@@ -163,6 +187,8 @@ class Processor:
         deadlines = [
             d for op in self.operators if (d := op.next_deadline_ms(state.get(op.name))) is not None
         ]
+        if self.stage is not None and (d := self.stage.next_deadline_ms(state)) is not None:
+            deadlines.append(d)
         previous = state.pop(_NEXT, None)
         if deadlines:
             nxt = min(deadlines)

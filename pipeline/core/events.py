@@ -15,6 +15,7 @@ Event names match case- and separator-insensitively::
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,28 +150,34 @@ def parse_timestamp_ms(value: Any, field_name: str = "timestamp") -> int:
     naive ISO strings (their zone is unknowable) and for absurd values.
     """
     if isinstance(value, bool):
-        raise DecodeError("bad_timestamp", f"{field_name} is a boolean, expected epoch ms or ISO-8601")
+        raise DecodeError(
+            "bad_timestamp", f"{field_name} is a boolean, expected epoch ms or ISO-8601"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DecodeError("absurd_timestamp", f"{field_name}={value!r} is not a finite number")
     if isinstance(value, int | float):
         ms = int(value)
     elif isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit():
+        if text.lstrip("-").isdigit() and text.isascii() and len(text) < 20:
             ms = int(text)
         else:
             try:
                 parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
+                naive = parsed.tzinfo is None
+                ms = 0 if naive else int(parsed.timestamp() * 1000)
+            except (ValueError, OverflowError):
                 raise DecodeError(
                     "bad_timestamp", f"{field_name}={value!r} is neither epoch ms nor ISO-8601"
                 ) from None
-            if parsed.tzinfo is None:
+            if naive:
                 raise DecodeError(
                     "bad_timestamp", f"{field_name}={value!r} has no time zone (add Z or +hh:mm)"
                 )
-            ms = int(parsed.timestamp() * 1000)
     else:
+        kind = type(value).__name__
         raise DecodeError(
-            "bad_timestamp", f"{field_name} is {type(value).__name__}, expected epoch ms or ISO-8601"
+            "bad_timestamp", f"{field_name} is {kind}, expected epoch ms or ISO-8601"
         )
     if not MIN_TIMESTAMP_MS <= ms < MAX_TIMESTAMP_MS:
         raise DecodeError(

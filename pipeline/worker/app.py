@@ -31,7 +31,7 @@ from faust.types import TP
 from pipeline import metrics
 from pipeline.config import Settings
 from pipeline.core.clock import NEG_INF_MS
-from pipeline.core.engine import Operator, PersonState, Processor
+from pipeline.core.engine import Operator, PersonState, Processor, Stage
 from pipeline.core.outputs import Output
 from pipeline.errors import DecodeError
 from pipeline.records import decode_state, encode_state
@@ -106,6 +106,7 @@ class PulseWorker:
 
     settings: Settings
     operators: Sequence[Operator]
+    stage: Stage | None = None
     partitions: int = 4
     store_url: str = "rocksdb://"
     app: faust.App = field(init=False)
@@ -181,6 +182,7 @@ class PulseWorker:
                 self.operators,
                 allowed_lateness_ms=self.settings.allowed_lateness_ms,
                 store=store,
+                stage=self.stage,
             )
             clock = self.state.get(CLOCK_KEY_PREFIX + str(partition).encode())
             if clock is not None:

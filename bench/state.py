@@ -1,0 +1,58 @@
+"""Reading the RocksDB state a system left behind (after it stopped): keys, values, bytes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from rocksdict import AccessType, Options, Rdict
+
+
+def _db_dirs(root: Path) -> list[Path]:
+    """Directories holding a RocksDB database (they contain a CURRENT file)."""
+    return sorted({p.parent for p in root.rglob("CURRENT")}) if root.exists() else []
+
+
+def items(root: Path, cf: str | None = None) -> Iterator[tuple[Path, bytes, bytes]]:
+    """Every (db dir, key, value) under ``root`` in column family ``cf`` (default: default)."""
+    for path in _db_dirs(root):
+        opts = Options(raw_mode=True)
+        try:
+            names = Rdict.list_cf(str(path), opts)
+        except Exception:
+            names = ["default"]
+        want = cf or "default"
+        if want not in names:
+            continue
+        cfs = {n: opts for n in names}
+        db = Rdict(str(path), options=opts, column_families=cfs,
+                   access_type=AccessType.read_only())
+        try:
+            handle = db if want == "default" else db.get_column_family(want)
+            for k, v in handle.items():
+                yield path, bytes(k), bytes(v)
+        finally:
+            db.close()
+
+
+def faust_counts(root: Path) -> dict[bytes, int]:
+    return {
+        k: int(json.loads(v))
+        for _p, k, v in items(root)
+        if not k.startswith(b"__faust")
+    }
+
+
+def quix_counts(root: Path) -> dict[bytes, int]:
+    """Quix keys are ``<message key>|<json state key>``; values JSON."""
+    out: dict[bytes, int] = {}
+    for _p, k, v in items(root):
+        if k.startswith(b"__") or not k.endswith(b'"count"'):
+            continue
+        out[k.rsplit(b"|", 1)[0]] = int(json.loads(v))
+    return out
+
+
+def value_sizes(root: Path, skip: tuple[bytes, ...] = (b"\x00", b"__faust")) -> list[int]:
+    return [len(v) for _p, k, v in items(root) if not k.startswith(skip)]

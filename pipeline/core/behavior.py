@@ -1,0 +1,191 @@
+"""The behavior operator: sessions, traits and the idle-person TTL in one state slice.
+
+One operator so that a person's behavioral state is read and written once per
+event, and so traits can count *sessions* (night and weekend shares) exactly
+when a session closes. Its slice of person state::
+
+    {"o": [open session, ...],     # sessions.py; merged on arrival
+     "q": [fact, ...],             # events not yet below the watermark, by (ts, id)
+     "t": traits state}            # traits.py; folds of every final event
+
+**Event time, in order.** Sessions take an event as soon as it arrives (they
+are order-independent sets). Trait folds take it once the watermark has
+passed it, in ``(timestamp, message id)`` order; no event below the watermark
+can still arrive, so the fold order (and every float sum) is the same whatever
+the arrival order within the allowed lateness.
+
+**What a watermark ``W`` does**, in event-time order: each session with
+``last + gap <= W`` closes at ``closed_at = last + gap``; before it closes,
+every buffered event with ``ts < closed_at`` is folded; then the session is
+folded into the session traits and two records go out:
+
+* ``sessions``: the session summary (``sessions.summary``);
+* ``profiles``: the traits as of ``closed_at`` (``schemas/profile.avsc``).
+
+Then buffered events with ``ts < W`` are folded. So a profile is a pure
+function of the events, not of when the watermark moved.
+
+**Idle TTL.** A person whose last event is ``idle_ttl_ms`` behind the
+watermark (``W >= last_seen + idle_ttl_ms``, all sessions closed) is evicted:
+their slice is deleted and ``persons.evicted`` gets a record, so downstream
+knows the traits restart from zero if the person comes back. Replay ends with
+the watermark at +inf, so it closes every session and evicts every person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import insort
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.core.events import Event
+from pipeline.core.facts import Fact, fact_of
+from pipeline.core.folds import DAY_MS
+from pipeline.core.outputs import Output
+from pipeline.core.sessions import (
+    SESSIONS,
+    Session,
+    SessionWindows,
+    assign,
+    close_due,
+    merge_open,
+    next_close_ms,
+    summary,
+)
+from pipeline.core.traits import BEHAVIOR, DEFAULT_TRAITS, TRAITS_KEY, Traits
+
+PROFILES = "profiles"
+EVICTED = "persons.evicted"
+
+Slice = dict[str, Any]
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def _by_time(item: list[Any]) -> tuple[int, str]:
+    return item[0], item[1]
+
+
+@dataclass(frozen=True)
+class BehaviorOperator:
+    """Sessions + traits + idle TTL for every person (see the module docstring).
+
+    ``idle_ttl_ms`` (30 days by default) must be at least the session gap, so a
+    person is never evicted with a session open.
+    """
+
+    windows: SessionWindows = field(default_factory=SessionWindows)
+    traits: Traits = field(default=DEFAULT_TRAITS, compare=False)
+    idle_ttl_ms: int = 30 * DAY_MS
+    emit_profiles: bool = True
+    name: str = BEHAVIOR
+
+    def __post_init__(self) -> None:
+        if self.idle_ttl_ms < self.windows.inactivity_gap_ms:
+            raise ValueError(
+                f"idle_ttl_ms={self.idle_ttl_ms} is shorter than the session gap "
+                f"({self.windows.inactivity_gap_ms}): a person would be evicted mid-session"
+            )
+
+    # -- the operator protocol (see pipeline.core.engine) ----------------------
+
+    def on_event(
+        self, state: Slice | None, event: Event, person_id: str, watermark_ms: int
+    ) -> tuple[Slice | None, list[Output]]:
+        state, outputs = self.on_watermark(state, person_id, watermark_ms)
+        if state is None:
+            state = {"o": [], "q": [], TRAITS_KEY: self.traits.initialize()}
+        fact = fact_of(event)
+        state["o"] = assign(state["o"], fact, event, self.windows)
+        insort(state["q"], list(fact), key=_by_time)
+        return state, outputs
+
+    def on_watermark(
+        self, state: Slice | None, person_id: str, watermark_ms: int
+    ) -> tuple[Slice | None, list[Output]]:
+        if state is None:
+            return None, []
+        open_, closed = close_due(state["o"], watermark_ms, self.windows)
+        queue: list[list[Any]] = state["q"]
+        traits = state[TRAITS_KEY]
+        outputs: list[Output] = []
+        done = 0
+        for sess in closed:
+            closed_at = sess["l"] + self.windows.inactivity_gap_ms
+            done = self._fold_until(traits, queue, done, closed_at)
+            outputs.extend(self._close(traits, sess, person_id))
+        done = self._fold_until(traits, queue, done, watermark_ms)
+        if done:
+            del queue[:done]
+        state["o"] = open_
+        last = self.traits.last_seen_ms(traits)
+        if not open_ and not queue and last is not None and watermark_ms - self.idle_ttl_ms >= last:
+            outputs.append(Output(EVICTED, person_id, self._evicted(traits, person_id)))
+            return None, outputs
+        return state, outputs
+
+    def next_deadline_ms(self, state: Slice | None) -> int | None:
+        """First session close; with none open, the TTL eviction time."""
+        if state is None:
+            return None
+        close = next_close_ms(state["o"], self.windows)
+        if close is not None:
+            return close
+        last = self.traits.last_seen_ms(state[TRAITS_KEY])
+        return None if last is None else last + self.idle_ttl_ms
+
+    # -- identity stitching ----------------------------------------------------
+
+    def merge(self, a: Slice | None, b: Slice | None) -> Slice | None:
+        """The slice of one person holding both persons' events (inputs untouched)."""
+        if a is None or b is None:
+            return b if a is None else a
+        return {
+            "o": merge_open(a["o"], b["o"], self.windows),
+            "q": sorted([*a["q"], *b["q"]], key=_by_time),
+            TRAITS_KEY: self.traits.merge(a[TRAITS_KEY], b[TRAITS_KEY]),
+        }
+
+    # -- internals -------------------------------------------------------------
+
+    def _fold_until(self, traits: Any, queue: list[list[Any]], start: int, until_ms: int) -> int:
+        i = start
+        while i < len(queue) and queue[i][0] < until_ms:
+            self.traits.aggregate(traits, Fact(*queue[i]))
+            i += 1
+        return i
+
+    def _close(self, traits: Any, sess: Session, person_id: str) -> list[Output]:
+        record = summary(sess, person_id, self.windows)
+        self.traits.aggregate_session(traits, sess["s"], record["timezone"])
+        outputs = [Output(SESSIONS, person_id, record)]
+        if self.emit_profiles:
+            as_of = record["closed_at_ms"]
+            profile = {
+                "profile_id": _digest("profile", person_id, record["session_id"]),
+                "person_id": person_id,
+                "session_id": record["session_id"],
+                "as_of_ms": as_of,
+                "traits": self.traits.result(traits, as_of),
+            }
+            outputs.append(Output(PROFILES, person_id, profile))
+        return outputs
+
+    def _evicted(self, traits: Any, person_id: str) -> dict[str, Any]:
+        last = self.traits.last_seen_ms(traits)
+        assert last is not None
+        result = self.traits.result(traits, last + self.idle_ttl_ms)
+        return {
+            "eviction_id": _digest("evicted", person_id, str(last)),
+            "person_id": person_id,
+            "reason": "idle_ttl",
+            "idle_ttl_ms": self.idle_ttl_ms,
+            "evicted_at_ms": last + self.idle_ttl_ms,
+            "first_seen_ms": self.traits.first_seen_ms(traits),
+            "last_seen_ms": last,
+            "events_total": result["events_total"],
+            "sessions_total": result["sessions_total"],
+        }

@@ -1,0 +1,120 @@
+"""What sessions and traits read from an event, extracted once per event.
+
+An :class:`Event` carries free-form properties; the behavioral folds need a
+handful of them. :func:`fact_of` pulls them out in one pass into a
+:class:`Fact`, a small tuple that is also what the traits operator buffers in
+person state until the watermark makes it final (it serializes as a JSON list,
+so read buffered items back with ``Fact(*item)``).
+
+Conventions (the Segment e-commerce spec's names, canonical snake_case):
+
+* **cart value** of a *cart event* (:data:`CART_EVENTS`): the first finite
+  number among ``cart_value``, ``total``, ``value``, ``revenue``.
+* **revenue** of an order (:data:`ORDER_EVENT`): the first finite number among
+  ``revenue``, ``total``, ``value``.
+* **coupon**: a non-empty ``coupon`` property (string or number) or a
+  ``coupon_applied`` event.
+* **items**: ``(product_id, category)`` pairs from ``product_id``/``sku`` and
+  ``category`` of the event itself and of each entry of ``products``.
+
+    >>> from pipeline.core.events import Event
+    >>> e = Event(message_id="m1", type="track", event="product_viewed", user_id="u",
+    ...           timestamp_ms=1_000, properties={"product_id": "p1", "category": "shoes"})
+    >>> fact_of(e).items
+    (('p1', 'shoes'),)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from pipeline.core.events import Event
+
+ORDER_EVENT = "order_completed"
+CHECKOUT_EVENT = "checkout_started"
+COUPON_EVENT = "coupon_applied"
+CART_EVENTS = frozenset({
+    "product_added", "product_removed", "cart_viewed", "checkout_started",
+    "checkout_step_viewed", "checkout_step_completed", "payment_info_entered", ORDER_EVENT,
+})  # fmt: skip
+
+_CART_KEYS = ("cart_value", "total", "value", "revenue")
+_REVENUE_KEYS = ("revenue", "total", "value")
+#: At most this many items are read from one event's ``products`` list.
+MAX_ITEMS_PER_EVENT = 20
+
+
+class Fact(NamedTuple):
+    """The part of one event that sessions and traits use. Times in epoch ms."""
+
+    ts: int
+    mid: str
+    name: str
+    tz: str | None
+    cart: float | None
+    revenue: float | None
+    coupon: bool
+    items: tuple[tuple[str | None, str | None], ...]
+    page: str | None
+
+
+def _number(props: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
+    for key in keys:
+        value = props.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+            if math.isfinite(number):
+                return number
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str | int | float):
+        return str(value) or None
+    return None
+
+
+def _items(props: Mapping[str, Any]) -> tuple[tuple[str | None, str | None], ...]:
+    found: list[tuple[str | None, str | None]] = []
+    own = (_text(props.get("product_id") or props.get("sku")), _text(props.get("category")))
+    if own != (None, None):
+        found.append(own)
+    products = props.get("products")
+    if isinstance(products, list):
+        for entry in products[:MAX_ITEMS_PER_EVENT]:
+            if isinstance(entry, Mapping):
+                item = (_text(entry.get("product_id") or entry.get("sku")),
+                        _text(entry.get("category")))  # fmt: skip
+                if item != (None, None) and item not in found:
+                    found.append(item)
+    return tuple(found)
+
+
+def event_name(event: Event) -> str:
+    """The name folds count an event under: its event name, else its type (``identify``)."""
+    return event.event or event.type
+
+
+def fact_of(event: Event) -> Fact:
+    """Extract the :class:`Fact` of ``event`` (pure; reads each property once)."""
+    props = event.properties
+    name = event_name(event)
+    coupon = name == COUPON_EVENT or _text(props.get("coupon")) is not None
+    page = event.context.get("page_path") or _text(props.get("path"))
+    if page is None and event.type == "page":
+        page = event.context.get("page_url") or _text(props.get("url"))
+    return Fact(
+        ts=event.timestamp_ms,
+        mid=event.message_id,
+        name=name,
+        tz=event.context.get("timezone"),
+        cart=_number(props, _CART_KEYS) if name in CART_EVENTS else None,
+        revenue=_number(props, _REVENUE_KEYS) if name == ORDER_EVENT else None,
+        coupon=coupon,
+        items=_items(props),
+        page=page,
+    )

@@ -1,0 +1,356 @@
+"""Behavioral traits as folds: ``initialize / aggregate / merge / result``.
+
+Each fold keeps a small JSON-able state (lists, dicts with string keys,
+numbers) that lives inside the person's state, and follows one contract:
+
+``initialize() -> S``
+    the empty state.
+``aggregate(S, fact) -> S``
+    fold one event's :class:`~pipeline.core.facts.Fact`. For speed it *owns*
+    its input: it may update ``S`` in place and returns it; the caller keeps
+    only the returned value.
+``merge(S, S) -> S``
+    combine two persons' states (identity stitching): equal to aggregating the
+    union of their events, up to floating-point rounding and to bounded
+    structures pruning differently. Returns a new state, inputs untouched.
+``result(S, as_of_ms) -> dict``
+    the trait values as of an event time (the watermark, a session close).
+
+The traits operator feeds facts in event-time order (it buffers them until
+the watermark passes them), so float sums are bit-for-bit the same whatever
+the arrival order. Times are epoch ms; day and hour boundaries of the windows
+are UTC, local-time histograms use the person's IANA zone.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline.core.facts import CHECKOUT_EVENT, ORDER_EVENT, Fact
+from pipeline.core.windows import tumbling_window
+
+MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
+
+
+class Fold(Protocol):
+    """One trait fold (see the module docstring for the contract)."""
+
+    @property
+    def key(self) -> str:
+        """Short key of this fold's state inside the traits state."""
+
+    def initialize(self) -> Any: ...
+    def aggregate(self, state: Any, fact: Fact) -> Any: ...
+    def merge(self, a: Any, b: Any) -> Any: ...
+    def result(self, state: Any, as_of_ms: int) -> dict[str, Any]: ...
+
+
+def _add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for name, n in b.items():
+        out[name] = out.get(name, 0) + n
+    return out
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+@lru_cache(maxsize=512)
+def zone(name: str | None) -> tzinfo:
+    """The ``ZoneInfo`` for an IANA name; UTC for ``None`` or an unknown name."""
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def local_time(ts_ms: int, tz_name: str | None) -> tuple[int, int]:
+    """``(hour 0-23, weekday 0=Monday)`` of an event time in the named zone.
+
+    >>> local_time(1_700_000_000_000, "Europe/Paris")  # 2023-11-14 23:13 in Paris
+    (23, 1)
+    """
+    local = datetime.fromtimestamp(ts_ms / 1000, zone(tz_name))
+    return local.hour, local.weekday()
+
+
+class Activity:
+    """First and last seen, recency, event totals by name.
+
+    State ``[first_ms | None, last_ms | None, total, {name: count}]``.
+    """
+
+    key = "a"
+
+    def initialize(self) -> list[Any]:
+        return [None, None, 0, {}]
+
+    def aggregate(self, state: list[Any], fact: Fact) -> list[Any]:
+        if state[0] is None or fact.ts < state[0]:
+            state[0] = fact.ts
+        if state[1] is None or fact.ts > state[1]:
+            state[1] = fact.ts
+        state[2] += 1
+        state[3][fact.name] = state[3].get(fact.name, 0) + 1
+        return state
+
+    def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
+        firsts = [t for t in (a[0], b[0]) if t is not None]
+        lasts = [t for t in (a[1], b[1]) if t is not None]
+        return [min(firsts, default=None), max(lasts, default=None), a[2] + b[2],
+                _add_counts(a[3], b[3])]  # fmt: skip
+
+    def result(self, state: list[Any], as_of_ms: int) -> dict[str, Any]:
+        return {
+            "first_seen_ms": state[0],
+            "last_seen_ms": state[1],
+            "recency_ms": None if state[1] is None else max(0, as_of_ms - state[1]),
+            "events_total": state[2],
+            "event_counts_total": dict(sorted(state[3].items())),
+        }
+
+
+#: Bucket levels: key, bucket size (ms), buckets kept behind the newest one.
+LEVELS = (("m", MINUTE_MS, 60), ("h", HOUR_MS, 7 * 24), ("d", DAY_MS, 30))
+#: Sliding windows: trait suffix, size (ms), bucket level (= resolution).
+WINDOWS = (("1h", HOUR_MS, "m"), ("1d", DAY_MS, "h"), ("7d", 7 * DAY_MS, "h"),
+           ("30d", 30 * DAY_MS, "d"))  # fmt: skip
+
+
+class WindowCounts:
+    """Counts per event name over sliding windows: last hour, day, 7 and 30 days.
+
+    Events go into tumbling buckets at three resolutions (minute, hour, day,
+    UTC-aligned). The window "as of t" is the hopping window on its level's grid
+    that ends at ``e``, ``t`` rounded *up* to the grid: ``[e - size, e)``. It
+    holds every folded event from ``e - size`` up to ``t`` (so today's order is
+    in ``counts_30d`` at once); its old edge moves in bucket steps, so it spans
+    between ``size - bucket`` and ``size`` before ``t``. Resolution: ``1h`` by
+    the minute, ``1d`` and ``7d`` by the hour, ``30d`` by the UTC day.
+    State is bounded: at most 61 + 169 + 31 sparse buckets, older ones pruned.
+
+    State ``{"m"|"h"|"d": [[bucket_index, {name: count}], ...]}`` sorted by index.
+    """
+
+    key = "w"
+
+    def initialize(self) -> dict[str, list[list[Any]]]:
+        return {level: [] for level, _, _ in LEVELS}
+
+    def aggregate(self, state: dict[str, list[list[Any]]], fact: Fact) -> Any:
+        for level, size, keep in LEVELS:
+            buckets = state[level]
+            idx = fact.ts // size
+            if buckets and buckets[-1][0] == idx:  # the common case: same bucket as last event
+                counts = buckets[-1][1]
+            else:
+                i = bisect_left(buckets, idx, key=lambda b: b[0])
+                if i < len(buckets) and buckets[i][0] == idx:
+                    counts = buckets[i][1]
+                else:
+                    counts = {}
+                    buckets.insert(i, [idx, counts])
+                    _prune(buckets, keep)
+            counts[fact.name] = counts.get(fact.name, 0) + 1
+        return state
+
+    def merge(self, a: dict[str, list[list[Any]]], b: dict[str, list[list[Any]]]) -> Any:
+        out: dict[str, list[list[Any]]] = {}
+        for level, _, keep in LEVELS:
+            by_idx: dict[int, dict[str, int]] = {}
+            for idx, counts in [*a[level], *b[level]]:
+                by_idx[idx] = _add_counts(by_idx.get(idx, {}), counts)
+            buckets = [[idx, by_idx[idx]] for idx in sorted(by_idx)]
+            _prune(buckets, keep)
+            out[level] = buckets
+        return out
+
+    def result(self, state: dict[str, list[list[Any]]], as_of_ms: int) -> dict[str, Any]:
+        sizes = {level: size for level, size, _ in LEVELS}
+        out: dict[str, Any] = {}
+        for suffix, window_ms, level in WINDOWS:
+            unit = sizes[level]
+            end = tumbling_window(as_of_ms - 1, unit).end_ms // unit  # in buckets
+            start = end - window_ms // unit
+            totals: dict[str, int] = {}
+            for idx, counts in state[level]:
+                if start <= idx < end:
+                    totals = _add_counts(totals, counts)
+            out[f"counts_{suffix}"] = dict(sorted(totals.items()))
+        return out
+
+
+def _prune(buckets: list[list[Any]], keep: int) -> None:
+    oldest = buckets[-1][0] - keep
+    drop = 0
+    while drop < len(buckets) and buckets[drop][0] < oldest:
+        drop += 1
+    if drop:
+        del buckets[:drop]
+
+
+class LocalClock:
+    """Hour-of-day and day-of-week histograms in the person's own time zone.
+
+    The zone is the event's ``context.timezone``, else the latest one the person
+    sent, else UTC. State ``{"h": [24 counts], "d": [7 counts, Monday first],
+    "z": [ts, zone] | None}``.
+    """
+
+    key = "t"
+
+    def initialize(self) -> dict[str, Any]:
+        return {"h": [0] * 24, "d": [0] * 7, "z": None}
+
+    def aggregate(self, state: dict[str, Any], fact: Fact) -> dict[str, Any]:
+        known = state["z"]
+        if fact.tz and (known is None or fact.ts >= known[0]):
+            state["z"] = known = [fact.ts, fact.tz]
+        hour, weekday = local_time(fact.ts, fact.tz or (known[1] if known else None))
+        state["h"][hour] += 1
+        state["d"][weekday] += 1
+        return state
+
+    def merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        zones = [z for z in (a["z"], b["z"]) if z is not None]
+        return {"h": [x + y for x, y in zip(a["h"], b["h"], strict=True)],
+                "d": [x + y for x, y in zip(a["d"], b["d"], strict=True)],
+                "z": max(zones) if zones else None}  # fmt: skip
+
+    def result(self, state: dict[str, Any], as_of_ms: int) -> dict[str, Any]:
+        return {"hour_histogram": list(state["h"]), "weekday_histogram": list(state["d"]),
+                "timezone": state["z"][1] if state["z"] else None}  # fmt: skip
+
+
+class Orders:
+    """Recency, frequency and monetary value of orders (``order_completed``).
+
+    State ``[orders, revenue_sum, last_order_ms | None]``.
+    """
+
+    key = "o"
+
+    def initialize(self) -> list[Any]:
+        return [0, 0.0, None]
+
+    def aggregate(self, state: list[Any], fact: Fact) -> list[Any]:
+        if fact.name == ORDER_EVENT:
+            state[0] += 1
+            state[1] += fact.revenue or 0.0
+            state[2] = fact.ts if state[2] is None else max(state[2], fact.ts)
+        return state
+
+    def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
+        lasts = [t for t in (a[2], b[2]) if t is not None]
+        return [a[0] + b[0], a[1] + b[1], max(lasts, default=None)]
+
+    def result(self, state: list[Any], as_of_ms: int) -> dict[str, Any]:
+        return {
+            "orders_total": state[0],
+            "revenue_total": state[1],
+            "average_order_value": _ratio(state[1], state[0]),
+            "last_order_ms": state[2],
+            "order_recency_ms": None if state[2] is None else max(0, as_of_ms - state[2]),
+        }
+
+
+class Coupons:
+    """Coupon use, and checkout-to-order conversion with and without a coupon.
+
+    A checkout or order "has a coupon" when it carries a ``coupon`` property.
+    State ``[coupon_events, checkouts_with, checkouts_without, orders_with,
+    orders_without]``.
+    """
+
+    key = "c"
+
+    def initialize(self) -> list[int]:
+        return [0, 0, 0, 0, 0]
+
+    def aggregate(self, state: list[int], fact: Fact) -> list[int]:
+        if fact.coupon:
+            state[0] += 1
+        if fact.name == CHECKOUT_EVENT:
+            state[1 if fact.coupon else 2] += 1
+        elif fact.name == ORDER_EVENT:
+            state[3 if fact.coupon else 4] += 1
+        return state
+
+    def merge(self, a: list[int], b: list[int]) -> list[int]:
+        return [x + y for x, y in zip(a, b, strict=True)]
+
+    def result(self, state: list[int], as_of_ms: int) -> dict[str, Any]:
+        coupon_events, ck_with, ck_without, ord_with, ord_without = state
+        return {
+            "coupon_uses": coupon_events,
+            "orders_with_coupon": ord_with,
+            "orders_without_coupon": ord_without,
+            "conversion_with_coupon": _ratio(ord_with, ck_with),
+            "conversion_without_coupon": _ratio(ord_without, ck_without),
+        }
+
+
+class CartValue:
+    """Average and maximum cart value over cart events. State ``[n, sum, max | None]``."""
+
+    key = "v"
+
+    def initialize(self) -> list[Any]:
+        return [0, 0.0, None]
+
+    def aggregate(self, state: list[Any], fact: Fact) -> list[Any]:
+        if fact.cart is not None:
+            state[0] += 1
+            state[1] += fact.cart
+            state[2] = fact.cart if state[2] is None else max(state[2], fact.cart)
+        return state
+
+    def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
+        maxima = [m for m in (a[2], b[2]) if m is not None]
+        return [a[0] + b[0], a[1] + b[1], max(maxima, default=None)]
+
+    def result(self, state: list[Any], as_of_ms: int) -> dict[str, Any]:
+        return {"cart_value_avg": _ratio(state[1], state[0]), "cart_value_max": state[2]}
+
+
+class SessionShares:
+    """Sessions, and the share that start after ``night_from_hour`` or on a weekend.
+
+    Aggregates *closed sessions* (``aggregate_session``), not events; local time
+    of the session start in the session's (or person's) zone. A night session
+    starts in ``[night_from_hour:00, 24:00)``. State ``[sessions, night, weekend]``.
+    """
+
+    key = "s"
+
+    def __init__(self, night_from_hour: int = 21) -> None:
+        self.night_from_hour = night_from_hour
+
+    def initialize(self) -> list[int]:
+        return [0, 0, 0]
+
+    def aggregate(self, state: list[int], fact: Fact) -> list[int]:
+        return state  # sessions, not events, feed this fold
+
+    def aggregate_session(self, state: list[int], start_ms: int, tz: str | None) -> list[int]:
+        hour, weekday = local_time(start_ms, tz)
+        state[0] += 1
+        state[1] += hour >= self.night_from_hour
+        state[2] += weekday >= 5
+        return state
+
+    def merge(self, a: list[int], b: list[int]) -> list[int]:
+        return [x + y for x, y in zip(a, b, strict=True)]
+
+    def result(self, state: list[int], as_of_ms: int) -> dict[str, Any]:
+        return {"sessions_total": state[0],
+                "sessions_night_share": _ratio(state[1], state[0]),
+                "sessions_weekend_share": _ratio(state[2], state[0])}  # fmt: skip

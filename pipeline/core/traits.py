@@ -1,0 +1,171 @@
+"""A person's behavioral traits: the folds of ``folds.py`` and ``interest.py`` as one.
+
+:class:`Traits` bundles every fold into one fold over a dict keyed by each
+fold's short key, and :func:`traits_of` reads the current values out of a
+person's state: that dict is what segment and trigger predicates see.
+
+Trait list (``schemas/profile.avsc`` types them; times are epoch ms)::
+
+    first_seen_ms  last_seen_ms  recency_ms  events_total  event_counts_total
+    counts_1h  counts_1d  counts_7d  counts_30d           {event name: count}
+    hour_histogram[24]  weekday_histogram[7] (Monday first)  timezone
+    orders_total  revenue_total  average_order_value  last_order_ms  order_recency_ms
+    coupon_uses  orders_with_coupon  orders_without_coupon
+    conversion_with_coupon  conversion_without_coupon     (orders / checkouts)
+    cart_value_avg  cart_value_max
+    category_interest  product_interest  {name: decayed score}, highest first
+    repeat_views {product: views >= 2}  max_repeat_views
+    sessions_total  sessions_night_share  sessions_weekend_share
+
+Ratios and averages are ``None`` when their denominator is 0. Example::
+
+    >>> from pipeline.core.facts import Fact
+    >>> t = Traits()
+    >>> s = t.aggregate(t.initialize(), Fact(1_000, "m1", "order_completed", None,
+    ...                                      42.0, 42.0, False, (), None))
+    >>> r = t.result(s, as_of_ms=61_000)
+    >>> r["orders_total"], r["revenue_total"], r["recency_ms"]
+    (1, 42.0, 60000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.core.facts import Fact
+from pipeline.core.folds import (
+    DAY_MS,
+    Activity,
+    CartValue,
+    Coupons,
+    Fold,
+    LocalClock,
+    Orders,
+    SessionShares,
+    WindowCounts,
+)
+from pipeline.core.interest import DEFAULT_WEIGHTS, Interest
+
+TraitsState = dict[str, Any]
+
+#: Where the behavior operator keeps its slice, and the traits inside it.
+BEHAVIOR = "behavior"
+TRAITS_KEY = "t"
+
+
+@dataclass(frozen=True)
+class TraitsConfig:
+    """What the traits depend on: interest decay and pruning, and "night".
+
+    >>> TraitsConfig(interest_half_life_ms=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: half_life_ms, max_entries and prune_every_ms must be positive
+    """
+
+    interest_half_life_ms: int = 7 * DAY_MS
+    interest_floor: float = 0.05
+    max_interests: int = 50
+    night_from_hour: int = 21
+    interest_weights: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_WEIGHTS), hash=False
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.night_from_hour <= 23:
+            raise ValueError(f"night_from_hour must be 0-23, got {self.night_from_hour}")
+        self.interest()  # validates the interest settings
+
+    def interest(self) -> Interest:
+        return Interest(
+            half_life_ms=self.interest_half_life_ms,
+            floor=self.interest_floor,
+            max_entries=self.max_interests,
+            weights=dict(self.interest_weights),
+        )
+
+
+class Traits:
+    """Every trait fold as one: ``initialize / aggregate / aggregate_session / merge / result``."""
+
+    def __init__(self, config: TraitsConfig | None = None) -> None:
+        self.config = config or TraitsConfig()
+        self.sessions = SessionShares(self.config.night_from_hour)
+        self.activity = Activity()
+        self.local_clock = LocalClock()
+        self.folds: tuple[Fold, ...] = (
+            self.activity, WindowCounts(), self.local_clock, Orders(), Coupons(), CartValue(),
+            self.config.interest(), self.sessions,
+        )  # fmt: skip
+
+    def initialize(self) -> TraitsState:
+        return {fold.key: fold.initialize() for fold in self.folds}
+
+    def aggregate(self, state: TraitsState, fact: Fact) -> TraitsState:
+        """Fold one event (in place; returns ``state``)."""
+        for fold in self.folds:
+            state[fold.key] = fold.aggregate(state[fold.key], fact)
+        return state
+
+    def aggregate_session(self, state: TraitsState, start_ms: int, tz: str | None) -> TraitsState:
+        """Fold one closed session, given its start and zone (None: the person's zone)."""
+        tz = tz or self.timezone(state)
+        state[self.sessions.key] = self.sessions.aggregate_session(
+            state[self.sessions.key], start_ms, tz
+        )
+        return state
+
+    def merge(self, a: TraitsState, b: TraitsState) -> TraitsState:
+        """Traits of the union of two persons' events (a new state)."""
+        return {fold.key: fold.merge(a[fold.key], b[fold.key]) for fold in self.folds}
+
+    def result(self, state: TraitsState, as_of_ms: int) -> dict[str, Any]:
+        """The trait values as of ``as_of_ms`` (windows, recency and decay use it)."""
+        out: dict[str, Any] = {}
+        for fold in self.folds:
+            out.update(fold.result(state[fold.key], as_of_ms))
+        return out
+
+    def last_seen_ms(self, state: TraitsState) -> int | None:
+        last: int | None = state[self.activity.key][1]
+        return last
+
+    def first_seen_ms(self, state: TraitsState) -> int | None:
+        first: int | None = state[self.activity.key][0]
+        return first
+
+    def timezone(self, state: TraitsState) -> str | None:
+        known = state[self.local_clock.key]["z"]
+        return None if known is None else str(known[1])
+
+
+DEFAULT_TRAITS = Traits()
+
+
+def traits_of(
+    person_state: Mapping[str, Any] | None,
+    as_of_ms: int | None = None,
+    *,
+    traits: Traits = DEFAULT_TRAITS,
+    operator_name: str = BEHAVIOR,
+) -> dict[str, Any]:
+    """The current trait values of a person, from the state the engine stores.
+
+    ``person_state`` is the whole person state (``{"behavior": {...}, ...}``).
+    ``as_of_ms`` should be the watermark the caller decides at; by default it is
+    one millisecond after the last event folded in. Only events below the
+    watermark the operator last saw are folded in (later ones are buffered
+    until final). Returns ``{}`` for a person with no folded events.
+    """
+    if not person_state:
+        return {}
+    slice_ = person_state.get(operator_name)
+    if not slice_:
+        return {}
+    state = slice_[TRAITS_KEY]
+    last = traits.last_seen_ms(state)
+    if last is None:
+        return {}
+    return traits.result(state, last + 1 if as_of_ms is None else as_of_ms)

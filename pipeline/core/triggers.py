@@ -1,0 +1,148 @@
+"""Trigger rules besides absence: immediate, repetition and milestones.
+
+Each rule is a frozen config object with pure methods over a plain-data
+snapshot (see :mod:`pipeline.core.rules` for how they run and are capped):
+
+* ``ImmediateRule``: the event matches -> fire now (e.g. a high-value add-to-cart).
+* ``RepetitionRule``: "A at least N times within T (optionally of the same
+  item), and not B" -> fire when the N-th A arrives, e.g. viewed the same event
+  page twice without starting checkout. Fires once per item per window.
+* ``MilestoneRule``: the first time ever a person does X (first purchase, first
+  login, first payment failure). The set of reached milestones is part of the
+  person's state, so it survives restarts and merges by union.
+
+``fire(...)`` returns the trigger record; ids are deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.core.absence import trigger_id
+from pipeline.core.events import Event, canonical_event_name
+
+_CONTEXT_KEYS = (
+    "product_id", "name", "category", "price", "value", "revenue", "currency", "coupon",
+    "order_id", "checkout_id", "url", "products", "reason", "query",
+)  # fmt: skip
+
+
+def event_context(event: Event) -> dict[str, Any]:
+    """The part of an event a message about it needs."""
+    context = {k: event.properties[k] for k in _CONTEXT_KEYS if k in event.properties}
+    if channel := event.context.get("channel"):
+        context["channel"] = channel
+    return context
+
+
+def trigger_record(
+    rule: str, person_id: str, causes: list[Event], event_time_ms: int
+) -> dict[str, Any]:
+    last = causes[-1]
+    return {
+        "trigger_id": trigger_id(rule, person_id, last.message_id),
+        "rule": rule,
+        "person_id": person_id,
+        "event_ids": [e.message_id for e in causes],
+        "event_time_ms": event_time_ms,
+        "context": event_context(last),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ImmediateRule:
+    """Fire on every event named ``event`` (that passes the rule's ``where``)."""
+
+    name: str
+    event: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "event", canonical_event_name(self.event))
+
+    def on_event(
+        self, state: Any, event: Event, person_id: str
+    ) -> tuple[Any, list[dict[str, Any]]]:
+        if event.event != self.event:
+            return state, []
+        return state, [trigger_record(self.name, person_id, [event], event.timestamp_ms)]
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneRule:
+    """Fire the first time ever the person does ``event``."""
+
+    name: str
+    event: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "event", canonical_event_name(self.event))
+
+    def on_event(
+        self, state: Any, event: Event, person_id: str
+    ) -> tuple[Any, list[dict[str, Any]]]:
+        if event.event != self.event or state:
+            return state, []
+        return True, [trigger_record(self.name, person_id, [event], event.timestamp_ms)]
+
+    @staticmethod
+    def merge(a: Any, b: Any) -> Any:
+        return bool(a or b) or None
+
+
+@dataclass(frozen=True, slots=True)
+class RepetitionRule:
+    """``event`` at least ``at_least`` times within ``within_ms`` and no ``unless`` between.
+
+    ``same`` names a property (e.g. ``product_id``): repetitions are counted per
+    value. State: ``{item: [[ts, message_id], ...], "!": last_unless_ts}``; entries
+    older than the window are pruned on every update.
+    """
+
+    name: str
+    event: str
+    at_least: int
+    within_ms: int
+    unless: str | None = None
+    same: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.at_least < 2:
+            raise ValueError(f"rule {self.name!r}: at_least must be 2 or more")
+        if self.within_ms <= 0:
+            raise ValueError(f"rule {self.name!r}: within must be positive")
+        object.__setattr__(self, "event", canonical_event_name(self.event))
+        if self.unless is not None:
+            object.__setattr__(self, "unless", canonical_event_name(self.unless))
+
+    def on_event(
+        self, state: Any, event: Event, person_id: str
+    ) -> tuple[Any, list[dict[str, Any]]]:
+        if event.event not in (self.event, self.unless):
+            return state, []
+        state = dict(state or {})
+        now = event.timestamp_ms
+        horizon = now - self.within_ms
+        if event.event == self.unless:
+            state = {"!": now}  # the unless event resets every count
+            return state, []
+        item = "*" if self.same is None else str(event.properties.get(self.same, "?"))
+        since = max(horizon, state.get("!", horizon))
+        seen = [pair for pair in state.get(item, []) if since < pair[0] <= now]
+        seen.append([now, event.message_id])
+        fired: list[dict[str, Any]] = []
+        if len(seen) == self.at_least:
+            causes = [
+                Event(message_id=mid, type="track", event=self.event, timestamp_ms=ts)
+                for ts, mid in seen[:-1]
+            ]
+            record = trigger_record(self.name, person_id, [*causes, event], now)
+            if self.same is not None:
+                record["context"][self.same] = event.properties.get(self.same)
+            fired.append(record)
+        state[item] = seen
+        # drop other items whose whole history left the window
+        for key in [k for k in state if k not in ("!", item)]:
+            if all(ts <= horizon for ts, _ in state[key]):
+                del state[key]
+        return state, fired

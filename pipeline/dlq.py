@@ -1,0 +1,194 @@
+"""``pulse dlq inspect`` and ``pulse dlq replay``: the dead-letter topic after the fact.
+
+A DLQ record is the original record, untouched (key, value, headers), plus
+``pulse-dlq-*`` headers the ingest agent adds::
+
+    pulse-dlq-reason            a reason code (pipeline.wire.REASONS, or processing_error)
+    pulse-dlq-message           what went wrong, for humans
+    pulse-dlq-source-topic      where the record was read
+    pulse-dlq-source-partition
+    pulse-dlq-source-offset
+
+``inspect`` reads the topic from the beginning to its current end and counts
+records by reason, with one example each. ``replay`` re-drives the chosen
+records (by reason, at most N) to ``pulse.events`` with their original key,
+value and headers, without the ``pulse-dlq-*`` ones. Replaying twice sends
+twice: the ingest's message-id dedupe drops repeats of events that went
+through.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.errors import BrokerUnavailable, PulseError
+
+DLQ_HEADER_PREFIX = "pulse-dlq-"
+_EXAMPLE_BYTES = 300
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One DLQ record: the original bytes and the reason headers."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value.decode("utf-8", "replace")
+        return None
+
+    @property
+    def reason(self) -> str:
+        return self.header("pulse-dlq-reason") or "unknown"
+
+    @property
+    def original_headers(self) -> list[tuple[str, bytes]]:
+        """The headers the producer sent, without Pulse's ``pulse-dlq-*``."""
+        return [(k, v) for k, v in self.headers if not k.startswith(DLQ_HEADER_PREFIX)]
+
+    def example(self) -> dict[str, Any]:
+        """A JSON-able view: value as text when it is UTF-8, else base64 (both cut short)."""
+        value = self.value or b""
+        try:
+            shown: dict[str, Any] = {"value": value[:_EXAMPLE_BYTES].decode()}
+        except UnicodeDecodeError:
+            shown = {"value_base64": base64.b64encode(value[:_EXAMPLE_BYTES]).decode()}
+        return {
+            "partition": self.partition,
+            "offset": self.offset,
+            "key": None if self.key is None else self.key.decode("utf-8", "replace"),
+            "message": self.header("pulse-dlq-message"),
+            "source": f"{self.header('pulse-dlq-source-topic')}/"
+                      f"{self.header('pulse-dlq-source-partition')}@"
+                      f"{self.header('pulse-dlq-source-offset')}",
+            "bytes": len(value),
+            **shown,
+        }
+
+
+@dataclass
+class ReasonSummary:
+    count: int = 0
+    example: dict[str, Any] = field(default_factory=dict)
+
+
+def read_dlq(settings: Settings, *, timeout_s: float = 30.0) -> Iterator[DeadLetter]:
+    """Every record of the DLQ topic, from the beginning to its end as of now."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    topic = settings.topic("events.dlq")
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+                         "group.id": "pulse-dlq-tool", "enable.auto.commit": False,
+                         "enable.partition.eof": False})  # fmt: skip
+    try:
+        try:
+            meta = consumer.list_topics(topic, timeout=15)
+        except KafkaException as exc:
+            raise BrokerUnavailable(
+                f"no Kafka broker answered at {settings.bootstrap_servers}"
+            ) from exc
+        tmeta = meta.topics.get(topic)
+        if tmeta is None or tmeta.error is not None:
+            raise PulseError(f"topic {topic} does not exist on {settings.bootstrap_servers}")
+        ends: dict[int, int] = {}
+        assignment = []
+        for p in sorted(tmeta.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+                assignment.append(TopicPartition(topic, p, low))
+        if not assignment:
+            return
+        consumer.assign(assignment)
+        while ends:
+            msg = consumer.poll(min(timeout_s, 1.0))
+            if msg is None:
+                # Transaction markers take offsets too: a partition whose
+                # position reached its end is done even without a last record.
+                positions = consumer.position([TopicPartition(topic, p) for p in ends])
+                for tp in positions:
+                    if tp.offset >= ends[tp.partition]:
+                        del ends[tp.partition]
+                timeout_s -= 1.0
+                if ends and timeout_s <= 0:
+                    raise PulseError(f"reading {topic}: stuck before its end "
+                                     f"({len(ends)} partition(s) left)")  # fmt: skip
+                continue
+            if msg.error() is not None:
+                raise PulseError(f"reading {topic}: {msg.error()}")
+            p, offset = msg.partition(), msg.offset()
+            end = ends.get(p)
+            if end is None or offset >= end:
+                continue  # finished partition, or a record that came after we started
+            if offset + 1 >= end:
+                del ends[p]
+            yield DeadLetter(
+                partition=p,
+                offset=offset,
+                key=msg.key(),
+                value=msg.value(),
+                headers=[(k, v if v is not None else b"") for k, v in (msg.headers() or [])],
+            )
+    finally:
+        consumer.close()
+
+
+def inspect(settings: Settings) -> dict[str, ReasonSummary]:
+    """Reason -> count and the first example, for the whole DLQ."""
+    summary: dict[str, ReasonSummary] = {}
+    for letter in read_dlq(settings):
+        entry = summary.setdefault(letter.reason, ReasonSummary())
+        if entry.count == 0:
+            entry.example = letter.example()
+        entry.count += 1
+    return dict(sorted(summary.items(), key=lambda kv: (-kv[1].count, kv[0])))
+
+
+def replay(
+    settings: Settings, *, reason: str | None = None, max_records: int | None = None
+) -> int:
+    """Re-drive DLQ records to ``pulse.events``; returns how many.
+
+    All records, or those with ``reason``, at most ``max_records``; each with
+    its original key, value and headers (without ``pulse-dlq-*``).
+    """
+    from confluent_kafka import KafkaException, Producer
+
+    from pipeline.produce import kafka_producer_config
+
+    target = settings.topic("events")
+    errors: list[str] = []
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    producer = Producer(kafka_producer_config(settings))
+    sent = 0
+    try:
+        for letter in read_dlq(settings):
+            if max_records is not None and sent >= max_records:
+                break
+            if reason is not None and letter.reason != reason:
+                continue
+            producer.produce(target, key=letter.key, value=letter.value,
+                             headers=letter.original_headers, on_delivery=on_delivery)
+            producer.poll(0)
+            sent += 1
+        remaining = producer.flush(60)
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"producing to {settings.bootstrap_servers} failed: {exc}") from exc
+    if remaining or errors:
+        raise BrokerUnavailable(f"{remaining} record(s) not re-driven"
+                                + (f": {errors[0]}" if errors else ""))  # fmt: skip
+    return sent

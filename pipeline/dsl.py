@@ -1,0 +1,393 @@
+"""Topology files: triggers, segments and caps in YAML, validated on load.
+
+Errors name the file, the line and the field, and say what was expected::
+
+    topologies/commerce.yaml:14: triggers.checkout_abandoned.absence.within:
+        expected a duration like 30m, 2h, 7d or 500ms, got 'thirty minutes'
+
+An event name that neither the built-in catalog, the topology's own ``events:``
+list nor any rule knows is a *warning* (likely a typo), not an error.
+See README.md ("Topology files") for every construct with an example.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.core.absence import AbsenceRule
+from pipeline.core.caps import DAY_MS, Cap, CapPolicy, Fatigue
+from pipeline.core.engine import Operator
+from pipeline.core.events import canonical_event_name
+from pipeline.core.predicates import OPERATORS, CustomPredicate, Predicate
+from pipeline.core.rules import Rule, RuleStage, SegmentSpec, TriggerSpec
+from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
+from pipeline.errors import ConfigError
+from pipeline.extensions import PREDICATES
+
+#: Event names Pulse understands for commerce and lifecycle (see docs/events.md).
+KNOWN_EVENTS = frozenset({
+    "page_viewed", "screen_viewed", "products_searched", "search", "product_list_viewed",
+    "product_viewed", "product_clicked", "product_added", "product_removed", "cart_viewed",
+    "checkout_started", "checkout_step_completed", "payment_info_entered", "order_completed",
+    "order_refunded", "payment_failed", "coupon_applied", "signed_up", "logged_in",
+    "logged_out", "push_delivered", "push_opened", "push_dismissed", "email_delivered",
+    "email_opened", "email_clicked", "email_dismissed", "identify",
+})  # fmt: skip
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A loaded topology: what the worker and ``pulse replay`` run."""
+
+    name: str
+    operators: tuple[Operator, ...]
+    stage: RuleStage
+    warnings: tuple[str, ...] = ()
+    destinations: tuple[str, ...] = ()
+    source: str = "<built-in>"
+
+
+class _Loader:
+    """Walks the YAML node tree, remembering each field's line for errors."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.warnings: list[str] = []
+        self.mentioned_events: list[tuple[str, str, int]] = []
+        try:
+            self.root = yaml.compose(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else 0
+            raise ConfigError(f"{path}:{line}: not valid YAML: {exc}") from exc
+
+    def fail(
+        self, node: yaml.Node | None, where: str, expected: str, got: Any = None
+    ) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else 0
+        got_text = "" if got is None else f", got {got!r}"
+        return ConfigError(f"{self.path}:{line}: {where}: expected {expected}{got_text}")
+
+    # -- node helpers --------------------------------------------------------------
+
+    def mapping(self, node: yaml.Node | None, where: str) -> dict[str, yaml.Node]:
+        if node is None:
+            return {}
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, where, "a mapping")
+        out: dict[str, yaml.Node] = {}
+        for key, value in node.value:
+            out[str(key.value)] = value
+        return out
+
+    def scalar(self, node: yaml.Node, where: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, where, "a single value")
+        return yaml.safe_load(yaml.serialize(node))
+
+    def plain(self, node: yaml.Node) -> Any:
+        return yaml.safe_load(yaml.serialize(node))
+
+    def string(self, node: yaml.Node, where: str) -> str:
+        value = self.scalar(node, where)
+        if not isinstance(value, str) or not value:
+            raise self.fail(node, where, "a non-empty string", value)
+        return value
+
+    def integer(self, node: yaml.Node, where: str, minimum: int = 0) -> int:
+        value = self.scalar(node, where)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(node, where, f"an integer >= {minimum}", value)
+        return value
+
+    def duration(self, node: yaml.Node, where: str) -> int:
+        value = self.scalar(node, where)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        match = _DURATION.match(str(value))
+        if not match or int(match.group(1)) == 0:
+            raise self.fail(node, where, "a duration like 30m, 2h, 7d or 500ms", value)
+        return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+    def event(self, node: yaml.Node, where: str) -> str:
+        name = canonical_event_name(self.string(node, where))
+        self.mentioned_events.append((name, where, node.start_mark.line + 1))
+        return name
+
+    def strings(self, node: yaml.Node | None, where: str) -> tuple[str, ...]:
+        if node is None:
+            return ()
+        if isinstance(node, yaml.ScalarNode):
+            return (self.string(node, where),)
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, where, "a list of names")
+        return tuple(self.string(item, f"{where}[{i}]") for i, item in enumerate(node.value))
+
+    def check_keys(self, fields: Mapping[str, yaml.Node], where: str, allowed: set[str]) -> None:
+        for key, node in fields.items():
+            if key not in allowed:
+                raise self.fail(node, f"{where}.{key}", f"one of {', '.join(sorted(allowed))}")
+
+    # -- constructs ------------------------------------------------------------------
+
+    def predicate(self, node: yaml.Node | None, where: str) -> Predicate:
+        conditions: list[tuple[str, str, Any]] = []
+        segments: list[str] = []
+        custom: list[CustomPredicate] = []
+        for path, value in self.mapping(node, where).items():
+            here = f"{where}.{path}"
+            if path == "segment":
+                segments.extend(self.strings(value, here))
+                continue
+            if path == "custom":
+                for name in self.strings(value, here):
+                    if name not in PREDICATES:
+                        known = ", ".join(sorted(PREDICATES)) or "none registered"
+                        raise self.fail(value, here, f"a registered predicate ({known})", name)
+                    custom.append(PREDICATES[name])
+                continue
+            head = path.split(".", 1)[0]
+            if head not in ("properties", "context", "trait") and path not in (
+                "event", "local_hour", "local_weekday"
+            ):  # fmt: skip
+                raise self.fail(
+                    value, here,
+                    "a path: properties.<name>, context.<name>, trait.<name>, event, "
+                    "local_hour, local_weekday, segment or custom",
+                )  # fmt: skip
+            if isinstance(value, yaml.MappingNode):
+                for op, arg in self.mapping(value, here).items():
+                    if op not in OPERATORS:
+                        raise self.fail(arg, f"{here}.{op}", f"one of {', '.join(OPERATORS)}")
+                    expected = self.plain(arg)
+                    if op in ("in", "not_in") and not isinstance(expected, list):
+                        raise self.fail(arg, f"{here}.{op}", "a list", expected)
+                    conditions.append((path, op, expected))
+            else:
+                conditions.append((path, "eq", self.plain(value)))
+        return Predicate(tuple(conditions), tuple(segments), tuple(custom))
+
+    def rule(self, name: str, fields: Mapping[str, yaml.Node], where: str) -> Rule:
+        kinds = [k for k in ("absence", "repetition", "milestone", "immediate") if k in fields]
+        if len(kinds) != 1:
+            raise self.fail(
+                None if not fields else next(iter(fields.values())), where,
+                "exactly one of absence, repetition, milestone, immediate",
+            )  # fmt: skip
+        kind = kinds[0]
+        node = fields[kind]
+        here = f"{where}.{kind}"
+        try:
+            if kind in ("milestone", "immediate"):
+                event = self.event(node, here)
+                return (
+                    MilestoneRule(name, event)
+                    if kind == "milestone"
+                    else ImmediateRule(name, event)
+                )
+            spec = self.mapping(node, here)
+            if kind == "absence":
+                self.check_keys(spec, here, {"start", "missing", "within", "on_repeat"})
+                on_repeat = "ignore"
+                if "on_repeat" in spec:
+                    on_repeat = self.string(spec["on_repeat"], f"{here}.on_repeat")
+                    if on_repeat not in ("ignore", "restart"):
+                        raise self.fail(
+                            spec["on_repeat"], f"{here}.on_repeat", "ignore or restart", on_repeat
+                        )
+                return AbsenceRule(
+                    name,
+                    self.event(self._need(spec, "start", node, here), f"{here}.start"),
+                    self.event(self._need(spec, "missing", node, here), f"{here}.missing"),
+                    self.duration(self._need(spec, "within", node, here), f"{here}.within"),
+                    restart_on_repeat=on_repeat == "restart",
+                )
+            self.check_keys(spec, here, {"event", "at_least", "within", "unless", "same"})
+            return RepetitionRule(
+                name,
+                self.event(self._need(spec, "event", node, here), f"{here}.event"),
+                self.integer(self._need(spec, "at_least", node, here), f"{here}.at_least", 2),
+                self.duration(self._need(spec, "within", node, here), f"{here}.within"),
+                unless=self.event(spec["unless"], f"{here}.unless") if "unless" in spec else None,
+                same=self.string(spec["same"], f"{here}.same") if "same" in spec else None,
+            )
+        except ValueError as exc:
+            raise self.fail(node, here, f"a valid rule ({exc})") from exc
+
+    def _need(
+        self, spec: Mapping[str, yaml.Node], key: str, parent: yaml.Node, where: str
+    ) -> yaml.Node:
+        if key not in spec:
+            raise self.fail(parent, f"{where}.{key}", "this field (it is required)")
+        return spec[key]
+
+    def caps(self, node: yaml.Node | None) -> CapPolicy:
+        fields = self.mapping(node, "caps")
+        self.check_keys(fields, "caps", {"limits", "quiet_hours", "fatigue"})
+        caps: list[Cap] = []
+        limits = fields.get("limits")
+        if limits is not None:
+            if not isinstance(limits, yaml.SequenceNode):
+                raise self.fail(limits, "caps.limits", "a list of limits")
+            for i, item in enumerate(limits.value):
+                here = f"caps.limits[{i}]"
+                spec = self.mapping(item, here)
+                self.check_keys(spec, here, {"name", "max", "per", "channel", "rule"})
+                per = spec.get("per")
+                calendar = per is not None and self.scalar(per, f"{here}.per") == "calendar_day"
+                window = DAY_MS
+                if per is not None and not calendar:
+                    window = self.duration(per, f"{here}.per")
+                caps.append(
+                    Cap(
+                        name=self.string(self._need(spec, "name", item, here), f"{here}.name"),
+                        max=self.integer(self._need(spec, "max", item, here), f"{here}.max"),
+                        window_ms=window,
+                        calendar_day=calendar,
+                        channel=self._optional(spec, "channel", here),
+                        rule=self._optional(spec, "rule", here),
+                    )
+                )
+        quiet_start = quiet_end = None
+        if "quiet_hours" in fields:
+            q = self.mapping(fields["quiet_hours"], "caps.quiet_hours")
+            self.check_keys(q, "caps.quiet_hours", {"from", "to"})
+            quiet_start = self.integer(
+                self._need(q, "from", fields["quiet_hours"], "caps.quiet_hours"),
+                "caps.quiet_hours.from",
+            )
+            quiet_end = self.integer(
+                self._need(q, "to", fields["quiet_hours"], "caps.quiet_hours"),
+                "caps.quiet_hours.to",
+            )
+            for value, key in ((quiet_start, "from"), (quiet_end, "to")):
+                if value > 23:
+                    raise self.fail(q[key], f"caps.quiet_hours.{key}", "an hour 0-23", value)
+        fatigue = None
+        if "fatigue" in fields:
+            f = self.mapping(fields["fatigue"], "caps.fatigue")
+            here = "caps.fatigue"
+            self.check_keys(f, here, {"events", "at_least", "within", "factor"})
+            events = [
+                self.event(n, f"{here}.events")
+                for n in self._seq(
+                    self._need(f, "events", fields["fatigue"], here), f"{here}.events"
+                )
+            ]
+            factor = float(self.scalar(f["factor"], f"{here}.factor")) if "factor" in f else 0.5
+            if not 0 <= factor <= 1:
+                raise self.fail(f["factor"], f"{here}.factor", "a number between 0 and 1", factor)
+            fatigue = Fatigue.of(
+                events,
+                self.integer(
+                    self._need(f, "at_least", fields["fatigue"], here), f"{here}.at_least", 1
+                ),
+                self.duration(self._need(f, "within", fields["fatigue"], here), f"{here}.within"),
+                factor,
+            )
+        return CapPolicy(tuple(caps), quiet_start, quiet_end, fatigue)
+
+    def _optional(self, spec: Mapping[str, yaml.Node], key: str, where: str) -> str | None:
+        return self.string(spec[key], f"{where}.{key}") if key in spec else None
+
+    def _seq(self, node: yaml.Node, where: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, where, "a list")
+        return list(node.value)
+
+
+def load_topology(path: str | Path, text: str | None = None) -> Topology:
+    """Load and validate a topology file (raises :class:`ConfigError`)."""
+    from pipeline.topology import base_operators, person_traits
+
+    path = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read topology file: {exc.strerror}") from exc
+    ld = _Loader(path, text)
+    top = ld.mapping(ld.root, "topology")
+    ld.check_keys(
+        top,
+        "topology",
+        {"version", "name", "description", "events", "triggers", "segments", "caps"},
+    )
+    if "version" in top and ld.scalar(top["version"], "version") != 1:
+        raise ld.fail(top["version"], "version", "1")
+    name = ld.string(top["name"], "name") if "name" in top else Path(path).stem
+    declared = {canonical_event_name(n) for n in ld.strings(top.get("events"), "events")}
+
+    triggers: list[TriggerSpec] = []
+    destinations: set[str] = set()
+    for rule_name, node in ld.mapping(top.get("triggers"), "triggers").items():
+        where = f"triggers.{rule_name}"
+        fields = ld.mapping(node, where)
+        ld.check_keys(
+            fields,
+            where,
+            {
+                "absence",
+                "repetition",
+                "milestone",
+                "immediate",
+                "where",
+                "channel",
+                "destinations",
+                "description",
+            },
+        )
+        dests = ld.strings(fields.get("destinations"), f"{where}.destinations")
+        destinations.update(dests)
+        triggers.append(TriggerSpec(
+            rule=ld.rule(rule_name, fields, where),
+            where=ld.predicate(fields.get("where"), f"{where}.where"),
+            channel=ld._optional(fields, "channel", where),
+            destinations=dests,
+        ))  # fmt: skip
+
+    segments: list[SegmentSpec] = []
+    for seg_name, node in ld.mapping(top.get("segments"), "segments").items():
+        where = f"segments.{seg_name}"
+        fields = ld.mapping(node, where)
+        ld.check_keys(fields, where, {"where", "destinations", "description"})
+        if "where" not in fields:
+            raise ld.fail(node, f"{where}.where", "this field (it is required)")
+        dests = ld.strings(fields.get("destinations"), f"{where}.destinations")
+        destinations.update(dests)
+        segments.append(
+            SegmentSpec(seg_name, ld.predicate(fields["where"], f"{where}.where"), dests)
+        )
+
+    seg_names = {s.name for s in segments}
+    wheres = [(t.name, t.where) for t in triggers] + [(s.name, s.where) for s in segments]
+    for owner, predicate in wheres:
+        for seg in predicate.segments:
+            if seg not in seg_names:
+                raise ConfigError(f"{path}: {owner}: where.segment names unknown segment {seg!r}")
+
+    known = KNOWN_EVENTS | declared
+    for event, where, line in ld.mentioned_events:
+        if event not in known:
+            ld.warnings.append(
+                f"{path}:{line}: {where}: event {event!r} is not a known event name "
+                "(typo? declare it under `events:` to silence this)"
+            )
+    stage = RuleStage(tuple(triggers), tuple(segments), ld.caps(top.get("caps")), person_traits)
+    return Topology(
+        name=name,
+        operators=tuple(base_operators()),
+        stage=stage,
+        warnings=tuple(ld.warnings),
+        destinations=tuple(sorted(destinations)),
+        source=path,
+    )
