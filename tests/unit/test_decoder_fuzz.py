@@ -63,8 +63,8 @@ def check(data: bytes) -> str:
     assert event.message_id
     assert event.user_id or event.anonymous_id
     assert MIN_TIMESTAMP_MS <= event.timestamp_ms < MAX_TIMESTAMP_MS
-    again = decode_event(encode_event(event), registry=None)  # a good one re-encodes
-    assert again == event
+    encoded = encode_event(event)  # a good one re-encodes (compared as bytes: NaN != NaN)
+    assert encode_event(decode_event(encoded, registry=None)) == encoded
     TALLY["ok"] += 1
     return "ok"
 
