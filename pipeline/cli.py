@@ -116,7 +116,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.topics import ACTIVATIONS, ALL_TOPICS, ensure_topics
     from pipeline.worker.app import PulseWorker
 
-    topo = _load_topology(args.topology)
+    topo = _load_topology(args.topology, args.plugin)
     activations = [ACTIVATIONS + dest for dest in topo.destinations]
     ensure_topics(settings, [*ALL_TOPICS, *activations], partitions=args.partitions)
     metrics.serve(args.metrics_port)
@@ -141,7 +141,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.replay import load_events, replay_events, write_outputs
 
-    topo = _load_topology(args.topology)
+    topo = _load_topology(args.topology, args.plugin)
     outputs = replay_events(
         load_events(Path(args.file)),
         topo.operators,
@@ -159,10 +159,18 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _load_topology(path: str | None) -> Any:
-    """The topology to run; its warnings (likely typos) go to stderr."""
+def _load_topology(path: str | None, plugins: Sequence[str] = ()) -> Any:
+    """The topology to run, after importing ``plugins`` (modules that register
+    custom predicates and traits); its warnings (likely typos) go to stderr."""
+    import importlib
+
     from pipeline.topology import load
 
+    for module in plugins:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise PulseError(f"--plugin {module}: cannot import it ({exc})") from exc
     topo = load(path)
     for warning in topo.warnings:
         print(f"pulse: warning: {warning}", file=sys.stderr)
@@ -221,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--loglevel", default="info")
     worker.add_argument("--topology", help="topology YAML (default: built-in checkout abandonment)")
+    worker.add_argument("--plugin", action="append", default=[],
+                        help="import this module first (custom predicates/traits)")
     worker.set_defaults(func=_worker)
 
     tail_p = sub.add_parser("tail", help="decode a Pulse topic to JSON lines")
@@ -235,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file")
     replay.add_argument("--out", help="write DIR/<topic>.jsonl instead of stdout")
     replay.add_argument("--topology", help="topology YAML (default: built-in checkout abandonment)")
+    replay.add_argument("--plugin", action="append", default=[],
+                        help="import this module first (custom predicates/traits)")
     replay.set_defaults(func=_replay)
     return parser
 
