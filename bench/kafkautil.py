@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 
@@ -36,10 +37,8 @@ class Broker:
         if not names:
             return
         for fut in self.admin.delete_topics(names, operation_timeout=30).values():
-            try:
+            with contextlib.suppress(KafkaException):
                 fut.result()
-            except KafkaException:
-                pass
 
     def topics(self) -> set[str]:
         return set(self.admin.list_topics(timeout=10).topics)
@@ -67,10 +66,15 @@ class Broker:
         return sum(max(0, h - done.get(p, 0)) for p, h in high.items())
 
     def wait_lag_zero(
-        self, group: str, topics: list[str], *, timeout_s: float, alive: object = None,
+        self,
+        group: str,
+        topics: list[str],
+        *,
+        timeout_s: float,
+        alive: object = None,
         interval_s: float = 0.25,
     ) -> float:
-        """Wait until ``group`` has committed every record of ``topics``; returns when (monotonic)."""
+        """Wait until ``group`` committed every record of ``topics``; returns when (monotonic)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:

@@ -41,8 +41,16 @@ class LatencyResult:
         return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def run(bootstrap: str, prefix: str, *, rate: float, seconds: float, lateness_ms: int,
-        within_ms: int = 30 * 60_000, partitions: int = 4) -> LatencyResult:
+def run(
+    bootstrap: str,
+    prefix: str,
+    *,
+    rate: float,
+    seconds: float,
+    lateness_ms: int,
+    within_ms: int = 30 * 60_000,
+    partitions: int = 4,
+) -> LatencyResult:
     from pipeline.config import Settings
     from pipeline.core.events import event_from_json
     from pipeline.produce import kafka_producer_config
@@ -54,8 +62,14 @@ def run(bootstrap: str, prefix: str, *, rate: float, seconds: float, lateness_ms
     received: dict[str, float] = {}
     stop = threading.Event()
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-lat-{uuid.uuid4().hex[:6]}",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 5})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-lat-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 5,
+        }
+    )
     consumer.assign([TopicPartition(f"{prefix}triggers", p, OFFSET_BEGINNING) for p in every])
 
     def consume() -> None:
@@ -93,9 +107,16 @@ def run(bootstrap: str, prefix: str, *, rate: float, seconds: float, lateness_ms
             person, name = f"probe-{uuid.uuid4().hex[:12]}", "Checkout Started"
         else:
             person, name = fillers[n % len(fillers)], "Page Viewed"
-        event = event_from_json({"messageId": mid, "type": "track", "event": name,
-                                 "anonymousId": person, "timestamp": ts,
-                                 "properties": {"checkout_id": mid, "value": 10.0}})
+        event = event_from_json(
+            {
+                "messageId": mid,
+                "type": "track",
+                "event": name,
+                "anonymousId": person,
+                "timestamp": ts,
+                "properties": {"checkout_id": mid, "value": 10.0},
+            }
+        )
         p = part(person.encode(), every, every)
         producer.produce(f"{prefix}events", key=person.encode(), value=encode_event(event))
         sent = time.time()
@@ -123,6 +144,12 @@ def run(bootstrap: str, prefix: str, *, rate: float, seconds: float, lateness_ms
 
 
 def summary(res: LatencyResult) -> dict[str, Any]:
-    return {"rate": round(res.rate), "produced": res.produced, "probes": res.probes,
-            "triggers": res.triggers, "measured": len(res.latencies_ms),
-            "p50_ms": round(res.pct(0.5), 1), "p99_ms": round(res.pct(0.99), 1)}
+    return {
+        "rate": round(res.rate),
+        "produced": res.produced,
+        "probes": res.probes,
+        "triggers": res.triggers,
+        "measured": len(res.latencies_ms),
+        "p50_ms": round(res.pct(0.5), 1),
+        "p99_ms": round(res.pct(0.99), 1),
+    }

@@ -27,14 +27,16 @@ def main() -> None:
 
         decode = decode_event
         key_of = partition_key
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "fetch.max.bytes": 52_428_800,
-        "queued.max.messages.kbytes": 262_144,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 52_428_800,
+            "queued.max.messages.kbytes": 262_144,
+        }
+    )
     consumer.subscribe([topic])
     counts: Counter[str] = Counter()
     seen = 0
@@ -50,8 +52,17 @@ def main() -> None:
             seen += 1
         last = time.time()
     consumer.close()
-    print(json.dumps({"count": seen, "people": len(counts), "sum": sum(counts.values()),
-                      "first": first, "last": last}))
+    print(
+        json.dumps(
+            {
+                "count": seen,
+                "people": len(counts),
+                "sum": sum(counts.values()),
+                "first": first,
+                "last": last,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

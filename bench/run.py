@@ -47,6 +47,7 @@ class Row:
     value_bytes: float | None = None
     cpu: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    key: str = ""  # a, b, c, dx1, dx2: what the ratios use
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -63,10 +64,11 @@ def free_port() -> int:
 
 
 def broker_pid(bootstrap: str) -> int | None:
-    port = bootstrap.split(",")[0].rsplit(":", 1)[-1]
+    port = bootstrap.split(",", maxsplit=1)[0].rsplit(":", 1)[-1]
     try:
-        out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True,
-                             text=True, check=False).stdout
+        out = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False
+        ).stdout
     except FileNotFoundError:
         return None
     m = re.search(r"pid=(\d+)", out)
@@ -89,10 +91,20 @@ def kafka_version(bootstrap: str) -> str:
 
 
 def git_commit() -> str:
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                         text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True, check=False).stdout.strip()
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     return f"{sha}-dirty" if dirty else sha
 
 
@@ -103,8 +115,14 @@ class Proc:
         self.name = name
         self.log = logdir / f"{name}.log"
         self._fh = self.log.open("wb")
-        self.p = subprocess.Popen(argv, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
-                                  cwd=ROOT, start_new_session=True)
+        self.p = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
 
     @property
     def pid(self) -> int:
@@ -133,9 +151,24 @@ def profile(proc: Proc, out: Path, seconds: float) -> subprocess.Popen[bytes] | 
     if not Path(spy).exists():
         return None
     return subprocess.Popen(
-        [spy, "record", "--pid", str(proc.pid), "--duration", str(int(seconds)), "--rate", "200",
-         "--format", "speedscope", "--output", str(out), "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            spy,
+            "record",
+            "--pid",
+            str(proc.pid),
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            "200",
+            "--format",
+            "speedscope",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 class Bench:
@@ -170,20 +203,33 @@ class Bench:
     def run_raw(self, w: Workload) -> None:
         for mode in ("fast", "wire"):
             name = "a raw consume + fastavro" if mode == "fast" else "a raw consume + decode_event"
-            proc = Proc(f"a-{mode}", [PY, "-m", "bench.raw_consume", self.bootstrap, self.topic,
-                                      str(len(w)), mode], self.env(), self.logdir)
+            proc = Proc(
+                f"a-{mode}",
+                [PY, "-m", "bench.raw_consume", self.bootstrap, self.topic, str(len(w)), mode],
+                self.env(),
+                self.logdir,
+            )
             sam = self.sampler([proc])
             proc.p.wait(600)
             sam.stop()
             out = json.loads(proc.log.read_text().strip().splitlines()[-1])
             row = self._row(name, out["count"], len(w), out["first"], out["last"], sam, [proc])
             row.counted = out["sum"]
+            row.key = "a" if mode == "fast" else ""
             self.rows.append(row)
             proc.stop()
             log(f"{name}: {row.events_per_s:,.0f} ev/s")
 
-    def _row(self, system: str, count: int, expected: int, first: float, last: float,
-             sam: CpuSampler, procs: list[Proc]) -> Row:
+    def _row(
+        self,
+        system: str,
+        count: int,
+        expected: int,
+        first: float,
+        last: float,
+        sam: CpuSampler,
+        procs: list[Proc],
+    ) -> Row:
         secs = max(last - first, 1e-6)
         off = time.monotonic() - time.time()
         row = Row(system, events_per_s=count / secs, seconds=secs, counted=count, expected=expected)
@@ -196,14 +242,29 @@ class Bench:
         group = f"{self.run_id}-{kind}"
         datadir = self.workdir / kind
         stats = self.workdir / f"{kind}.json"
-        env = self.env(BENCH_BOOTSTRAP=self.bootstrap, BENCH_TOPIC=self.topic, BENCH_APP=group,
-                       BENCH_DATADIR=str(datadir), BENCH_STATS=str(stats),
-                       BENCH_FAUST_SETTINGS=self.args.b_settings or "{}")
+        env = self.env(
+            BENCH_BOOTSTRAP=self.bootstrap,
+            BENCH_TOPIC=self.topic,
+            BENCH_APP=group,
+            BENCH_DATADIR=str(datadir),
+            BENCH_STATS=str(stats),
+            BENCH_FAUST_SETTINGS=self.args.b_settings or "{}",
+        )
         if kind == "faust":
-            argv = [PY, "-m", "bench.faust_count", "worker", "-l", "info", "--without-web"]
+            argv = [
+                PY,
+                "-m",
+                "bench.faust_count",
+                "worker",
+                "-l",
+                self.args.loglevel,
+                "--without-web",
+            ]
             name = "b Faust agent + RocksDB table"
             if self.args.b_settings:
                 name += " (tuned)"
+            if self.args.loglevel != "info":
+                name += f" -l {self.args.loglevel}"
         else:
             argv = [PY, "-m", "bench.quix_count"]
             name = "c Quix Streams + RocksDB state"
@@ -217,8 +278,9 @@ class Bench:
                 out.parent.mkdir(exist_ok=True)
                 spy = profile(proc, out, self.args.profile)
                 self.profiles.append(out)
-            self.broker.wait_lag_zero(group, [self.topic], timeout_s=self.args.timeout,
-                                      alive=proc.alive)
+            self.broker.wait_lag_zero(
+                group, [self.topic], timeout_s=self.args.timeout, alive=proc.alive
+            )
             time.sleep(1.0)
             st = json.loads(stats.read_text())
         except Exception:
@@ -236,6 +298,7 @@ class Bench:
         sizes = [len(str(v)) for v in counts.values()]
         row.value_bytes = sum(sizes) / max(len(sizes), 1)
         row.note = f"{len(counts)} keys"
+        row.key = "b" if kind == "faust" else "c"
         self.rows.append(row)
         log(f"{name}: {row.events_per_s:,.0f} ev/s, counted {row.counted}/{len(w)}")
 
@@ -244,10 +307,26 @@ class Bench:
         procs, ports = [], []
         for i in range(workers):
             port = free_port()
-            env = self.env(PULSE_TOPIC_PREFIX=prefix, PULSE_HOME=str(self.workdir / prefix / f"w{i}"),
-                           PULSE_IDLE_ADVANCE_MS="0", PULSE_METRICS_PORT=str(port), **extra)
-            argv = [PY, "-m", "pipeline.cli", "worker", "--partitions", "4",
-                    "--loglevel", self.args.loglevel]
+            env = self.env(
+                PULSE_TOPIC_PREFIX=prefix,
+                PULSE_HOME=str(self.workdir / prefix / f"w{i}"),
+                PULSE_IDLE_ADVANCE_MS="0",
+                PULSE_METRICS_PORT=str(port),
+                **extra,
+            )
+            if self.args.d_settings:
+                env["BENCH_FAUST_SETTINGS"] = self.args.d_settings
+            module = "bench.pulse_worker" if self.args.d_settings else "pipeline.cli"
+            argv = [
+                PY,
+                "-m",
+                module,
+                "worker",
+                "--partitions",
+                "4",
+                "--loglevel",
+                self.args.loglevel,
+            ]
             procs.append(Proc(f"{prefix}w{i}", argv, env, self.logdir))
             ports.append(port)
         return procs, ports
@@ -255,8 +334,9 @@ class Bench:
     @staticmethod
     def events_in(ports: list[int], topic: str) -> int:
         total = 0
-        pat = re.compile(r'^pulse_events_in_total\{topic="' + re.escape(topic) + r'"\} ([\d.e+]+)$',
-                         re.M)
+        pat = re.compile(
+            r'^pulse_events_in_total\{topic="' + re.escape(topic) + r'"\} ([\d.e+]+)$', re.M
+        )
         for port in ports:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
@@ -293,8 +373,12 @@ class Bench:
                     done_at = time.time()
                     break
                 time.sleep(0.2)
-            self.broker.wait_lag_zero(group, [events, by_person], timeout_s=60,
-                                      alive=lambda: all(p.alive() for p in procs))
+            self.broker.wait_lag_zero(
+                group,
+                [events, by_person],
+                timeout_s=60,
+                alive=lambda: all(p.alive() for p in procs),
+            )
             if done_at is None:
                 done_at = time.time()
         except Exception:
@@ -308,8 +392,12 @@ class Bench:
             for p in procs:
                 p.stop()
         first, _last, n_by_person = self.broker.record_times(by_person)
-        row = self._row(f"d Pulse worker x{workers}", len(w), len(w), first, done_at, sam, procs)
+        label = " (settings tried)" if self.args.d_settings else ""
+        row = self._row(
+            f"d Pulse worker x{workers}{label}", len(w), len(w), first, done_at, sam, procs
+        )
         row.counted = n_by_person
+        row.key = f"dx{workers}"
         sdir = self.workdir / prefix
         sizes = rstate.value_sizes(sdir)
         row.state_bytes_per_person = dir_bytes(sdir) / max(w.persons, 1)
@@ -330,10 +418,16 @@ class Bench:
             # Wait for the worker to be assigned and caught up before measuring.
             warm = Workload([b"warm"], [_warm_event()], 1, 1, 0)
             produce(self.bootstrap, f"{prefix}events", warm)
-            self.broker.wait_lag_zero(prefix.rstrip("."), [f"{prefix}events"], timeout_s=90,
-                                      alive=procs[0].alive)
-            res = latency.run(self.bootstrap, prefix, rate=rate, seconds=self.args.latency_seconds,
-                              lateness_ms=lateness)
+            self.broker.wait_lag_zero(
+                prefix.rstrip("."), [f"{prefix}events"], timeout_s=90, alive=procs[0].alive
+            )
+            res = latency.run(
+                self.bootstrap,
+                prefix,
+                rate=rate,
+                seconds=self.args.latency_seconds,
+                lateness_ms=lateness,
+            )
         finally:
             for p in procs:
                 p.stop()
@@ -352,9 +446,13 @@ class Bench:
         self.created_topics.append(self.topic)
         secs = produce(self.bootstrap, self.topic, w)
         log(f"produced {len(w)} records to {self.topic} in {secs:.1f} s")
-        self.extra["workload"] = {"events": len(w), "keys": w.people, "persons": w.persons,
-                                  "checkouts": w.checkouts,
-                                  "avg_bytes": round(sum(map(len, w.values)) / len(w))}
+        self.extra["workload"] = {
+            "events": len(w),
+            "keys": w.people,
+            "persons": w.persons,
+            "checkouts": w.checkouts,
+            "avg_bytes": round(sum(map(len, w.values)) / len(w)),
+        }
         try:
             if "a" in only:
                 self.run_raw(w)
@@ -365,7 +463,7 @@ class Bench:
             if "d" in only:
                 for n in [int(x) for x in a.workers.split(",") if x]:
                     self.rows.append(self.run_pulse(w, n))
-                d1 = next((r for r in self.rows if r.system == "d Pulse worker x1"), None)
+                d1 = next((r for r in self.rows if r.key == "dx1"), None)
                 if d1 and a.latency_seconds > 0:
                     self.extra["latency"] = self.run_latency(d1.events_per_s / 2)
         finally:
@@ -375,8 +473,14 @@ class Bench:
         return result
 
     def cleanup(self) -> None:
-        self.broker.delete_topics(set(self.created_topics) | {
-            t for t in self.broker.topics() if t.startswith(self.run_id)})
+        if self.args.keep:
+            log(f"kept {self.workdir} and the {self.run_id}* topics")
+            self.broker.close()
+            return
+        self.broker.delete_topics(
+            set(self.created_topics)
+            | {t for t in self.broker.topics() if t.startswith(self.run_id)}
+        )
         self.broker.close()
         if not self.args.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -387,8 +491,10 @@ class Bench:
         if self.args.results:
             path = Path(self.args.results)
             if not path.exists():
-                path.write_text("# Pulse benchmark results\n\nAppended by `python -m bench.run`"
-                                " (see README.md). Newest last.\n")
+                path.write_text(
+                    "# Pulse benchmark results\n\nAppended by `python -m bench.run`"
+                    " (see README.md). Newest last.\n"
+                )
             with path.open("a") as fh:
                 fh.write("\n" + text)
         if self.args.json:
@@ -399,9 +505,17 @@ def _warm_event() -> bytes:
     from pipeline.core.events import event_from_json
     from pipeline.wire import encode_event
 
-    return encode_event(event_from_json({"messageId": "warm", "type": "track",
-                                         "event": "Page Viewed", "anonymousId": "warm",
-                                         "timestamp": 1_779_000_000_000}))
+    return encode_event(
+        event_from_json(
+            {
+                "messageId": "warm",
+                "type": "track",
+                "event": "Page Viewed",
+                "anonymousId": "warm",
+                "timestamp": 1_779_000_000_000,
+            }
+        )
+    )
 
 
 def render(result: dict[str, Any], args: argparse.Namespace, bootstrap: str) -> str:
@@ -430,9 +544,9 @@ def render(result: dict[str, Any], args: argparse.Namespace, bootstrap: str) -> 
         vb = f"{r.value_bytes:.0f}" if r.value_bytes is not None else ""
         lines.append(
             f"| {r.system} | {r.events_per_s:,.0f} | {r.seconds:.1f} | {r.counted}/{r.expected} "
-            f"| {' + '.join(f'{x:.0f}' for x in r.rss_mb)} | {sb} | {vb} | {cpu} | {r.note} |")
-    by = {r.system.split()[0] + (r.system.split()[-1] if r.system.startswith("d") else ""): r
-          for r in rows}
+            f"| {' + '.join(f'{x:.0f}' for x in r.rss_mb)} | {sb} | {vb} | {cpu} | {r.note} |"
+        )
+    by = {r.key: r for r in rows if r.key}
     d = by.get("dx1")
     ratios = []
     if d:
@@ -443,13 +557,18 @@ def render(result: dict[str, Any], args: argparse.Namespace, bootstrap: str) -> 
         if "dx2" in by:
             ratios.append(f"x2/x1 = {by['dx2'].events_per_s / d.events_per_s:.2f}")
     if ratios:
-        lines += ["", "Ratios (d = one Pulse worker; a = raw + fastavro): " + ", ".join(ratios)
-                  + "."]
+        lines += [
+            "",
+            "Ratios (d = one Pulse worker; a = raw + fastavro): " + ", ".join(ratios) + ".",
+        ]
     lat = result.get("latency")
     if lat:
-        lines += ["", f"Produce -> absence trigger latency at {lat['rate']:,} ev/s (half of d x1): "
-                  f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms over {lat['measured']} triggers "
-                  f"({lat['probes']} probes, {lat['produced']} records)."]
+        lines += [
+            "",
+            f"Produce -> absence trigger latency at {lat['rate']:,} ev/s (half of d x1): "
+            f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms over {lat['measured']} triggers "
+            f"({lat['probes']} probes, {lat['produced']} records).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -463,15 +582,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-seconds", type=float, default=15.0, help="0 skips the latency part")
     p.add_argument("--loglevel", default="info", help="log level of the Faust workers")
     p.add_argument("--b-settings", default="", help="JSON Faust settings for (b), e.g. tuned")
-    p.add_argument("--profile", type=float, default=0.0,
-                   help="py-spy record the b and d workers for this many seconds")
+    p.add_argument("--d-settings", default="", help="JSON Faust settings for (d), to try tunings")
+    p.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        help="py-spy record the b and d workers for this many seconds",
+    )
     p.add_argument("--label", default="", help="a note for the results heading")
     p.add_argument("--results", default=str(RESULTS), help="file to append to ('' = none)")
     p.add_argument("--json", default="", help="also write the raw results here")
     p.add_argument("--timeout", type=float, default=400.0, help="seconds per system")
-    p.add_argument("--keep", action="store_true", help="keep the work dir (logs, state)")
-    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
-                                                         "127.0.0.1:9092"))
+    p.add_argument("--keep", action="store_true", help="keep the work dir and topics")
+    p.add_argument(
+        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
     args = p.parse_args(argv)
     if args.tiny:
         args.events, args.people, args.workers = 3000, 300, "1"

@@ -25,9 +25,8 @@ def items(root: Path, cf: str | None = None) -> Iterator[tuple[Path, bytes, byte
         want = cf or "default"
         if want not in names:
             continue
-        cfs = {n: opts for n in names}
-        db = Rdict(str(path), options=opts, column_families=cfs,
-                   access_type=AccessType.read_only())
+        cfs = dict.fromkeys(names, opts)
+        db = Rdict(str(path), options=opts, column_families=cfs, access_type=AccessType.read_only())
         try:
             handle = db if want == "default" else db.get_column_family(want)
             for k, v in handle.items():
@@ -37,11 +36,7 @@ def items(root: Path, cf: str | None = None) -> Iterator[tuple[Path, bytes, byte
 
 
 def faust_counts(root: Path) -> dict[bytes, int]:
-    return {
-        k: int(json.loads(v))
-        for _p, k, v in items(root)
-        if not k.startswith(b"__faust")
-    }
+    return {k: int(json.loads(v)) for _p, k, v in items(root) if not k.startswith(b"__faust")}
 
 
 def quix_counts(root: Path) -> dict[bytes, int]:

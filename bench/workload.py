@@ -58,7 +58,9 @@ def produce(bootstrap: str, topic: str, workload: Workload) -> float:
     from pipeline.produce import kafka_producer_config
 
     conf = kafka_producer_config(Settings(bootstrap_servers=bootstrap))
-    conf.update({"linger.ms": 20, "batch.size": 256 * 1024, "queue.buffering.max.messages": 500_000})
+    conf.update(
+        {"linger.ms": 20, "batch.size": 256 * 1024, "queue.buffering.max.messages": 500_000}
+    )
     producer = Producer(conf)
     errors: list[str] = []
 

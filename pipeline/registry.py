@@ -15,16 +15,13 @@ Every failure is a :class:`~pipeline.errors.DecodeError`: ``bad_framing``
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from typing import Any
 
-import fastavro
-from fastavro.read import SchemaResolutionError
-
 from pipeline.avro import Schema, load_schema, parse_schema
 from pipeline.errors import DecodeError
+from pipeline.wire import hinted, read_avro_body
 
 MAGIC = 0
 HEADER_BYTES = 5
@@ -103,6 +100,7 @@ class RegistryDecoder:
             ) from exc
         try:
             schema = parse_schema(json.loads(text), f"registry:{schema_id}")
+            hinted(schema)
         except Exception as exc:  # a schema fastavro cannot parse
             raise DecodeError("incompatible_schema", f"schema {schema_id}: {exc}") from exc
         self._writers[schema_id] = schema
@@ -112,22 +110,7 @@ class RegistryDecoder:
         if len(data) < HEADER_BYTES or data[0] != MAGIC:
             raise DecodeError("bad_framing", "registry framing needs 00 and a 4-byte schema id")
         writer = self.writer(int.from_bytes(data[1:HEADER_BYTES], "big"))
-        buf = io.BytesIO(data)
-        buf.seek(HEADER_BYTES)
-        try:
-            record = fastavro.schemaless_reader(buf, writer.parsed, self._reader.parsed)
-        except SchemaResolutionError as exc:
-            raise DecodeError(
-                "incompatible_schema", f"writer schema cannot be read as an event: {exc}"
-            ) from exc
-        except (EOFError, StopIteration) as exc:
-            raise DecodeError("truncated_avro", f"Avro body ended early ({exc!r})") from exc
-        except Exception as exc:  # fastavro raises many types on corrupt input
-            raise DecodeError("corrupt_avro", f"Avro body does not decode ({exc!r})") from exc
-        if buf.tell() != len(data):
-            raise DecodeError(
-                "corrupt_avro", f"{len(data) - buf.tell()} bytes left over after the Avro record"
-            )
+        record = read_avro_body(data, HEADER_BYTES, writer, self._reader)
         if not isinstance(record, dict):
             raise DecodeError("incompatible_schema", "the writer schema is not a record")
         return record

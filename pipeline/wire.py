@@ -18,6 +18,7 @@ schemas cached by id; see :mod:`pipeline.registry`).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -25,10 +26,13 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, Final
 
+import fastavro
+from fastavro.read import SchemaResolutionError
+
 from pipeline.avro import (
     SINGLE_OBJECT_MAGIC,
-    decode_single_object,
-    encode_single_object,
+    Schema,
+    known_writer_schemas,
     load_schema,
 )
 from pipeline.core.events import Event, event_from_json
@@ -70,11 +74,16 @@ REASONS: Final[dict[str, str]] = {
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 _FROM_ENV: Final = object()
+_HINTED: dict[tuple[str, int], Any] = {}
 
 
 def encode_event(event: Event) -> bytes:
     """Pulse's default framing for an event: Avro single-object encoding."""
-    return encode_single_object(load_schema("event"), event.to_record())
+    schema = load_schema("event")
+    buf = io.BytesIO()
+    buf.write(schema.header)
+    fastavro.schemaless_writer(buf, hinted(schema), event.to_record())
+    return buf.getvalue()
 
 
 @cache
@@ -106,7 +115,7 @@ def decode_event(
             "oversized", f"{len(data)} bytes is over the {MAX_EVENT_BYTES}-byte limit"
         )
     if data.startswith(SINGLE_OBJECT_MAGIC):
-        return _validated(decode_single_object(data, "event"))
+        return _validated(_decode_single_object(data))
     if data[0] == 0:
         if registry is None:
             raise DecodeError(
@@ -139,7 +148,60 @@ def decode_event(
     )
 
 
+def hinted(schema: Schema) -> Any:
+    """``schema`` parsed by fastavro *with* its parsed-marker, once per schema.
+
+    fastavro re-parses a schema on every ``schemaless_reader`` call unless it
+    carries that marker: reusing a marked one makes decoding 2-3x faster.
+    """
+    # Keyed by name too: the canonical form (and so the fingerprint) ignores
+    # defaults, which a reader schema needs.
+    key = (schema.name, schema.fingerprint)
+    parsed = _HINTED.get(key)
+    if parsed is None:
+        parsed = _HINTED[key] = fastavro.parse_schema(schema.parsed)
+    return parsed
+
+
+def read_avro_body(data: bytes, offset: int, writer: Schema, reader: Schema) -> Any:
+    """Decode the Avro body at ``data[offset:]`` written with ``writer``, as ``reader``."""
+    buf = io.BytesIO(data)
+    buf.seek(offset)
+    same = writer.fingerprint == reader.fingerprint
+    try:
+        record = fastavro.schemaless_reader(buf, hinted(writer), None if same else hinted(reader))
+    except SchemaResolutionError as exc:
+        raise DecodeError(
+            "incompatible_schema", f"writer schema cannot be read as an event: {exc}"
+        ) from exc
+    except (EOFError, StopIteration) as exc:
+        raise DecodeError("truncated_avro", f"Avro body ended early ({exc!r})") from exc
+    except Exception as exc:  # fastavro raises many types on corrupt input
+        raise DecodeError("corrupt_avro", f"Avro body does not decode ({exc!r})") from exc
+    if buf.tell() != len(data):
+        raise DecodeError(
+            "corrupt_avro", f"{len(data) - buf.tell()} bytes left over after the Avro record"
+        )
+    return record
+
+
+def _decode_single_object(data: bytes) -> Any:
+    if len(data) < 10:
+        raise DecodeError("bad_framing", "not Avro single-object encoding (header cut short)")
+    fingerprint = int.from_bytes(data[2:10], "little")
+    writer = known_writer_schemas("event").get(fingerprint)
+    if writer is None:
+        raise DecodeError(
+            "unknown_fingerprint",
+            f"schema fingerprint {fingerprint:016x} is not a known version of event.avsc",
+        )
+    return read_avro_body(data, 10, writer, load_schema("event"))
+
+
 def _validated(record: dict[str, Any]) -> Event:
-    """Checks the schema cannot express (an id present, a sane time)."""
-    event = Event.from_record(record)
-    return event_from_json(event.to_record())
+    """Checks the schema cannot express (an id present, a sane time, a canonical name).
+
+    An Avro record uses the schema's field names, which the JSON validator
+    accepts as they are.
+    """
+    return event_from_json(record)

@@ -95,6 +95,10 @@ class Event:
     received_at_ms: int | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
     context: Mapping[str, Any] = field(default_factory=dict)
+    #: alias: the id linked to ``user_id`` (Segment ``previousId``); schema v2
+    previous_id: str | None = None
+    #: group: the account the person belongs to (Segment ``groupId``); schema v2
+    group_id: str | None = None
 
     @property
     def person_id(self) -> str:
@@ -115,6 +119,8 @@ class Event:
             "received_at_ms": self.received_at_ms,
             "properties": dict(self.properties),
             "context": context,
+            "previous_id": self.previous_id,
+            "group_id": self.group_id,
         }
 
     @classmethod
@@ -133,6 +139,8 @@ class Event:
             received_at_ms=record.get("received_at_ms"),
             properties=record.get("properties") or {},
             context=context,
+            previous_id=record.get("previous_id"),
+            group_id=record.get("group_id"),
         )
 
 
@@ -298,4 +306,6 @@ def event_from_json(obj: Any, *, default_message_id: str | None = None) -> Event
         received_at_ms=None if received is None else parse_timestamp_ms(received, "receivedAt"),
         properties={str(k): _check_value(f"properties.{k}", v, 0) for k, v in props.items()},
         context=_normalize_context(_first(obj, "context")),
+        previous_id=_optional_id(obj, "previousId", "previous_id"),
+        group_id=_optional_id(obj, "groupId", "group_id"),
     )

@@ -183,12 +183,15 @@ class WindowCounts:
             totals: dict[str, int] = {}
             for idx, counts in state[level]:
                 if start <= idx < end:
-                    totals = _add_counts(totals, counts)
+                    for name, n in counts.items():
+                        totals[name] = totals.get(name, 0) + n
             out[f"counts_{suffix}"] = dict(sorted(totals.items()))
         return out
 
 
 def _prune(buckets: list[list[Any]], keep: int) -> None:
+    if not buckets:
+        return
     oldest = buckets[-1][0] - keep
     drop = 0
     while drop < len(buckets) and buckets[drop][0] < oldest:
@@ -201,7 +204,9 @@ class LocalClock:
     """Hour-of-day and day-of-week histograms in the person's own time zone.
 
     The zone is the event's ``context.timezone``, else the latest one the person
-    sent, else UTC. State ``{"h": [24 counts], "d": [7 counts, Monday first],
+    sent before it, else UTC. (So ``merge`` equals the union only for events that
+    carry their zone: a zone-less event keeps the hour it was given at fold time.)
+    State ``{"h": [24 counts], "d": [7 counts, Monday first],
     "z": [ts, zone] | None}``.
     """
 

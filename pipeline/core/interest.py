@@ -10,7 +10,8 @@ It is stored as ``[score_at_ref, ref_ms]`` and brought forward lazily, so one
 event costs O(items in the event). With a 7-day half-life, a single product
 view (weight 1) is worth 0.5 a week later and falls below the default
 ``floor`` of 0.05 after about 23 days; entries below the floor are pruned
-(checked at most once per ``prune_every_ms`` of event time, and in
+(checked at most once per ``prune_every_ms`` of event time, a day by
+default, or when a table grows past twice ``max_entries``; and in
 :meth:`Interest.result`) and at most ``max_entries`` per kind are kept, the
 highest scores first (ties by name), so state stays bounded.
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.facts import Fact
-from pipeline.core.folds import DAY_MS, HOUR_MS
+from pipeline.core.folds import DAY_MS
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "product_viewed": 1.0,
@@ -48,7 +49,7 @@ class Interest:
     half_life_ms: int = 7 * DAY_MS
     floor: float = 0.05
     max_entries: int = 50
-    prune_every_ms: int = HOUR_MS
+    prune_every_ms: int = DAY_MS
     view_event: str = "product_viewed"
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS), hash=False)
     key: str = "i"
@@ -103,11 +104,9 @@ class Interest:
         return state
 
     def _prune(self, table: dict[str, list[Any]], at_ms: int) -> None:
-        scored = [(self.decayed(e[0], e[1], at_ms), k) for k, e in table.items()]
-        keep = {k for s, k in sorted(scored, key=lambda sk: (-sk[0], sk[1]))[: self.max_entries]
-                if s >= self.floor}  # fmt: skip
-        for k in [k for k in table if k not in keep]:
-            del table[k]
+        for rank, (k, score) in enumerate(self._top(table, at_ms)):
+            if rank >= self.max_entries or score < self.floor:
+                del table[k]
 
     def merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"c": {}, "p": {}, "pr": None}
@@ -132,16 +131,22 @@ class Interest:
         return out
 
     def _top(self, table: Mapping[str, list[Any]], as_of_ms: int) -> list[tuple[str, float]]:
-        scored = [(k, self.decayed(e[0], e[1], as_of_ms)) for k, e in table.items()]
-        scored = [(k, s) for k, s in scored if s >= self.floor]
-        scored.sort(key=lambda ks: (-ks[1], ks[0]))
-        return scored[: self.max_entries]
+        """All entries, highest score first (ties by name); those below the floor last."""
+        floor, ranked = self.floor, []
+        for k, e in table.items():
+            score = self.decayed(e[0], e[1], as_of_ms)
+            ranked.append((score < floor, -score, k))
+        ranked.sort()
+        return [(k, -neg) for _, neg, k in ranked]
+
+    def _kept(self, table: Mapping[str, list[Any]], as_of_ms: int) -> list[tuple[str, float]]:
+        return [ks for ks in self._top(table, as_of_ms)[: self.max_entries] if ks[1] >= self.floor]
 
     def result(self, state: dict[str, Any], as_of_ms: int) -> dict[str, Any]:
-        products = self._top(state["p"], as_of_ms)
+        products = self._kept(state["p"], as_of_ms)
         repeat = {k: state["p"][k][2] for k, _ in products if state["p"][k][2] >= 2}
         return {
-            "category_interest": {k: round(s, 6) for k, s in self._top(state["c"], as_of_ms)},
+            "category_interest": {k: round(s, 6) for k, s in self._kept(state["c"], as_of_ms)},
             "product_interest": {k: round(s, 6) for k, s in products},
             "repeat_views": dict(sorted(repeat.items())),
             "max_repeat_views": max(repeat.values(), default=0),

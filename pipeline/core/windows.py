@@ -2,8 +2,8 @@
 
 Every window is half-open, ``[start_ms, end_ms)``, in epoch milliseconds, and
 aligned to the epoch (a day window starts at 00:00 UTC). Nothing here keeps
-state; the trait folds (``traits.py``) use these functions to place events in
-buckets and to decide which buckets a window covers.
+state; the window-count trait (``folds.WindowCounts``) places events in
+tumbling buckets and reads a window as the hopping window over them.
 
 Three kinds, the names Kafka Streams and Quix use:
 

@@ -99,3 +99,82 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def produce_events(settings: Settings, events: list[Any]) -> None:
+    """Produce events to ``<prefix>events`` in order, the way ``pulse produce`` does
+    (creating Pulse's topics first); fails on any delivery error."""
+    from confluent_kafka import Producer
+
+    from pipeline.produce import kafka_producer_config, partition_key
+    from pipeline.topics import ensure_topics
+    from pipeline.wire import encode_event
+
+    ensure_topics(settings)
+    errors: list[str] = []
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    producer = Producer(kafka_producer_config(settings))
+    topic = settings.topic("events")
+    for event in events:
+        producer.produce(
+            topic, key=partition_key(event), value=encode_event(event), on_delivery=on_delivery
+        )
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    assert errors == [], errors[:3]
+
+
+def clock_events(
+    settings: Settings, at_ms: int, partitions: int = 4, tag: str = "clock"
+) -> list[Any]:
+    """One event per by-person partition at ``at_ms``: moves every watermark there."""
+    from pipeline.core.events import Event
+
+    return [
+        Event(
+            message_id=f"{tag}-{p}",
+            type="track",
+            event="page_viewed",
+            user_id=person_on_partition(p, partitions, tag),
+            timestamp_ms=at_ms,
+        )
+        for p in range(partitions)
+    ]
+
+
+def read_outputs(
+    settings: Settings,
+    logical_topics: list[str],
+    *,
+    until: Any,
+    timeout_s: float,
+    partitions: int = 4,
+) -> list[tuple[str, dict[str, Any]]]:
+    """(logical topic, record) from the start of each topic until ``until(records)`` is true."""
+    topics = [settings.topic(t) for t in logical_topics]
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"test-read-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign(
+        [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in range(partitions)]
+    )
+    got: list[tuple[str, dict[str, Any]]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not until(got):
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error() is not None:
+                continue
+            logical = logical_name(settings, msg.topic())
+            got.append((logical, decode_output(logical, msg.value())))
+    finally:
+        consumer.close()
+    return got

@@ -23,7 +23,9 @@ GAP = 30 * MIN
 OP = SessionsOperator(SessionWindows(inactivity_gap_ms=GAP))
 
 
-def ev(mid: str, at_min: float, name: str = "page_viewed", person: str = "u1", **kw: object) -> Event:
+def ev(
+    mid: str, at_min: float, name: str = "page_viewed", person: str = "u1", **kw: object
+) -> Event:
     return Event(message_id=mid, type="track", event=name, user_id=person,
                  timestamp_ms=T0 + int(at_min * MIN), **kw)  # type: ignore[arg-type]
 
@@ -52,7 +54,9 @@ def spans(arrivals: list[float], lateness_min: int = 120) -> list[tuple[float, f
         ([0, 100, 29, 129.5], [(0, 29, 2), (100, 129.5, 2)]),
     ],
 )
-def test_session_merging_table(arrivals: list[float], expected: list[tuple[float, float, int]]) -> None:
+def test_session_merging_table(
+    arrivals: list[float], expected: list[tuple[float, float, int]]
+) -> None:
     assert spans(arrivals) == expected
 
 

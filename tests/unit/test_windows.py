@@ -47,7 +47,9 @@ TABLE = [
 
 
 @pytest.mark.parametrize(("kind", "ts", "size", "step", "expected"), TABLE)
-def test_window_assignment(kind: str, ts: int, size: int, step: int, expected: list[Window]) -> None:
+def test_window_assignment(
+    kind: str, ts: int, size: int, step: int, expected: list[Window]
+) -> None:
     windows = assign(kind, ts, size, step)
     assert windows == expected
     assert all(ts in w for w in windows)  # every window assigned really contains ts
