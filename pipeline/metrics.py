@@ -6,6 +6,9 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EVENTS_IN = Counter("pulse_events_in", "Records consumed", ["topic"])
 EVENTS_DLQ = Counter("pulse_events_dlq", "Records sent to the dead-letter topic", ["reason"])
+EVENTS_DUPLICATE = Counter(
+    "pulse_events_duplicate", "Duplicate message ids dropped by ingest (not reprocessed)"
+)
 EVENTS_LATE = Counter("pulse_events_late", "Events beyond the allowed lateness")
 TRIGGERS = Counter("pulse_triggers", "Triggers emitted", ["rule"])
 WATERMARK_LAG = Gauge(

@@ -139,14 +139,22 @@ class Processor:
         heapq.heapify(self._timers)
         return len(self._timers)
 
-    def process(self, event: Event, person_id: str | None = None) -> list[Output]:
-        """Apply one event, then fire whatever timers its stream time made due."""
+    def process(
+        self, event: Event, person_id: str | None = None, *, advance_clock: bool = True
+    ) -> list[Output]:
+        """Apply one event, then fire whatever timers its stream time made due.
+
+        With ``advance_clock=False`` the event does not move stream time: the
+        caller drives it with :meth:`advance_to` (the worker does, from the
+        watermarks of the upstream partitions; see ``pipeline/worker/app.py``).
+        """
         person = person_id or event.person_id
         watermark = self.clock.watermark_ms
         if self.clock.is_late(event.timestamp_ms):
             self.late_count += 1
             return [Output(LATE, person, late_record(event, watermark))]
-        self.clock.observe(event.timestamp_ms)
+        if advance_clock:
+            self.clock.observe(event.timestamp_ms)
         watermark = self.clock.watermark_ms
         state = self.store.load(person) or {}
         outputs: list[Output] = []

@@ -1,19 +1,19 @@
 """The Pulse worker: two Faust agents over the pure core.
 
 * **ingest** consumes ``pulse.events`` (keyed by device/anonymous id), decodes
-  and validates each record, sends undecodable ones to ``pulse.events.dlq``
-  (original key, value and headers, plus ``pulse-dlq-*`` headers with the
-  reason) and re-keys the rest by person onto ``pulse.events.by-person``.
+  and validates each record, drops duplicate message ids, sends undecodable
+  ones to ``pulse.events.dlq`` (original key, value and headers, plus
+  ``pulse-dlq-*`` headers with the reason) and re-keys the rest by person onto
+  ``pulse.events.by-person``. It also broadcasts each source partition's
+  stream time to every by-person partition (see :mod:`pipeline.worker.clocks`).
 * **behavior** consumes ``pulse.events.by-person`` and drives one
   :class:`~pipeline.core.engine.Processor` per partition, whose person state
-  lives in a RocksDB-backed Faust table with a changelog topic.
+  lives in a RocksDB-backed Faust table with a changelog topic. Its stream
+  time is the minimum of the source partitions' reported stream times.
 
-So that timers fire on a quiet partition, a once-a-second timer sends a *tick*
-(a control record, header ``pulse-control: tick``) to each of this worker's
-by-person partitions that has been idle for ``PULSE_IDLE_ADVANCE_MS``: the
-tick moves that partition's stream time forward by the wall-clock time that
-has passed since its last record. Ticks travel through the partition itself,
-so they are ordered with its events and table writes stay in stream context.
+Faust acks an event even when the agent raises, so an unexpected error while
+processing a record would lose it: such records are parked in the DLQ with
+reason ``processing_error`` instead, and the worker goes on.
 """
 
 from __future__ import annotations
@@ -30,21 +30,30 @@ from faust.types import TP
 
 from pipeline import metrics
 from pipeline.config import Settings
-from pipeline.core.clock import NEG_INF_MS
+from pipeline.core.dedupe import Dedupe, DedupeWindow
 from pipeline.core.engine import Operator, PersonState, Processor, Stage
 from pipeline.core.outputs import Output
 from pipeline.errors import DecodeError
 from pipeline.records import decode_state, encode_state
 from pipeline.topics import BY_PERSON, DLQ, EVENTS, encode_output
 from pipeline.wire import decode_event, encode_event
+from pipeline.worker.clocks import (
+    CONTROL_HEADER,
+    WATERMARK,
+    InputWatermarks,
+    SourceClock,
+    parse_watermark,
+    watermark_record,
+)
 
 log = logging.getLogger(__name__)
 
-CONTROL_HEADER = "pulse-control"
 CLOCK_KEY_PREFIX = b"\x00clock/"
 # Keys in the state table that are not persons: our partition clocks and the
 # offset Faust keeps in every RocksDB partition.
 _INTERNAL_KEYS = (b"\x00", b"__faust\x00")
+#: Report a source partition's new stream time at most this often.
+WATERMARK_INTERVAL_S = 0.05
 
 
 def _broker_url(bootstrap: str) -> str:
@@ -94,23 +103,24 @@ class TableStore:
 @dataclass
 class _PartitionRuntime:
     processor: Processor
-    last_record_wall: float = field(default_factory=time.monotonic)
-    #: stream time when the last real record arrived; ticks add idle time to it
-    stream_time_at_record: int = 0
+    inputs: InputWatermarks
     clock_saved_wall: float = 0.0
 
 
 @dataclass
 class PulseWorker:
-    """Builds the Faust app and its agents for ``operators``."""
+    """Builds the Faust app and its agents for ``operators`` (and a rule ``stage``)."""
 
     settings: Settings
     operators: Sequence[Operator]
     stage: Stage | None = None
     partitions: int = 4
     store_url: str = "rocksdb://"
+    dedupe_window: DedupeWindow = field(default_factory=DedupeWindow)
     app: faust.App = field(init=False)
     runtimes: dict[int, _PartitionRuntime] = field(init=False, default_factory=dict)
+    sources: dict[int, SourceClock] = field(init=False, default_factory=dict)
+    dedupe: dict[int, Dedupe] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -147,7 +157,7 @@ class PulseWorker:
         self._out_topics: dict[str, Any] = {}
         app.agent(self.events_topic, name="ingest")(self._ingest)
         app.agent(self.by_person, name="behavior")(self._behavior)
-        app.timer(1.0, name="idle-ticker")(self._idle_tick)
+        app.timer(0.2, name="source-watermarks")(self._report_sources)
         app.on_partitions_revoked.connect(self._on_revoked)
 
     # -- ingest -----------------------------------------------------------------
@@ -158,13 +168,71 @@ class PulseWorker:
             metrics.EVENTS_IN.labels(msg.topic).inc()
             try:
                 event = decode_event(ev.value)
+                seen = self.dedupe.get(msg.partition)
+                if seen is None:
+                    seen = self.dedupe[msg.partition] = self.dedupe_window.build()
+                if not seen.offer(event.message_id, event.timestamp_ms):
+                    metrics.EVENTS_DUPLICATE.inc()
+                    continue
                 await self.by_person.send(key=event.person_id.encode(), value=encode_event(event))
             except DecodeError as err:
                 await self._dead_letter(msg, ev.key, ev.value, err)
+                continue
             except Exception as exc:
                 log.exception("ingesting %s failed; record sent to the DLQ", msg)
                 failure = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
                 await self._dead_letter(msg, ev.key, ev.value, failure)
+                continue
+            src = self.sources.get(msg.partition)
+            if src is None:
+                src = self.sources[msg.partition] = SourceClock()
+            src.observe(event.timestamp_ms)
+            now = time.monotonic()
+            if src.due(now, WATERMARK_INTERVAL_S):
+                await self._broadcast(msg.partition, src.stream_time_ms, src, now)
+
+    async def _broadcast(
+        self, source: int, stream_time_ms: int | None, src: SourceClock, now: float
+    ) -> None:
+        """Tell every by-person partition how far source partition ``source`` got."""
+        value = watermark_record(source, stream_time_ms)
+        for partition in range(self.partitions):
+            await self.by_person.send(
+                key=b"", value=value, partition=partition, headers=[(CONTROL_HEADER, WATERMARK)]
+            )
+        src.reported_ms = stream_time_ms
+        src.reported_wall = now
+        src.reported_empty = stream_time_ms is None
+
+    async def _report_sources(self) -> None:
+        """Report new, idle (wall-clock advanced) and empty source partitions."""
+        if self.app.rebalancing or self.app.in_recovery:
+            return
+        topic = self.settings.topic(EVENTS)
+        assigned = [tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic]
+        now = time.monotonic()
+        for tp in assigned:
+            src = self.sources.get(tp.partition)
+            if src is None:
+                src = self.sources[tp.partition] = SourceClock()
+            idle = src.idle_target(now, self.settings.idle_advance_ms)
+            if idle is not None and idle != src.reported_ms:
+                await self._broadcast(tp.partition, idle, src, now)
+            elif src.due(now, 0.0):
+                await self._broadcast(tp.partition, src.stream_time_ms, src, now)
+            elif src.reported_ms is None and not src.reported_empty:
+                if await self._caught_up(tp):
+                    await self._broadcast(tp.partition, None, src, now)
+
+    async def _caught_up(self, tp: TP) -> bool:
+        """Nothing left to read on ``tp`` (an empty source must not hold time back)."""
+        consumer = self.app.consumer
+        try:
+            highwater = (await consumer.highwaters(tp)).get(tp)
+            position = await consumer.position(tp)
+        except Exception:  # the consumer is between assignments: ask again later
+            return False
+        return highwater is not None and position is not None and position >= highwater
 
     async def _dead_letter(self, msg: Any, key: Any, value: Any, err: DecodeError) -> None:
         metrics.EVENTS_DLQ.labels(err.reason).inc()
@@ -190,14 +258,19 @@ class PulseWorker:
                 store=store,
                 stage=self.stage,
             )
-            clock = self.state.get(CLOCK_KEY_PREFIX + str(partition).encode())
-            if clock is not None:
-                proc.clock.observe(int(clock))
+            inputs = InputWatermarks(self.partitions)
+            saved = self.state.get(CLOCK_KEY_PREFIX + str(partition).encode())
+            if saved is not None:
+                inputs.restore(json.loads(saved))
+                proc.clock.observe(inputs.stream_time_ms())
             found = proc.rebuild_index()
-            log.info("partition %d: stream time %s, %d timers restored", partition, clock, found)
-            rt = self.runtimes[partition] = _PartitionRuntime(
-                proc, stream_time_at_record=proc.clock.stream_time_ms
+            log.info(
+                "partition %d: stream time %d, %d timers restored",
+                partition,
+                proc.clock.stream_time_ms,
+                found,
             )
+            rt = self.runtimes[partition] = _PartitionRuntime(proc, inputs)
         return rt
 
     async def _behavior(self, stream: Any) -> None:
@@ -206,8 +279,6 @@ class PulseWorker:
             try:
                 await self._behave(ev)
             except Exception as exc:
-                # Faust acks an event even when the agent raises, so re-raising
-                # would lose it: park it in the DLQ with the error instead.
                 log.exception("processing %s failed; record sent to the DLQ", ev.message)
                 err = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
                 await self._dead_letter(ev.message, ev.key, ev.value, err)
@@ -218,21 +289,20 @@ class PulseWorker:
         rt = self._runtime(msg.partition)
         proc = rt.processor
         control = dict(_headers(msg)).get(CONTROL_HEADER)
-        if control == b"tick":
-            idle_ms = int((time.monotonic() - rt.last_record_wall) * 1000)
-            if idle_ms < self.settings.idle_advance_ms:
-                return  # a real record arrived meanwhile: its time rules
-            outputs = proc.advance_to(json.loads(ev.value)["stream_time_ms"])
+        if control == WATERMARK:
+            source, stream_time = parse_watermark(ev.value)
+            rt.inputs.update(source, stream_time)
+            outputs = proc.advance_to(rt.inputs.stream_time_ms())
+        elif control is not None:
+            return  # a control record of another kind (e.g. an older worker's tick)
         else:
             metrics.EVENTS_IN.labels(msg.topic).inc()
-            rt.last_record_wall = time.monotonic()
-            outputs = proc.process(decode_event(ev.value), ev.key.decode())
-            rt.stream_time_at_record = proc.clock.stream_time_ms
+            outputs = proc.process(decode_event(ev.value), ev.key.decode(), advance_clock=False)
         await self._emit(outputs)
         now = time.monotonic()
         if now - rt.clock_saved_wall >= 1.0:
             clock_key = CLOCK_KEY_PREFIX + str(msg.partition).encode()
-            self.state[clock_key] = str(proc.clock.stream_time_ms).encode()
+            self.state[clock_key] = json.dumps(rt.inputs.snapshot()).encode()
             rt.clock_saved_wall = now
             metrics.WATERMARK_LAG.labels(str(msg.partition)).set(
                 max(0.0, time.time() - proc.watermark_ms / 1000)
@@ -242,6 +312,8 @@ class PulseWorker:
             )
 
     async def _emit(self, outputs: list[Output]) -> None:
+        if not outputs:
+            return
         emitted_at = str(int(time.time() * 1000)).encode()
         for out in outputs:
             topic = self._out_topics.get(out.topic)
@@ -259,35 +331,11 @@ class PulseWorker:
                 headers=[("pulse-emitted-at-ms", emitted_at)],
             )
 
-    async def _idle_tick(self) -> None:
-        if self.settings.idle_advance_ms <= 0:
-            return
-        if self.app.rebalancing or self.app.in_recovery:
-            return
-        assigned = self.app.assignor.assigned_actives()
-        topic = self.settings.topic(BY_PERSON)
-        now = time.monotonic()
-        for tp in assigned:
-            if tp.topic != topic:
-                continue
-            # Reading the table outside stream iteration is fine (writes are not):
-            # a partition restored after a restart gets its timers indexed here.
-            rt = self._runtime(tp.partition)
-            if rt.stream_time_at_record <= NEG_INF_MS:
-                continue  # nothing seen yet: there is no event time to advance from
-            idle_ms = int((now - rt.last_record_wall) * 1000)
-            if idle_ms < self.settings.idle_advance_ms:
-                continue
-            target = rt.stream_time_at_record + idle_ms
-            await self.by_person.send(
-                key=b"",
-                value=json.dumps({"stream_time_ms": target}).encode(),
-                partition=tp.partition,
-                headers=[(CONTROL_HEADER, b"tick")],
-            )
-
     async def _on_revoked(self, app: Any, /, *args: Any, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         for tp in revoked:
             if tp.topic == self.settings.topic(BY_PERSON):
                 self.runtimes.pop(tp.partition, None)
+            elif tp.topic == self.settings.topic(EVENTS):
+                self.sources.pop(tp.partition, None)
+                self.dedupe.pop(tp.partition, None)

@@ -21,17 +21,24 @@ T0 = 1_790_000_000_000
 
 
 def dead_letter(reason: str, offset: int) -> list[tuple[str, bytes]]:
-    return [("trace-id", f"t-{offset}".encode()),
-            ("pulse-dlq-reason", reason.encode()),
-            ("pulse-dlq-message", f"because {reason}".encode()),
-            ("pulse-dlq-source-topic", b"pulse.events"),
-            ("pulse-dlq-source-partition", b"0"),
-            ("pulse-dlq-source-offset", str(offset).encode())]
+    return [
+        ("trace-id", f"t-{offset}".encode()),
+        ("pulse-dlq-reason", reason.encode()),
+        ("pulse-dlq-message", f"because {reason}".encode()),
+        ("pulse-dlq-source-topic", b"pulse.events"),
+        ("pulse-dlq-source-partition", b"0"),
+        ("pulse-dlq-source-offset", str(offset).encode()),
+    ]
 
 
 def read_all(settings: Settings, topic: str, expect: int, timeout_s: float = 20) -> list:  # type: ignore[type-arg]
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "t-read",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": "t-read",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(4)])
     out = []
     import time
@@ -51,8 +58,9 @@ def test_inspect_and_replay(settings: Settings, pulse_env: dict[str, str]) -> No
     ensure_topics(settings, partitions=4)
     dlq_topic = settings.topic("events.dlq")
     producer = Producer(kafka_producer_config(settings))
-    fixed = json.dumps({"messageId": "m-fixed", "event": "Order Completed", "userId": "u1",
-                        "timestamp": T0}).encode()
+    fixed = json.dumps(
+        {"messageId": "m-fixed", "event": "Order Completed", "userId": "u1", "timestamp": T0}
+    ).encode()
     records = [
         (b"k1", b"{not json", "invalid_json"),
         (b"k2", b"{also not", "invalid_json"),
@@ -60,14 +68,18 @@ def test_inspect_and_replay(settings: Settings, pulse_env: dict[str, str]) -> No
         (None, b"\xff\xfe\x00binary", "bad_framing"),
     ]
     for i, (key, value, reason) in enumerate(records):
-        producer.produce(dlq_topic, key=key, value=value, partition=i % 2,
-                         headers=dead_letter(reason, i))
+        producer.produce(
+            dlq_topic, key=key, value=value, partition=i % 2, headers=dead_letter(reason, i)
+        )
     assert producer.flush(30) == 0
 
     out = pulse(pulse_env, "dlq", "inspect", "--json")
     summary = json.loads(out.stdout)
     assert {r: s["count"] for r, s in summary.items()} == {
-        "invalid_json": 2, "registry_unavailable": 1, "bad_framing": 1}
+        "invalid_json": 2,
+        "registry_unavailable": 1,
+        "bad_framing": 1,
+    }
     assert summary["invalid_json"]["example"]["value"] in ("{not json", "{also not")
     assert summary["invalid_json"]["example"]["message"] == "because invalid_json"
     assert "value_base64" in summary["bad_framing"]["example"]
@@ -84,16 +96,33 @@ def test_inspect_and_replay(settings: Settings, pulse_env: dict[str, str]) -> No
     assert decode_event(by_key[b"k3"].value()).message_id == "m-fixed"
 
 
-def test_produce_csv_from_stdin_with_rate(settings: Settings, pulse_env: dict[str, str],
-                                          tmp_path: Path) -> None:
-    csv_text = ("when,who,what,amount,coupon\n"
-                f"{T0},u1,Checkout Started,99.5,\n"
-                f"{T0 + 60_000},u1,Order Completed,99.5,SAVE10\n"
-                f"{T0 + 120_000},u2,Product Viewed,12,\n")
+def test_produce_csv_from_stdin_with_rate(
+    settings: Settings, pulse_env: dict[str, str], tmp_path: Path
+) -> None:
+    csv_text = (
+        "when,who,what,amount,coupon\n"
+        f"{T0},u1,Checkout Started,99.5,\n"
+        f"{T0 + 60_000},u1,Order Completed,99.5,SAVE10\n"
+        f"{T0 + 120_000},u2,Product Viewed,12,\n"
+    )
     proc = subprocess.run(
-        [*PULSE, "produce", "--csv", "-", "--rate", "20",
-         "--map", "timestamp=when,userId=who,event=what,properties.revenue=amount"],
-        input=csv_text, env=pulse_env, capture_output=True, text=True, timeout=60, check=False)
+        [
+            *PULSE,
+            "produce",
+            "--csv",
+            "-",
+            "--rate",
+            "20",
+            "--map",
+            "timestamp=when,userId=who,event=what,properties.revenue=amount",
+        ],
+        input=csv_text,
+        env=pulse_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "3/3" in proc.stderr, "progress bar on stderr"
     records = read_all(settings, settings.topic("events"), expect=3)

@@ -93,13 +93,23 @@ def kcat_produce(settings: Settings, lines: list[str]) -> None:
     assert kcat, "kcat is not installed (apt-get install -y kcat)"
     proc = subprocess.run(
         [kcat, "-b", settings.bootstrap_servers, "-t", settings.topic("events"), "-P", "-K", "|"],
-        input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=60, check=False)
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def count_records(settings: Settings, topic: str, until: int, timeout_s: float = 60) -> list[Any]:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "t-count",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": "t-count",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     records: list[Any] = []
     deadline = time.monotonic() + timeout_s
@@ -120,23 +130,42 @@ def test_kcat_json_and_registry_avro_reach_triggers(
 ) -> None:
     ensure_topics(settings, partitions=PARTITIONS)
     # kcat: Segment-style JSON, keyed by the anonymous id, plus one bad line.
-    kcat_produce(settings, [
-        "anon-k|" + json.dumps(track("k-1", "Product Viewed", T0 - MIN, anonymousId="anon-k")),
-        "anon-k|" + json.dumps(track("k-2", "Checkout Started", T0, anonymousId="anon-k",
-                                     properties={"value": 42.0, "currency": "EUR"})),
-        "anon-k|{this is not json",
-    ])
+    kcat_produce(
+        settings,
+        [
+            "anon-k|" + json.dumps(track("k-1", "Product Viewed", T0 - MIN, anonymousId="anon-k")),
+            "anon-k|"
+            + json.dumps(
+                track(
+                    "k-2",
+                    "Checkout Started",
+                    T0,
+                    anonymousId="anon-k",
+                    properties={"value": 42.0, "currency": "EUR"},
+                )
+            ),
+            "anon-k|{this is not json",
+        ],
+    )
     # AvroSerializer: registry framing, written with the previous schema version.
     client = SchemaRegistryClient({"url": registry_url})
     old_schema = (SCHEMA_DIR / "history" / "event.v1.avsc").read_text()
     serialize = AvroSerializer(client, old_schema, conf={"auto.register.schemas": True})
     ctx = SerializationContext(settings.topic("events"), MessageField.VALUE)
     producer = Producer(kafka_producer_config(settings))
-    base = {"type": "track", "anonymous_id": None, "sent_at_ms": None, "received_at_ms": None,
-            "properties": {}, "context": {"extra": {}}}
-    for mid, name, ts, user in [("r-1", "checkout_started", T0, "reg-buyer"),
-                                ("r-2", "order_completed", T0 + 5 * MIN, "reg-buyer"),
-                                ("r-3", "checkout_started", T0, "reg-abandoner")]:
+    base = {
+        "type": "track",
+        "anonymous_id": None,
+        "sent_at_ms": None,
+        "received_at_ms": None,
+        "properties": {},
+        "context": {"extra": {}},
+    }
+    for mid, name, ts, user in [
+        ("r-1", "checkout_started", T0, "reg-buyer"),
+        ("r-2", "order_completed", T0 + 5 * MIN, "reg-buyer"),
+        ("r-3", "checkout_started", T0, "reg-abandoner"),
+    ]:
         record = {**base, "message_id": mid, "event": name, "user_id": user, "timestamp_ms": ts}
         value = serialize(record, ctx)
         assert value[0] == 0, "registry framing"
@@ -149,12 +178,16 @@ def test_kcat_json_and_registry_avro_reach_triggers(
         # Wait until the ingest has re-keyed all five good events, so the clock
         # events below cannot overtake them (allowed lateness is 0 here).
         assert len(count_records(settings, settings.topic("events.by-person"), 5)) == 5, (
-            (tmp_path / "worker.log").read_text()[-3000:])
+            tmp_path / "worker.log"
+        ).read_text()[-3000:]
         # Move every by-person partition's watermark past T0 + 30 min, with kcat.
-        kcat_produce(settings, [
-            f"{p}|" + json.dumps(track(f"clock-{p}", "page_viewed", T0 + 31 * MIN, userId=p))
-            for p in (person_on_partition(i, PARTITIONS) for i in range(PARTITIONS))
-        ])
+        kcat_produce(
+            settings,
+            [
+                f"{p}|" + json.dumps(track(f"clock-{p}", "page_viewed", T0 + 31 * MIN, userId=p))
+                for p in (person_on_partition(i, PARTITIONS) for i in range(PARTITIONS))
+            ],
+        )
         triggers = reader.read(until=2, timeout_s=90)
         extra = reader.read(until=1, timeout_s=3)
     reader.close()

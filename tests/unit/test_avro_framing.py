@@ -33,7 +33,7 @@ def test_crc64_avro_matches_the_spec_vectors(canonical: str, expected: int) -> N
 def test_single_object_int_byte_for_byte() -> None:
     schema = parse_schema("int", "int")  # type: ignore[arg-type]
     # 42 zig-zag encoded is 84 = 0x54
-    assert encode_single_object(schema, 42) == bytes.fromhex("c301" "8f5c393f1ad57572" "54")  # type: ignore[arg-type]
+    assert encode_single_object(schema, 42) == bytes.fromhex("c3018f5c393f1ad5757254")  # type: ignore[arg-type]
 
 
 def test_single_object_event_header() -> None:
@@ -41,8 +41,9 @@ def test_single_object_event_header() -> None:
     canonical = to_parsing_canonical_form(schema.parsed)
     assert canonical == schema.canonical
     assert fingerprint(canonical, "CRC-64-AVRO") == schema.header[2:].hex()
-    event = Event(message_id="m", type="track", event="x", user_id="u",
-                  timestamp_ms=1_790_000_000_000)
+    event = Event(
+        message_id="m", type="track", event="x", user_id="u", timestamp_ms=1_790_000_000_000
+    )
     data = encode_event(event)
     assert data[:2] == b"\xc3\x01"
     assert data[2:10] == schema.fingerprint.to_bytes(8, "little")
@@ -53,8 +54,9 @@ def test_single_object_event_header() -> None:
 
 def test_registry_framing_byte_for_byte() -> None:
     schema = load_schema("event")
-    event = Event(message_id="m", type="track", event="x", user_id="u",
-                  timestamp_ms=1_790_000_000_000)
+    event = Event(
+        message_id="m", type="track", event="x", user_id="u", timestamp_ms=1_790_000_000_000
+    )
     body = encode_event(event)[10:]
     framed = frame(258, body)
     assert framed[:5] == b"\x00\x00\x00\x01\x02"

@@ -25,29 +25,59 @@ from pipeline.registry import RegistryDecoder, frame
 from pipeline.wire import REASONS, decode_event, encode_event
 
 TALLY: Counter[str] = Counter()
-FUZZ = settings(max_examples=1_500, deadline=None, suppress_health_check=list(HealthCheck),
-                derandomize=True)
+FUZZ = settings(
+    max_examples=1_500, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
 SCHEMA_ID = 7
-REGISTRY = RegistryDecoder(fetch={SCHEMA_ID: json.dumps(
-    json.loads(load_schema("event").canonical))}.__getitem__)
+REGISTRY = RegistryDecoder(
+    fetch={SCHEMA_ID: json.dumps(json.loads(load_schema("event").canonical))}.__getitem__
+)
 T0 = 1_790_000_000_000
 
 GOOD_JSON: list[dict[str, Any]] = [
-    {"messageId": "m-1", "type": "track", "event": "Checkout Started", "anonymousId": "a-1",
-     "timestamp": T0, "properties": {"value": 89.5, "currency": "EUR", "coupon": "SAVE10",
-                                     "products": [{"product_id": "p1", "price": 89.5}]},
-     "context": {"page": {"url": "https://shop.example/checkout"}, "timezone": "Europe/Paris"}},
-    {"message_id": "m-2", "type": "identify", "anonymous_id": "a-1", "user_id": "u-1",
-     "timestamp_ms": T0 + 1, "traits": {"email": "u@example.com", "vip": True}},
-    {"messageId": "m-3", "type": "page", "userId": "u-2", "timestamp": "2026-11-20T21:03:00Z",
-     "sentAt": T0 + 5, "context": {"campaign": {"source": "newsletter"}, "locale": "fr-FR"}},
-    {"messageId": "m-4", "event": "order_completed", "userId": 42, "timestamp": str(T0),
-     "properties": {"revenue": 10, "order_id": "o-1", "tags": ["a", None, 1.5]}},
+    {
+        "messageId": "m-1",
+        "type": "track",
+        "event": "Checkout Started",
+        "anonymousId": "a-1",
+        "timestamp": T0,
+        "properties": {
+            "value": 89.5,
+            "currency": "EUR",
+            "coupon": "SAVE10",
+            "products": [{"product_id": "p1", "price": 89.5}],
+        },
+        "context": {"page": {"url": "https://shop.example/checkout"}, "timezone": "Europe/Paris"},
+    },
+    {
+        "message_id": "m-2",
+        "type": "identify",
+        "anonymous_id": "a-1",
+        "user_id": "u-1",
+        "timestamp_ms": T0 + 1,
+        "traits": {"email": "u@example.com", "vip": True},
+    },
+    {
+        "messageId": "m-3",
+        "type": "page",
+        "userId": "u-2",
+        "timestamp": "2026-11-20T21:03:00Z",
+        "sentAt": T0 + 5,
+        "context": {"campaign": {"source": "newsletter"}, "locale": "fr-FR"},
+    },
+    {
+        "messageId": "m-4",
+        "event": "order_completed",
+        "userId": 42,
+        "timestamp": str(T0),
+        "properties": {"revenue": 10, "order_id": "o-1", "tags": ["a", None, 1.5]},
+    },
 ]
 GOOD_EVENTS = [decode_event(json.dumps(obj).encode(), registry=None) for obj in GOOD_JSON]
 GOOD_AVRO = [encode_event(e) for e in GOOD_EVENTS]
-GOOD_REGISTRY = [frame(SCHEMA_ID, encode_body(load_schema("event"), e.to_record()))
-                 for e in GOOD_EVENTS]
+GOOD_REGISTRY = [
+    frame(SCHEMA_ID, encode_body(load_schema("event"), e.to_record())) for e in GOOD_EVENTS
+]
 
 
 def check(data: bytes) -> str:
@@ -83,7 +113,7 @@ def mutate(data: bytes, rnd: random.Random, n: int) -> Iterator[bytes]:
         elif op == 2:
             buf[pos:pos] = rnd.randbytes(rnd.randrange(1, 9))
         elif op == 3:
-            del buf[pos:pos + rnd.randrange(1, 9)]
+            del buf[pos : pos + rnd.randrange(1, 9)]
         elif buf:
             i = min(pos, len(buf) - 1)
             buf[i] = rnd.choice((0x00, 0x01, 0x7F, 0x80, 0xFF, rnd.randrange(256)))
@@ -92,12 +122,26 @@ def mutate(data: bytes, rnd: random.Random, n: int) -> Iterator[bytes]:
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                 max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=8,
 )
-FIELDS = ["messageId", "message_id", "type", "event", "anonymousId", "userId", "user_id",
-          "timestamp", "timestamp_ms", "sentAt", "properties", "traits", "context"]
+FIELDS = [
+    "messageId",
+    "message_id",
+    "type",
+    "event",
+    "anonymousId",
+    "userId",
+    "user_id",
+    "timestamp",
+    "timestamp_ms",
+    "sentAt",
+    "properties",
+    "traits",
+    "context",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -105,15 +149,18 @@ def _report(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     total = sum(TALLY.values())
     capture = request.config.pluginmanager.get_plugin("capturemanager")
-    lines = [f"decoder fuzz: {total} inputs, {TALLY['ok']} accepted, "
-             f"{total - TALLY['ok']} refused (would go to the DLQ) by reason:"]
+    lines = [
+        f"decoder fuzz: {total} inputs, {TALLY['ok']} accepted, "
+        f"{total - TALLY['ok']} refused (would go to the DLQ) by reason:"
+    ]
     lines += [f"  {reason:<24} {n}" for reason, n in TALLY.most_common() if reason != "ok"]
     with capture.global_and_fixture_disabled():
         print("\n" + "\n".join(lines))
 
 
-@pytest.mark.parametrize("data", GOOD_AVRO + GOOD_REGISTRY
-                         + [json.dumps(o).encode() for o in GOOD_JSON])
+@pytest.mark.parametrize(
+    "data", GOOD_AVRO + GOOD_REGISTRY + [json.dumps(o).encode() for o in GOOD_JSON]
+)
 def test_every_good_record_passes(data: bytes) -> None:
     assert check(data) == "ok"
 
@@ -166,8 +213,7 @@ def test_known_bad_records_have_their_reasons() -> None:
         b"\x00\x00": "bad_framing",
         b"<xml/>": "bad_framing",
         b'{"a": "\xff"}': "invalid_utf8",
-        b'{"messageId": "m", "userId": "u", "event": "x", "timestamp": 1, "p": "\\ud800"}':
-            "invalid_utf8",
+        b'{"messageId": "m", "userId": "u", "event": "x", "timestamp": 1, "p": "\\ud800"}': "invalid_utf8",
         b"{" * 100_000: "invalid_json",
         b'{"messageId":"m","event":"x","timestamp":1790000000000}': "missing_id",
         b'{"messageId":"m","userId":"u","event":"x"}': "missing_timestamp",

@@ -35,8 +35,14 @@ LATENESS = 15 * MIN
 OPS = [BehaviorOperator(SessionWindows(inactivity_gap_ms=GAP), idle_ttl_ms=86_400_000)]
 ROOT = Path(__file__).resolve().parents[2]
 
-NAMES = ["page_viewed", "product_viewed", "product_added", "checkout_started", "order_completed",
-         "coupon_applied"]
+NAMES = [
+    "page_viewed",
+    "product_viewed",
+    "product_added",
+    "checkout_started",
+    "order_completed",
+    "coupon_applied",
+]
 
 
 @st.composite
@@ -54,7 +60,9 @@ def raw_events(draw: st.DrawFn) -> dict[str, Any]:
     return {
         "person": draw(st.sampled_from(["a", "b", "c"])),
         "ts": T0 + draw(st.integers(0, 180)) * MIN + draw(st.sampled_from([0, 1, 999])),
-        "name": name, "props": props, "context": {"timezone": tz} if tz else {},
+        "name": name,
+        "props": props,
+        "context": {"timezone": tz} if tz else {},
         "channel": draw(st.sampled_from([None, "web", "ios"])),
         "jitter": draw(st.integers(0, LATENESS)),
     }
@@ -66,9 +74,17 @@ def build(raws: list[dict[str, Any]]) -> list[Event]:
         ctx = dict(r["context"])
         if r["channel"]:
             ctx["channel"] = r["channel"]
-        events.append(Event(message_id=f"m{i:03d}", type="track", event=r["name"],
-                            user_id=r["person"], timestamp_ms=r["ts"], properties=r["props"],
-                            context=ctx))
+        events.append(
+            Event(
+                message_id=f"m{i:03d}",
+                type="track",
+                event=r["name"],
+                user_id=r["person"],
+                timestamp_ms=r["ts"],
+                properties=r["props"],
+                context=ctx,
+            )
+        )
     return events
 
 
@@ -78,8 +94,9 @@ def in_time_order(events: list[Event]) -> list[Event]:
 
 def shuffled_within_lateness(events: list[Event], raws: list[dict[str, Any]]) -> list[Event]:
     # arrive at ts + jitter (jitter <= lateness): no event is ever below the watermark
-    order = sorted(range(len(events)),
-                   key=lambda i: (events[i].timestamp_ms + raws[i]["jitter"], i))
+    order = sorted(
+        range(len(events)), key=lambda i: (events[i].timestamp_ms + raws[i]["jitter"], i)
+    )
     return [events[i] for i in order]
 
 
@@ -158,15 +175,28 @@ write_outputs(outputs, prefix="pulse.", out_dir=Path(sys.argv[2]), stdout=sys.st
 def test_replay_bytes_do_not_depend_on_the_process(tmp_path: Path) -> None:
     lines = []
     for i in range(60):
-        lines.append(json.dumps({
-            "messageId": f"m{i}", "userId": f"u{i % 4}", "event": NAMES[i % len(NAMES)],
-            "timestamp": T0 + (i * 7919 % 240) * MIN,
-            "properties": {"product_id": f"p{i % 5}", "category": f"c{i % 3}", "value": i * 1.1,
-                           **({"coupon": "X"} if i % 7 == 0 else {})},
-            "context": {"timezone": ["Europe/Paris", "Asia/Tokyo"][i % 2],
+        lines.append(
+            json.dumps(
+                {
+                    "messageId": f"m{i}",
+                    "userId": f"u{i % 4}",
+                    "event": NAMES[i % len(NAMES)],
+                    "timestamp": T0 + (i * 7919 % 240) * MIN,
+                    "properties": {
+                        "product_id": f"p{i % 5}",
+                        "category": f"c{i % 3}",
+                        "value": i * 1.1,
+                        **({"coupon": "X"} if i % 7 == 0 else {}),
+                    },
+                    "context": {
+                        "timezone": ["Europe/Paris", "Asia/Tokyo"][i % 2],
                         "page": {"path": f"/{i % 6}"},
-                        "campaign": {"name": f"camp{i % 2}"}, "channel": "web"},
-        }))
+                        "campaign": {"name": f"camp{i % 2}"},
+                        "channel": "web",
+                    },
+                }
+            )
+        )
     source = tmp_path / "events.jsonl"
     source.write_text("\n".join(lines) + "\n")
     assert len(load_events(source)) == 60
@@ -174,8 +204,13 @@ def test_replay_bytes_do_not_depend_on_the_process(tmp_path: Path) -> None:
     for seed in ("1", "2"):
         out = tmp_path / f"out{seed}"
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        subprocess.run([sys.executable, "-c", _REPLAY, str(source), str(out)], check=True, env=env,
-                       cwd=ROOT, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", _REPLAY, str(source), str(out)],
+            check=True,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+        )
         dumps.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert dumps[0] == dumps[1]
     wanted = {"pulse.sessions.jsonl", "pulse.profiles.jsonl", "pulse.persons.evicted.jsonl"}

@@ -28,9 +28,17 @@ from pipeline.wire import decode_event, encode_event
 
 T0 = 1_790_000_000_000
 HISTORY = sorted((SCHEMA_DIR / "history").glob("event.v*.avsc"))
-EVENT = Event(message_id="m-1", type="alias", event=None, anonymous_id="a-1", user_id="u-1",
-              timestamp_ms=T0, properties={"value": 1.5, "tags": ["x"]},
-              context={"channel": "web", "timezone": "Europe/Paris"}, previous_id="a-1")
+EVENT = Event(
+    message_id="m-1",
+    type="alias",
+    event=None,
+    anonymous_id="a-1",
+    user_id="u-1",
+    timestamp_ms=T0,
+    properties={"value": 1.5, "tags": ["x"]},
+    context={"channel": "web", "timezone": "Europe/Paris"},
+    previous_id="a-1",
+)
 
 
 def fields(raw: dict) -> dict[str, dict]:  # type: ignore[type-arg]

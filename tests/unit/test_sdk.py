@@ -20,9 +20,16 @@ def test_doctests() -> None:
 
 
 def test_track_is_canonical_and_round_trips() -> None:
-    event = build_event("track", event="Checkout Started", anonymous_id="a1", user_id="u1",
-                        properties={"value": 89.5, "products": [{"product_id": "p"}]},
-                        context={"page": {"url": "https://x"}}, timestamp_ms=T0, message_id="m1")
+    event = build_event(
+        "track",
+        event="Checkout Started",
+        anonymous_id="a1",
+        user_id="u1",
+        properties={"value": 89.5, "products": [{"product_id": "p"}]},
+        context={"page": {"url": "https://x"}},
+        timestamp_ms=T0,
+        message_id="m1",
+    )
     assert event.event == "checkout_started"
     assert event.context["page_url"] == "https://x"
     assert partition_key(event) == b"a1", "a device's events stay on one partition"
@@ -43,12 +50,15 @@ def test_alias_and_page() -> None:
     assert build_event("page", anonymous_id="a1", timestamp_ms=T0).event == "page_viewed"
 
 
-@pytest.mark.parametrize(("kwargs", "reason"), [
-    ({"event": "x"}, "missing_id"),
-    ({"user_id": "u"}, "missing_event_name"),
-    ({"event": "x", "user_id": "u", "timestamp_ms": 1_700_000_000}, "absurd_timestamp"),
-    ({"event": "x", "user_id": "u", "properties": {"a": {"b": {"c": 1}}}}, "wrong_type"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"event": "x"}, "missing_id"),
+        ({"user_id": "u"}, "missing_event_name"),
+        ({"event": "x", "user_id": "u", "timestamp_ms": 1_700_000_000}, "absurd_timestamp"),
+        ({"event": "x", "user_id": "u", "properties": {"a": {"b": {"c": 1}}}}, "wrong_type"),
+    ],
+)
 def test_invalid_events_fail_at_the_call(kwargs: dict, reason: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(DecodeError) as info:
         build_event("track", **kwargs)

@@ -26,16 +26,28 @@ OP = SessionsOperator(SessionWindows(inactivity_gap_ms=GAP))
 def ev(
     mid: str, at_min: float, name: str = "page_viewed", person: str = "u1", **kw: object
 ) -> Event:
-    return Event(message_id=mid, type="track", event=name, user_id=person,
-                 timestamp_ms=T0 + int(at_min * MIN), **kw)  # type: ignore[arg-type]
+    return Event(
+        message_id=mid,
+        type="track",
+        event=name,
+        user_id=person,
+        timestamp_ms=T0 + int(at_min * MIN),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def spans(arrivals: list[float], lateness_min: int = 120) -> list[tuple[float, float, int]]:
     events = [ev(f"m{i}", t) for i, t in enumerate(arrivals)]
     outs = replay_events(events, [OP], allowed_lateness_ms=lateness_min * MIN)
     assert all(o.topic == "sessions" for o in outs)
-    return [((o.record["start_ms"] - T0) / MIN, (o.record["end_ms"] - T0) / MIN,
-             o.record["event_count"]) for o in outs]
+    return [
+        (
+            (o.record["start_ms"] - T0) / MIN,
+            (o.record["end_ms"] - T0) / MIN,
+            o.record["event_count"],
+        )
+        for o in outs
+    ]
 
 
 @pytest.mark.parametrize(
@@ -62,13 +74,26 @@ def test_session_merging_table(
 
 def test_session_record_is_exact() -> None:
     events = [
-        ev("a", 0, "page_viewed", context={"channel": "web", "page_path": "/home",
-                                           "timezone": "Europe/Paris"}),
-        ev("b", 3, "product_viewed", properties={"product_id": "p2", "category": "shoes"},
-           context={"campaign_source": "google", "campaign_name": "spring"}),
+        ev(
+            "a",
+            0,
+            "page_viewed",
+            context={"channel": "web", "page_path": "/home", "timezone": "Europe/Paris"},
+        ),
+        ev(
+            "b",
+            3,
+            "product_viewed",
+            properties={"product_id": "p2", "category": "shoes"},
+            context={"campaign_source": "google", "campaign_name": "spring"},
+        ),
         ev("c", 5, "product_added", properties={"product_id": "p1", "cart_value": 80}),
-        ev("d", 9, "checkout_started", properties={"value": 120.5, "products": [
-            {"product_id": "p1"}, {"product_id": "p2"}]}),
+        ev(
+            "d",
+            9,
+            "checkout_started",
+            properties={"value": 120.5, "products": [{"product_id": "p1"}, {"product_id": "p2"}]},
+        ),
         ev("e", 11, "order_completed", properties={"revenue": 99.0}),
     ]
     (out,) = replay_events(events, [OP], allowed_lateness_ms=0)
@@ -83,8 +108,13 @@ def test_session_record_is_exact() -> None:
         "closed_at_ms": T0 + 41 * MIN,
         "first_event_id": "a",
         "event_count": 5,
-        "event_counts": {"checkout_started": 1, "order_completed": 1, "page_viewed": 1,
-                         "product_added": 1, "product_viewed": 1},
+        "event_counts": {
+            "checkout_started": 1,
+            "order_completed": 1,
+            "page_viewed": 1,
+            "product_added": 1,
+            "product_viewed": 1,
+        },
         "pages": ["/home"],
         "products": ["p1", "p2"],
         "max_cart_value": 120.5,
@@ -106,7 +136,9 @@ def test_session_closes_exactly_when_watermark_reaches_last_plus_gap() -> None:
     assert proc.process(ev("x", 54.99, person="other")) == []
     (out,) = proc.process(ev("y", 55, person="other"))
     assert (out.record["session_id"], out.record["closed_at_ms"]) == (
-        session_id("u1", "a"), T0 + 50 * MIN)
+        session_id("u1", "a"),
+        T0 + 50 * MIN,
+    )
 
 
 def test_late_event_within_grace_joins_beyond_grace_goes_to_late_output() -> None:

@@ -53,8 +53,10 @@ def test_stitched_labels_differ_only_by_identity(data) -> None:  # type: ignore[
     for entry in stitched.values():
         assert entry["person_id"] == links.get(entry["person_id"], entry["person_id"])
     # replaying with identities stitched by hand reproduces the stitched labels
-    events = [e.__class__(**{**_fields(e), "user_id": e.user_id or links.get(e.anonymous_id or "")})
-              for e in data.events]
+    events = [
+        e.__class__(**{**_fields(e), "user_id": e.user_id or links.get(e.anonymous_id or "")})
+        for e in data.events
+    ]
     outputs = replay_events(events, [RULE], allowed_lateness_ms=labels["late"]["max_delay_ms"])
     assert {o.record["event_ids"][0] for o in outputs} == set(stitched)
 
@@ -66,8 +68,14 @@ def _fields(event):  # type: ignore[no-untyped-def]
 def test_behavior_labels_present_and_consistent(data) -> None:  # type: ignore[no-untyped-def]
     labels = data.labels
     by_id = {e.message_id: e for e in data.events}
-    for key in ("night_shoppers", "weekend_responders", "discount_responders",
-                "promo_dependent_high_value", "first_purchases", "payment_failures"):
+    for key in (
+        "night_shoppers",
+        "weekend_responders",
+        "discount_responders",
+        "promo_dependent_high_value",
+        "first_purchases",
+        "payment_failures",
+    ):
         assert labels[key], f"no {key} in 600 people over 10 days"
     for first in labels["first_purchases"]:
         assert by_id[first["message_id"]].event == "order_completed"
@@ -101,8 +109,25 @@ def test_cli_writes_events_and_labels(tmp_path: Path) -> None:
 
     out = tmp_path / "events.jsonl"
     labels = tmp_path / "truth.json"
-    assert main(["produce", "--synthetic", "--seed", "5", "--people", "50", "--days", "3",
-                 "--out", str(out), "--labels", str(labels)]) == 0
+    assert (
+        main(
+            [
+                "produce",
+                "--synthetic",
+                "--seed",
+                "5",
+                "--people",
+                "50",
+                "--days",
+                "3",
+                "--out",
+                str(out),
+                "--labels",
+                str(labels),
+            ]
+        )
+        == 0
+    )
     lines = out.read_text().splitlines()
     truth = json.loads(labels.read_text())
     assert truth["events"] == len(lines) > 0

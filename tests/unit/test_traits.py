@@ -37,9 +37,17 @@ T0 = 1_789_999_200_000  # 2026-09-21 14:00 UTC, a Monday; a whole hour
 assert T0 % HOUR_MS == 0
 
 
-def fact(ts: int, name: str = "page_viewed", mid: str | None = None, *, tz: str | None = None,
-         cart: float | None = None, revenue: float | None = None, coupon: bool = False,
-         items: tuple[tuple[str | None, str | None], ...] = ()) -> Fact:
+def fact(
+    ts: int,
+    name: str = "page_viewed",
+    mid: str | None = None,
+    *,
+    tz: str | None = None,
+    cart: float | None = None,
+    revenue: float | None = None,
+    coupon: bool = False,
+    items: tuple[tuple[str | None, str | None], ...] = (),
+) -> Fact:
     return Fact(ts, mid or f"m{ts}-{name}", name, tz, cart, revenue, coupon, items, None)
 
 
@@ -56,8 +64,12 @@ def run(fold: Any, facts: list[Fact]) -> Any:
 def test_activity() -> None:
     s = run(Activity(), [fact(T0 + 5, "a"), fact(T0, "b"), fact(T0 + 9, "a")])
     assert Activity().result(s, T0 + 100) == {
-        "first_seen_ms": T0, "last_seen_ms": T0 + 9, "recency_ms": 91, "events_total": 3,
-        "event_counts_total": {"a": 2, "b": 1}}
+        "first_seen_ms": T0,
+        "last_seen_ms": T0 + 9,
+        "recency_ms": 91,
+        "events_total": 3,
+        "event_counts_total": {"a": 2, "b": 1},
+    }
     empty = Activity().result(Activity().initialize(), T0)
     assert (empty["first_seen_ms"], empty["recency_ms"], empty["events_total"]) == (None, None, 0)
 
@@ -79,8 +91,9 @@ def test_activity() -> None:
         ([0], 31 * DAY_MS, {"1h": 0, "1d": 0, "7d": 0, "30d": 0}),
     ],
 )
-def test_window_counts(event_offsets_ms: list[int], as_of_offset_ms: int,
-                       expected: dict[str, int]) -> None:
+def test_window_counts(
+    event_offsets_ms: list[int], as_of_offset_ms: int, expected: dict[str, int]
+) -> None:
     fold = WindowCounts()
     s = run(fold, [fact(T0 + off, "x") for off in event_offsets_ms])
     got = fold.result(s, T0 + as_of_offset_ms)
@@ -98,8 +111,14 @@ def test_window_counts_state_is_bounded() -> None:
 def test_local_clock_uses_the_persons_zone() -> None:
     fold = LocalClock()
     # 14:00 UTC = 16:00 in Paris (summer time), Monday; 23:30 UTC Monday = Tuesday 01:30 Paris
-    s = run(fold, [fact(T0, tz="Europe/Paris"), fact(T0 + 9 * HOUR_MS + 30 * MIN),
-                   fact(T0 + DAY_MS, tz="Not/AZone")])
+    s = run(
+        fold,
+        [
+            fact(T0, tz="Europe/Paris"),
+            fact(T0 + 9 * HOUR_MS + 30 * MIN),
+            fact(T0 + DAY_MS, tz="Not/AZone"),
+        ],
+    )
     r = fold.result(s, T0)
     assert (r["hour_histogram"][16], r["hour_histogram"][1]) == (1, 1)
     assert r["hour_histogram"][14] == 1  # an unknown zone name falls back to UTC
@@ -110,29 +129,56 @@ def test_local_clock_uses_the_persons_zone() -> None:
 
 def test_orders_recency_frequency_monetary() -> None:
     fold = Orders()
-    s = run(fold, [fact(T0, "order_completed", revenue=10.0),
-                   fact(T0 + 5, "order_completed", revenue=30.0), fact(T0 + 6, "page_viewed")])
-    assert fold.result(s, T0 + 10) == {"orders_total": 2, "revenue_total": 40.0,
-                                      "average_order_value": 20.0, "last_order_ms": T0 + 5,
-                                      "order_recency_ms": 5}
+    s = run(
+        fold,
+        [
+            fact(T0, "order_completed", revenue=10.0),
+            fact(T0 + 5, "order_completed", revenue=30.0),
+            fact(T0 + 6, "page_viewed"),
+        ],
+    )
+    assert fold.result(s, T0 + 10) == {
+        "orders_total": 2,
+        "revenue_total": 40.0,
+        "average_order_value": 20.0,
+        "last_order_ms": T0 + 5,
+        "order_recency_ms": 5,
+    }
     assert fold.result(fold.initialize(), T0)["average_order_value"] is None
 
 
 def test_coupons_and_conversion_with_and_without() -> None:
     fold = Coupons()
-    s = run(fold, [
-        fact(T0, "checkout_started", coupon=True), fact(T0 + 1, "order_completed", coupon=True),
-        fact(T0 + 2, "checkout_started"), fact(T0 + 3, "checkout_started"),
-        fact(T0 + 4, "order_completed"), fact(T0 + 5, "coupon_applied", coupon=True)])
-    assert fold.result(s, T0) == {"coupon_uses": 3, "orders_with_coupon": 1,
-                                 "orders_without_coupon": 1, "conversion_with_coupon": 1.0,
-                                 "conversion_without_coupon": 0.5}
+    s = run(
+        fold,
+        [
+            fact(T0, "checkout_started", coupon=True),
+            fact(T0 + 1, "order_completed", coupon=True),
+            fact(T0 + 2, "checkout_started"),
+            fact(T0 + 3, "checkout_started"),
+            fact(T0 + 4, "order_completed"),
+            fact(T0 + 5, "coupon_applied", coupon=True),
+        ],
+    )
+    assert fold.result(s, T0) == {
+        "coupon_uses": 3,
+        "orders_with_coupon": 1,
+        "orders_without_coupon": 1,
+        "conversion_with_coupon": 1.0,
+        "conversion_without_coupon": 0.5,
+    }
 
 
 def test_cart_value() -> None:
     fold = CartValue()
-    s = run(fold, [fact(T0, "product_added", cart=10.0), fact(T0 + 1, "cart_viewed", cart=50.0),
-                   fact(T0 + 2, "page_viewed")])
+    s = run(
+        fold,
+        [
+            fact(T0, "product_added", cart=10.0),
+            fact(T0 + 1, "cart_viewed", cart=50.0),
+            fact(T0 + 2, "page_viewed"),
+        ],
+    )
     assert fold.result(s, T0) == {"cart_value_avg": 30.0, "cart_value_max": 50.0}
 
 
@@ -167,8 +213,11 @@ def test_session_shares_in_local_time() -> None:
     s = fold.aggregate_session(s, T0 + 5 * DAY_MS, None)  # Saturday 14:00 UTC: weekend
     s = fold.aggregate_session(s, T0, "UTC")
     s = fold.aggregate_session(s, T0 + 6 * HOUR_MS + 59 * MIN, "UTC")  # 20:59: not night
-    assert fold.result(s, T0) == {"sessions_total": 4, "sessions_night_share": 0.25,
-                                 "sessions_weekend_share": 0.25}
+    assert fold.result(s, T0) == {
+        "sessions_total": 4,
+        "sessions_night_share": 0.25,
+        "sessions_weekend_share": 0.25,
+    }
 
 
 # -- merge is aggregate over the union -----------------------------------------------
@@ -197,8 +246,16 @@ def _close(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-FOLDS = [Activity(), WindowCounts(), LocalClock(), Orders(), Coupons(), CartValue(), Interest(),
-         Traits()]
+FOLDS = [
+    Activity(),
+    WindowCounts(),
+    LocalClock(),
+    Orders(),
+    Coupons(),
+    CartValue(),
+    Interest(),
+    Traits(),
+]
 
 
 @pytest.mark.parametrize("fold", FOLDS, ids=lambda f: type(f).__name__)
@@ -236,17 +293,28 @@ def test_traits_config_validates_itself() -> None:
 # -- the behavior operator -----------------------------------------------------------
 
 
-def ev(mid: str, at_min: float, name: str = "page_viewed", person: str = "u1",
-       **props: Any) -> Event:
-    return Event(message_id=mid, type="track", event=name, user_id=person,
-                 timestamp_ms=T0 + int(at_min * MIN), properties=props,
-                 context={"timezone": "Europe/Paris"})
+def ev(
+    mid: str, at_min: float, name: str = "page_viewed", person: str = "u1", **props: Any
+) -> Event:
+    return Event(
+        message_id=mid,
+        type="track",
+        event=name,
+        user_id=person,
+        timestamp_ms=T0 + int(at_min * MIN),
+        properties=props,
+        context={"timezone": "Europe/Paris"},
+    )
 
 
 def test_profile_is_as_of_session_close_and_excludes_later_events() -> None:
     op = BehaviorOperator(SessionWindows(inactivity_gap_ms=30 * MIN))
-    events = [ev("a", 0), ev("b", 10, "order_completed", revenue=50.0),
-              ev("c", 45), ev("d", 70)]  # c is after the first session closes (at 40)
+    events = [
+        ev("a", 0),
+        ev("b", 10, "order_completed", revenue=50.0),
+        ev("c", 45),
+        ev("d", 70),
+    ]  # c is after the first session closes (at 40)
     outs = replay_events(events, [op], allowed_lateness_ms=60 * MIN)
     topics = [o.topic for o in outs]
     assert topics == ["sessions", "profiles", "sessions", "profiles", "persons.evicted"]
@@ -269,12 +337,23 @@ def test_idle_person_is_evicted_on_the_watermark_with_a_record() -> None:
     proc.process(ev("a", 0))
     proc.process(ev("b", 1))
     assert [o.topic for o in proc.process(ev("x", 2 * 24 * 60, person="other"))] == [
-        "sessions", "profiles"]
+        "sessions",
+        "profiles",
+    ]
     outs = proc.process(ev("y", 2 * 24 * 60 + 1, person="other"))
-    assert [o.record for o in outs if o.topic == "persons.evicted"] == [{
-        "eviction_id": outs[-1].record["eviction_id"], "person_id": "u1", "reason": "idle_ttl",
-        "idle_ttl_ms": 2 * DAY_MS, "evicted_at_ms": T0 + MIN + 2 * DAY_MS,
-        "first_seen_ms": T0, "last_seen_ms": T0 + MIN, "events_total": 2, "sessions_total": 1}]
+    assert [o.record for o in outs if o.topic == "persons.evicted"] == [
+        {
+            "eviction_id": outs[-1].record["eviction_id"],
+            "person_id": "u1",
+            "reason": "idle_ttl",
+            "idle_ttl_ms": 2 * DAY_MS,
+            "evicted_at_ms": T0 + MIN + 2 * DAY_MS,
+            "first_seen_ms": T0,
+            "last_seen_ms": T0 + MIN,
+            "events_total": 2,
+            "sessions_total": 1,
+        }
+    ]
     assert "u1" not in store.data
     proc.process(ev("c", 5 * 24 * 60))  # coming back starts from zero
     assert traits_of(store.data["u1"]) == {}  # nothing final yet: the event is still buffered
@@ -312,9 +391,17 @@ class JsonStore(MemoryStore):
 
 
 def test_json_encoded_state_gives_the_same_outputs() -> None:
-    events = [ev(f"m{i}", i * 7.0 % 200, ["product_viewed", "order_completed"][i % 2],
-                 person=f"u{i % 3}", product_id=f"p{i % 4}", revenue=float(i))
-              for i in range(40)]
+    events = [
+        ev(
+            f"m{i}",
+            i * 7.0 % 200,
+            ["product_viewed", "order_completed"][i % 2],
+            person=f"u{i % 3}",
+            product_id=f"p{i % 4}",
+            revenue=float(i),
+        )
+        for i in range(40)
+    ]
     outs = []
     for store in (MemoryStore(), JsonStore()):
         proc = Processor([BehaviorOperator()], allowed_lateness_ms=300 * MIN, store=store)
@@ -344,8 +431,17 @@ def test_behavior_merge_is_the_union() -> None:
 
 
 def test_fact_of_reads_products_and_cart() -> None:
-    e = Event(message_id="m", type="track", event="checkout_started", user_id="u", timestamp_ms=T0,
-              properties={"total": 12, "coupon": "X", "products": [
-                  {"product_id": "p1", "category": "c1"}, {"sku": 7}, "junk"]})
+    e = Event(
+        message_id="m",
+        type="track",
+        event="checkout_started",
+        user_id="u",
+        timestamp_ms=T0,
+        properties={
+            "total": 12,
+            "coupon": "X",
+            "products": [{"product_id": "p1", "category": "c1"}, {"sku": 7}, "junk"],
+        },
+    )
     f = fact_of(e)
     assert (f.cart, f.revenue, f.coupon, f.items) == (12.0, None, True, (("p1", "c1"), ("7", None)))

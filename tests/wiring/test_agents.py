@@ -13,6 +13,7 @@ from pipeline.core.events import Event
 from pipeline.topology import default_operators
 from pipeline.wire import encode_event
 from pipeline.worker.app import PulseWorker
+from pipeline.worker.clocks import CONTROL_HEADER, WATERMARK, parse_watermark, watermark_record
 
 pytestmark = pytest.mark.wiring
 
@@ -39,8 +40,9 @@ class Sent:
 
 
 def ev(mid: str, name: str, at_min: int, person: str) -> Event:
-    return Event(message_id=mid, type="track", event=name, user_id=person,
-                 timestamp_ms=T0 + at_min * MIN)
+    return Event(
+        message_id=mid, type="track", event=name, user_id=person, timestamp_ms=T0 + at_min * MIN
+    )
 
 
 async def test_ingest_rekeys_by_person_and_dead_letters_bad_input(
@@ -53,7 +55,12 @@ async def test_ingest_rekeys_by_person_and_dead_letters_bad_input(
     async with agent.test_context() as ctx:
         await ctx.put(key=b"anon-1", value=encode_event(ev("m1", "checkout_started", 0, "u1")))
         await ctx.put(key=b"k", value=b"\x07garbage")
-    assert [key for key, _, _ in by_person.records] == [b"u1"]
+    data = [key for key, _, headers in by_person.records if not headers]
+    assert data == [b"u1"]
+    # ...followed by the source partition's stream time for every by-person partition
+    ((_, value, headers),) = [r for r in by_person.records if r[2]]
+    assert headers == [(CONTROL_HEADER, WATERMARK)]
+    assert parse_watermark(value) == (0, T0)
     ((key, value, headers),) = dlq.records
     assert (key, value) == (b"k", b"\x07garbage")
     assert dict(headers)["pulse-dlq-reason"] == b"bad_framing"
@@ -69,11 +76,14 @@ async def test_behavior_fires_on_watermark_and_keeps_state_in_table(
 
     monkeypatch.setattr(worker, "_emit", capture)
     agent = worker.app.agents["behavior"]
+    wm = [(CONTROL_HEADER, WATERMARK)]
     async with agent.test_context() as ctx:
         await ctx.put(key=b"u1", value=encode_event(ev("c1", "checkout_started", 0, "u1")))
-        assert emitted == []
-        assert worker.state.get(b"u1") is not None  # the pending timer is persisted state
+        await ctx.put(key=b"", value=watermark_record(0, T0), headers=wm)
         await ctx.put(key=b"u2", value=encode_event(ev("p1", "page_viewed", 31, "u2")))
+        assert emitted == []  # data records do not move time: the source watermarks do
+        assert worker.state.get(b"u1") is not None  # the pending timer is persisted state
+        await ctx.put(key=b"", value=watermark_record(0, T0 + 31 * MIN), headers=wm)
     triggers = [(o.topic, o.record["person_id"]) for o in emitted if o.topic == "triggers"]
     assert triggers == [("triggers", "u1")]
     assert ("sessions", "u1") in [(o.topic, o.key) for o in emitted]  # u1's session closed too
