@@ -51,8 +51,9 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     opts = {"allow_invalid": args.allow_invalid, "rate": args.rate, "progress": progress}
     if args.synthetic:
         data = _synthetic_data(args)
-        sent, raw = prod.produce_events(settings, data.events, rate=args.rate,
-                                        total=len(data.events), progress=progress)
+        sent, raw = prod.produce_events(
+            settings, data.events, rate=args.rate, total=len(data.events), progress=progress
+        )
     elif args.csv:
         sent, raw = prod.produce_csv(settings, args.csv, prod.parse_mapping(args.map or ""), **opts)
     else:
@@ -68,12 +69,16 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 def _synthetic_data(args: argparse.Namespace) -> Any:
     from pipeline import synthetic
 
-    config = synthetic.SyntheticConfig(seed=args.seed, people=args.people, days=args.days,
-                                       late_rate=args.late_rate)
+    config = synthetic.SyntheticConfig(
+        seed=args.seed, people=args.people, days=args.days, late_rate=args.late_rate
+    )
     data = synthetic.generate(config)
     out = Path(args.out) if args.out else None
-    labels = Path(args.labels) if args.labels else (
-        synthetic.labels_path_for(out) if out else Path("pulse-synthetic.labels.json"))
+    labels = (
+        Path(args.labels)
+        if args.labels
+        else (synthetic.labels_path_for(out) if out else Path("pulse-synthetic.labels.json"))
+    )
     synthetic.write_labels(data.labels, labels)
     print(f"labels: {labels}", file=sys.stderr)
     return data
@@ -97,8 +102,12 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "inspect":
         summary = dlq.inspect(settings)
         if args.json:
-            print(json.dumps({r: {"count": s.count, "example": s.example}
-                              for r, s in summary.items()}, indent=1))
+            print(
+                json.dumps(
+                    {r: {"count": s.count, "example": s.example} for r, s in summary.items()},
+                    indent=1,
+                )
+            )
             return 0
         total = sum(s.count for s in summary.values())
         print(f"{settings.topic('events.dlq')}: {total} record(s)")
@@ -120,9 +129,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     activations = [ACTIVATIONS + dest for dest in topo.destinations]
     ensure_topics(settings, [*ALL_TOPICS, *activations], partitions=args.partitions)
     metrics.serve(args.metrics_port)
-    worker = PulseWorker(
-        settings, topo.operators, stage=topo.stage, partitions=args.partitions
-    )
+    worker = PulseWorker(settings, topo.operators, stage=topo.stage, partitions=args.partitions)
     from faust.worker import Worker
 
     # Logging at info, not warn: below info Faust turns on its terminal spinner,
@@ -160,8 +167,11 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _load_topology(path: str | None, plugins: Sequence[str] = ()) -> Any:
-    """The topology to run, after importing ``plugins`` (modules that register
-    custom predicates and traits); its warnings (likely typos) go to stderr."""
+    """The topology to run, after importing ``plugins``.
+
+    Plugins are modules that register custom predicates and traits; the
+    topology's warnings (likely typos) go to stderr.
+    """
     import importlib
 
     from pipeline.topology import load
@@ -190,19 +200,32 @@ def build_parser() -> argparse.ArgumentParser:
     source = produce.add_mutually_exclusive_group(required=True)
     source.add_argument("--file", help="JSON lines, Segment or schema field names (- = stdin)")
     source.add_argument("--csv", help="CSV with a header row (- = stdin); see --map")
-    source.add_argument("--synthetic", action="store_true",
-                        help="generate realistic shoppers (see --seed, --people, --days)")
-    produce.add_argument("--map", help="CSV columns: FIELD=COLUMN,... e.g. event=Event,userId=uid,"
-                         "timestamp=ts,properties.revenue=amount (others become properties)")
+    source.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="generate realistic shoppers (see --seed, --people, --days)",
+    )
+    produce.add_argument(
+        "--map",
+        help="CSV columns: FIELD=COLUMN,... e.g. event=Event,userId=uid,"
+        "timestamp=ts,properties.revenue=amount (others become properties)",
+    )
     produce.add_argument("--rate", type=float, default=None, help="at most N events per second")
     produce.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     produce.add_argument("--seed", type=int, default=7, help="synthetic: random seed")
     produce.add_argument("--people", type=int, default=1000, help="synthetic: number of people")
     produce.add_argument("--days", type=int, default=7, help="synthetic: days of activity")
-    produce.add_argument("--late-rate", type=float, default=0.01,
-                         help="synthetic: share of events that arrive late (0..1)")
-    produce.add_argument("--labels", help="synthetic: where to write the ground-truth labels "
-                         "(default: beside --out, else ./pulse-synthetic.labels.json)")
+    produce.add_argument(
+        "--late-rate",
+        type=float,
+        default=0.01,
+        help="synthetic: share of events that arrive late (0..1)",
+    )
+    produce.add_argument(
+        "--labels",
+        help="synthetic: where to write the ground-truth labels "
+        "(default: beside --out, else ./pulse-synthetic.labels.json)",
+    )
     produce.add_argument("--out", help="synthetic: write JSON lines here instead of producing")
     produce.add_argument(
         "--allow-invalid",
@@ -229,8 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--loglevel", default="info")
     worker.add_argument("--topology", help="topology YAML (default: built-in checkout abandonment)")
-    worker.add_argument("--plugin", action="append", default=[],
-                        help="import this module first (custom predicates/traits)")
+    worker.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        help="import this module first (custom predicates/traits)",
+    )
     worker.set_defaults(func=_worker)
 
     tail_p = sub.add_parser("tail", help="decode a Pulse topic to JSON lines")
@@ -245,8 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file")
     replay.add_argument("--out", help="write DIR/<topic>.jsonl instead of stdout")
     replay.add_argument("--topology", help="topology YAML (default: built-in checkout abandonment)")
-    replay.add_argument("--plugin", action="append", default=[],
-                        help="import this module first (custom predicates/traits)")
+    replay.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        help="import this module first (custom predicates/traits)",
+    )
     replay.set_defaults(func=_replay)
     return parser
 

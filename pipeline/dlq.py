@@ -69,8 +69,8 @@ class DeadLetter:
             "key": None if self.key is None else self.key.decode("utf-8", "replace"),
             "message": self.header("pulse-dlq-message"),
             "source": f"{self.header('pulse-dlq-source-topic')}/"
-                      f"{self.header('pulse-dlq-source-partition')}@"
-                      f"{self.header('pulse-dlq-source-offset')}",
+            f"{self.header('pulse-dlq-source-partition')}@"
+            f"{self.header('pulse-dlq-source-offset')}",
             "bytes": len(value),
             **shown,
         }
@@ -154,9 +154,7 @@ def inspect(settings: Settings) -> dict[str, ReasonSummary]:
     return dict(sorted(summary.items(), key=lambda kv: (-kv[1].count, kv[0])))
 
 
-def replay(
-    settings: Settings, *, reason: str | None = None, max_records: int | None = None
-) -> int:
+def replay(settings: Settings, *, reason: str | None = None, max_records: int | None = None) -> int:
     """Re-drive DLQ records to ``pulse.events``; returns how many.
 
     All records, or those with ``reason``, at most ``max_records``; each with
@@ -181,8 +179,13 @@ def replay(
                 break
             if reason is not None and letter.reason != reason:
                 continue
-            producer.produce(target, key=letter.key, value=letter.value,
-                             headers=letter.original_headers, on_delivery=on_delivery)
+            producer.produce(
+                target,
+                key=letter.key,
+                value=letter.value,
+                headers=letter.original_headers,
+                on_delivery=on_delivery,
+            )
             producer.poll(0)
             sent += 1
         remaining = producer.flush(60)

@@ -10,7 +10,6 @@ with their reason (nothing is dropped either way).
 ``rate`` caps the send rate (events/s); a progress line is drawn on stderr.
 """
 
-
 from __future__ import annotations
 
 import csv
@@ -144,9 +143,9 @@ def read_csv(handle: IO[str], mapping: Mapping[str, str]) -> Iterator[Event | Ba
             if value is None or value == "":
                 continue
             if target.startswith("properties."):
-                props[target[len("properties."):]] = _cell(value)
+                props[target[len("properties.") :]] = _cell(value)
             elif target.startswith("context."):
-                context[target[len("context."):]] = value
+                context[target[len("context.") :]] = value
             elif target == "timestamp":
                 obj[target] = _cell(value)
             else:
@@ -246,8 +245,9 @@ def produce_events(
                 value = encode_event(item)
                 while True:
                     try:
-                        producer.produce(target, key=partition_key(item), value=value,
-                                         on_delivery=on_delivery)
+                        producer.produce(
+                            target, key=partition_key(item), value=value, on_delivery=on_delivery
+                        )
                         break
                     except BufferError:  # the local queue is full: let it drain
                         producer.poll(0.05)
@@ -287,8 +287,9 @@ def produce_file(
     """Produce every event in a JSON-lines file (``-`` = stdin); returns (sent, bad sent raw)."""
     items = list(read_json_lines(open_lines(str(path))))
     check_items(items, str(path), allow_invalid=allow_invalid)
-    return produce_events(settings, items, topic=topic, rate=rate, total=len(items),
-                          progress=progress)
+    return produce_events(
+        settings, items, topic=topic, rate=rate, total=len(items), progress=progress
+    )
 
 
 def produce_csv(
@@ -308,5 +309,6 @@ def produce_csv(
         with Path(path).open(encoding="utf-8", newline="") as handle:
             items = list(read_csv(handle, mapping))
     check_items(items, path, allow_invalid=allow_invalid)
-    return produce_events(settings, items, topic=topic, rate=rate, total=len(items),
-                          progress=progress)
+    return produce_events(
+        settings, items, topic=topic, rate=rate, total=len(items), progress=progress
+    )

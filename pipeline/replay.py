@@ -27,8 +27,11 @@ def replay_events(
     allowed_lateness_ms: int,
     stage: Stage | None = None,
 ) -> list[Output]:
-    """Run ``operators`` (and a topology's rule ``stage``) over ``events`` in order,
-    then flush every timer."""
+    """Run ``operators`` (and a topology's rule ``stage``) over ``events``.
+
+    Events are applied in order; then the watermark moves to infinity, which
+    fires every pending timer.
+    """
     proc = Processor(
         operators, allowed_lateness_ms=allowed_lateness_ms, store=MemoryStore(), stage=stage
     )

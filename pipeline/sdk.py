@@ -127,29 +127,66 @@ class PulseClient:
         self._producer.poll(0)
         return event.message_id
 
-    def track(self, event: str, *, user_id: str | None = None, anonymous_id: str | None = None,
-              properties: Mapping[str, Any] | None = None, **fields: Any) -> str:
+    def track(
+        self,
+        event: str,
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> str:
         """``track("Checkout Started", user_id=..., properties={...})``; returns the message id."""
-        return self.send(build_event("track", event=event, user_id=user_id,
-                                     anonymous_id=anonymous_id, properties=properties, **fields))
+        return self.send(
+            build_event(
+                "track",
+                event=event,
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                properties=properties,
+                **fields,
+            )
+        )
 
-    def identify(self, user_id: str, *, anonymous_id: str | None = None,
-                 traits: Mapping[str, Any] | None = None, **fields: Any) -> str:
+    def identify(
+        self,
+        user_id: str,
+        *,
+        anonymous_id: str | None = None,
+        traits: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> str:
         """Link ``anonymous_id`` (this device) to ``user_id``, with the person's traits."""
-        return self.send(build_event("identify", user_id=user_id, anonymous_id=anonymous_id,
-                                     properties=traits, **fields))
+        return self.send(
+            build_event(
+                "identify", user_id=user_id, anonymous_id=anonymous_id, properties=traits, **fields
+            )
+        )
 
-    def page(self, name: str | None = None, *, user_id: str | None = None,
-             anonymous_id: str | None = None, properties: Mapping[str, Any] | None = None,
-             **fields: Any) -> str:
+    def page(
+        self,
+        name: str | None = None,
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> str:
         """A page view (``page_viewed`` unless ``name`` is given)."""
-        return self.send(build_event("page", event=name, user_id=user_id,
-                                     anonymous_id=anonymous_id, properties=properties, **fields))
+        return self.send(
+            build_event(
+                "page",
+                event=name,
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                properties=properties,
+                **fields,
+            )
+        )
 
     def alias(self, user_id: str, previous_id: str, **fields: Any) -> str:
         """Declare that ``previous_id`` (an old or anonymous id) is ``user_id``."""
-        return self.send(build_event("alias", user_id=user_id, previous_id=previous_id,
-                                     **fields))
+        return self.send(build_event("alias", user_id=user_id, previous_id=previous_id, **fields))
 
     # -- delivery ---------------------------------------------------------------
 
@@ -188,8 +225,12 @@ class PulseClient:
     def __enter__(self) -> PulseClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             self.close()
         else:  # don't hide the original error behind a flush error
@@ -204,8 +245,9 @@ class AsyncPulseClient:
     are served by a background task, and :meth:`flush` runs in a worker thread.
     """
 
-    def __init__(self, bootstrap: str | None = None, topic: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, bootstrap: str | None = None, topic: str | None = None, **kwargs: Any
+    ) -> None:
         self.client = PulseClient(bootstrap, topic, **kwargs)
         self._poller: asyncio.Task[None] | None = None
 
@@ -218,8 +260,12 @@ class AsyncPulseClient:
         self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._poller is not None:
             self._poller.cancel()
         await self.close()

@@ -295,8 +295,15 @@ class _Generator:
             # the campaign e-mail that brought them: delivered and opened before the visit
             sent = t - rng.randrange(20 * MINUTE_MS, 6 * HOUR_MS)
             mail = {"channel": "email", "campaign_name": f"promo-day-{day}"}
-            self._emit(sent, "track", "email_delivered", None, person,
-                       {"campaign": f"promo-day-{day}"}, mail)
+            self._emit(
+                sent,
+                "track",
+                "email_delivered",
+                None,
+                person,
+                {"campaign": f"promo-day-{day}"},
+                mail,
+            )
             self._emit(t - rng.randrange(5_000, 10 * MINUTE_MS), "track", "email_opened", None,
                        person, {"campaign": f"promo-day-{day}"}, mail)  # fmt: skip
             context = {**context, "campaign_source": "newsletter", "campaign_medium": "email",
@@ -306,14 +313,28 @@ class _Generator:
             self._emit(t - rng.randrange(1_000, HOUR_MS), "track", name, None, person,
                        {"campaign": "back-in-stock"}, {"channel": "push"})  # fmt: skip
         path = "/" if rng.random() < 0.6 else f"/c/{rng.choice(_CATEGORY_NAMES)}"
-        self._emit(t, "page", "page_viewed", device, person, {"path": path},
-                   {**context, "page_path": path, "page_url": f"https://shop.example{path}"})
+        self._emit(
+            t,
+            "page",
+            "page_viewed",
+            device,
+            person,
+            {"path": path},
+            {**context, "page_path": path, "page_url": f"https://shop.example{path}"},
+        )
         if person.user_id and not device.logged_in and rng.random() < 0.25:
             t = self._login(person, device, t + self._gap(), context)
         if rng.random() < 0.3:
             t += self._gap()
-            self._emit(t, "track", "products_searched", device, person,
-                       {"query": rng.choice(_CATEGORY_NAMES)}, context)
+            self._emit(
+                t,
+                "track",
+                "products_searched",
+                device,
+                person,
+                {"query": rng.choice(_CATEGORY_NAMES)},
+                context,
+            )
         products: list[dict[str, Any]] = []
         for _ in range(1 + min(12, int(rng.expovariate(0.45)))):
             t += self._gap()
@@ -338,8 +359,15 @@ class _Generator:
         value = round(sum(p["price"] for p in cart), 2)
         if rng.random() < 0.8:
             t += self._gap()
-            self._emit(t, "track", "cart_viewed", device, person,
-                       {"value": value, "products": cart}, context)
+            self._emit(
+                t,
+                "track",
+                "cart_viewed",
+                device,
+                person,
+                {"value": value, "products": cart},
+                context,
+            )
         # Promo-dependent big spenders do not check out a large cart without a coupon.
         if person.promo_high_value and not promo and value > 200:
             return t
@@ -361,8 +389,15 @@ class _Generator:
         if rng.random() >= 0.85:
             return self._maybe_come_back(person, device, t, started, checkout, context)
         t += self._gap()
-        self._emit(t, "track", "payment_info_entered", device, person,
-                   {"checkout_id": checkout_id, "payment_method": "card"}, context)
+        self._emit(
+            t,
+            "track",
+            "payment_info_entered",
+            device,
+            person,
+            {"checkout_id": checkout_id, "payment_method": "card"},
+            context,
+        )
         if rng.random() < 0.1 + 0.1 * big:
             t += self._gap() // 4
             failed = self._emit(t, "track", "payment_failed", device, person,
@@ -376,8 +411,15 @@ class _Generator:
             if not recovered:
                 return t
             t += self._gap()
-            self._emit(t, "track", "payment_info_entered", device, person,
-                       {"checkout_id": checkout_id, "payment_method": "paypal"}, context)
+            self._emit(
+                t,
+                "track",
+                "payment_info_entered",
+                device,
+                person,
+                {"checkout_id": checkout_id, "payment_method": "paypal"},
+                context,
+            )
         elif rng.random() >= 0.9:
             return self._maybe_come_back(person, device, t, started, checkout, context)
         t = max(t + self._gap(), started.timestamp_ms)
@@ -386,8 +428,13 @@ class _Generator:
         return self._order(person, device, t, checkout, context)
 
     def _maybe_come_back(  # noqa: PLR0917
-        self, person: _Person, device: _Device, t: int, started: Event,
-        checkout: dict[str, Any], context: dict[str, Any],
+        self,
+        person: _Person,
+        device: _Device,
+        t: int,
+        started: Event,
+        checkout: dict[str, Any],
+        context: dict[str, Any],
     ) -> int:
         """A few abandoners buy anyway, 31-50 min after the checkout: too late for the rule."""
         if self.rng.random() >= 0.12:
@@ -396,8 +443,14 @@ class _Generator:
         t = max(t, started.timestamp_ms + ABANDON_WITHIN_MS + back)
         return self._order(person, device, t, checkout, context)
 
-    def _order(self, person: _Person, device: _Device, t: int, checkout: dict[str, Any],
-               context: dict[str, Any]) -> int:
+    def _order(
+        self,
+        person: _Person,
+        device: _Device,
+        t: int,
+        checkout: dict[str, Any],
+        context: dict[str, Any],
+    ) -> int:
         coupon = checkout.get("coupon")
         value = checkout["value"]
         discount = round(value * 0.2, 2) if coupon else 0.0
@@ -431,8 +484,9 @@ class _Generator:
             t += self._gap() // 4
         else:
             self._emit(t, "track", "logged_in", device, person, {"method": "password"}, context)
-        self._emit(t, "identify", None, device, person,
-                   {"email": f"{person.user_id}@example.com"}, context)
+        self._emit(
+            t, "identify", None, device, person, {"email": f"{person.user_id}@example.com"}, context
+        )
         return t
 
 
@@ -495,8 +549,12 @@ def generate(config: SyntheticConfig) -> Synthetic:
 
 
 def _labels(  # noqa: PLR0917
-    config: SyntheticConfig, gen: _Generator, people: list[_Person], events: list[Event],
-    late_ids: list[str], max_delay: int,
+    config: SyntheticConfig,
+    gen: _Generator,
+    people: list[_Person],
+    events: list[Event],
+    late_ids: list[str],
+    max_delay: int,
 ) -> dict[str, Any]:
     links = gen.links
     cart = gen.cart
@@ -517,12 +575,21 @@ def _labels(  # noqa: PLR0917
         return [p.person_id for p in people if pred(p)]
 
     return {
-        "generator": {"seed": config.seed, "people": config.people, "days": config.days,
-                      "start_ms": config.start_ms, "late_rate": config.late_rate,
-                      "max_late_ms": config.max_late_ms},
+        "generator": {
+            "seed": config.seed,
+            "people": config.people,
+            "days": config.days,
+            "start_ms": config.start_ms,
+            "late_rate": config.late_rate,
+            "max_late_ms": config.max_late_ms,
+        },
         "events": len(events),
-        "rule": {"name": "checkout_abandoned", "start": "checkout_started",
-                 "cancel": "order_completed", "within_ms": ABANDON_WITHIN_MS},
+        "rule": {
+            "name": "checkout_abandoned",
+            "start": "checkout_started",
+            "cancel": "order_completed",
+            "within_ms": ABANDON_WITHIN_MS,
+        },
         "checkouts": len(cart.checkouts),
         "orders": len(cart.orders),
         # Person = user id if present else anonymous id (the core before identity stitching).
@@ -532,22 +599,35 @@ def _labels(  # noqa: PLR0917
         # Person after stitching: anonymous ids replaced by the user id an identify links them to.
         "checkout_abandoned_stitched": [
             {**entry(ts, mid, p, a), "person_id": stitched(p)}
-            for ts, mid, p, a in cart.checkouts if mid in after
+            for ts, mid, p, a in cart.checkouts
+            if mid in after
         ],
         "identities": dict(sorted(links.items())),
-        "night_shoppers": ids(lambda p: p.night and p.sessions >= 2
-                              and p.night_sessions >= 0.6 * p.sessions),
-        "weekend_responders": ids(lambda p: p.weekend and p.sessions >= 2
-                                  and p.weekend_sessions >= 0.5 * p.sessions),
-        "discount_responders": ids(lambda p: p.discount and p.orders >= 1
-                                   and p.coupon_orders >= 0.5 * p.orders),
-        "promo_dependent_high_value": ids(lambda p: p.promo_high_value and p.big_coupon_orders >= 1
-                                          and p.big_plain_orders == 0),
+        "night_shoppers": ids(
+            lambda p: p.night and p.sessions >= 2 and p.night_sessions >= 0.6 * p.sessions
+        ),
+        "weekend_responders": ids(
+            lambda p: p.weekend and p.sessions >= 2 and p.weekend_sessions >= 0.5 * p.sessions
+        ),
+        "discount_responders": ids(
+            lambda p: p.discount and p.orders >= 1 and p.coupon_orders >= 0.5 * p.orders
+        ),
+        "promo_dependent_high_value": ids(
+            lambda p: p.promo_high_value and p.big_coupon_orders >= 1 and p.big_plain_orders == 0
+        ),
         "first_purchases": cart.first_purchases,
         "payment_failures": cart.payment_failures,
-        "people": [{"person_id": p.person_id, "user_id": p.user_id if p.registered else None,
-                    "anonymous_ids": [d.anonymous_id for d in p.devices], "timezone": p.timezone,
-                    "sessions": p.sessions, "orders": p.orders} for p in people],
+        "people": [
+            {
+                "person_id": p.person_id,
+                "user_id": p.user_id if p.registered else None,
+                "anonymous_ids": [d.anonymous_id for d in p.devices],
+                "timezone": p.timezone,
+                "sessions": p.sessions,
+                "orders": p.orders,
+            }
+            for p in people
+        ],
         "late": {"count": len(late_ids), "max_delay_ms": max_delay, "message_ids": late_ids},
     }
 

@@ -42,9 +42,9 @@ def base_operators() -> list[Operator]:
 
 def person_traits(person: Mapping[str, Any]) -> dict[str, Any]:
     """The trait values predicates read as ``trait.<name>``: built-in and custom."""
-    from pipeline.extensions import TRAITS
-
     import importlib
+
+    from pipeline.extensions import TRAITS
 
     values: dict[str, Any] = {}
     try:

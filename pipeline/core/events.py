@@ -184,9 +184,7 @@ def parse_timestamp_ms(value: Any, field_name: str = "timestamp") -> int:
                 )
     else:
         kind = type(value).__name__
-        raise DecodeError(
-            "bad_timestamp", f"{field_name} is {kind}, expected epoch ms or ISO-8601"
-        )
+        raise DecodeError("bad_timestamp", f"{field_name} is {kind}, expected epoch ms or ISO-8601")
     if not MIN_TIMESTAMP_MS <= ms < MAX_TIMESTAMP_MS:
         raise DecodeError(
             "absurd_timestamp",

@@ -220,9 +220,8 @@ class PulseWorker:
                 await self._broadcast(tp.partition, idle, src, now)
             elif src.due(now, 0.0):
                 await self._broadcast(tp.partition, src.stream_time_ms, src, now)
-            elif src.reported_ms is None and not src.reported_empty:
-                if await self._caught_up(tp):
-                    await self._broadcast(tp.partition, None, src, now)
+            elif src.reported_ms is None and not src.reported_empty and await self._caught_up(tp):
+                await self._broadcast(tp.partition, None, src, now)
 
     async def _caught_up(self, tp: TP) -> bool:
         """Nothing left to read on ``tp`` (an empty source must not hold time back)."""

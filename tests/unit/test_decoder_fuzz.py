@@ -213,7 +213,9 @@ def test_known_bad_records_have_their_reasons() -> None:
         b"\x00\x00": "bad_framing",
         b"<xml/>": "bad_framing",
         b'{"a": "\xff"}': "invalid_utf8",
-        b'{"messageId": "m", "userId": "u", "event": "x", "timestamp": 1, "p": "\\ud800"}': "invalid_utf8",
+        b'{"messageId": "m", "userId": "u", "event": "x", "timestamp": 1, "p": "\\ud800"}': (
+            "invalid_utf8"
+        ),
         b"{" * 100_000: "invalid_json",
         b'{"messageId":"m","event":"x","timestamp":1790000000000}': "missing_id",
         b'{"messageId":"m","userId":"u","event":"x"}': "missing_timestamp",
