@@ -381,6 +381,9 @@ class Bench:
             )
             if done_at is None:
                 done_at = time.time()
+            # data records the behavior agents processed (the by-person topic
+            # also carries watermark records, so its offsets over-count)
+            n_by_person = self.events_in(ports, by_person)
         except Exception:
             for p in procs:
                 log(f"{p.name} log:\n{p.tail()}")
@@ -391,7 +394,7 @@ class Bench:
                 spy.wait(120)
             for p in procs:
                 p.stop()
-        first, _last, n_by_person = self.broker.record_times(by_person)
+        first, _last, _records = self.broker.record_times(by_person)
         label = " (settings tried)" if self.args.d_settings else ""
         row = self._row(
             f"d Pulse worker x{workers}{label}", len(w), len(w), first, done_at, sam, procs

@@ -92,7 +92,20 @@ def kcat_produce(settings: Settings, lines: list[str]) -> None:
     kcat = shutil.which("kcat")
     assert kcat, "kcat is not installed (apt-get install -y kcat)"
     proc = subprocess.run(
-        [kcat, "-b", settings.bootstrap_servers, "-t", settings.topic("events"), "-P", "-K", "|"],
+        # murmur2_random is the Java client's partitioner, which Pulse's SDK and
+        # CLI use too: the same key lands on the same partition from any of them
+        [
+            kcat,
+            "-b",
+            settings.bootstrap_servers,
+            "-X",
+            "partitioner=murmur2_random",
+            "-t",
+            settings.topic("events"),
+            "-P",
+            "-K",
+            "|",
+        ],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
@@ -115,8 +128,8 @@ def count_records(settings: Settings, topic: str, until: int, timeout_s: float =
     deadline = time.monotonic() + timeout_s
     while len(records) < until and time.monotonic() < deadline:
         msg = consumer.poll(0.2)
-        if msg is not None and msg.error() is None:
-            records.append(msg)
+        if msg is not None and msg.error() is None and not msg.headers():
+            records.append(msg)  # data records only: watermark records carry a header
     consumer.close()
     return records
 
