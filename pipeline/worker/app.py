@@ -36,7 +36,7 @@ from pipeline.core.outputs import Output
 from pipeline.errors import DecodeError
 from pipeline.records import decode_state, encode_state
 from pipeline.topics import BY_PERSON, DLQ, EVENTS, encode_output
-from pipeline.wire import decode_event, encode_event
+from pipeline.wire import decode_for_forwarding, decode_trusted
 from pipeline.worker.clocks import (
     CONTROL_HEADER,
     WATERMARK,
@@ -155,26 +155,34 @@ class PulseWorker:
             "person-state", partitions=self.partitions, key_type=bytes, value_type=bytes
         )
         self._out_topics: dict[str, Any] = {}
+        self._children: dict[tuple[int, str], Any] = {}
         app.agent(self.events_topic, name="ingest")(self._ingest)
         app.agent(self.by_person, name="behavior")(self._behavior)
         app.timer(0.2, name="source-watermarks")(self._report_sources)
         app.on_partitions_revoked.connect(self._on_revoked)
+
+    def _counter(self, metric: Any, label: str) -> Any:
+        """A labelled metric child, looked up once (``labels()`` costs per call)."""
+        child = self._children.get((id(metric), label))
+        if child is None:
+            child = self._children[(id(metric), label)] = metric.labels(label)
+        return child
 
     # -- ingest -----------------------------------------------------------------
 
     async def _ingest(self, stream: Any) -> None:
         async for ev in stream.events():
             msg = ev.message
-            metrics.EVENTS_IN.labels(msg.topic).inc()
+            self._counter(metrics.EVENTS_IN, msg.topic).inc()
             try:
-                event = decode_event(ev.value)
+                event, forward = decode_for_forwarding(ev.value)
                 seen = self.dedupe.get(msg.partition)
                 if seen is None:
                     seen = self.dedupe[msg.partition] = self.dedupe_window.build()
                 if not seen.offer(event.message_id, event.timestamp_ms):
                     metrics.EVENTS_DUPLICATE.inc()
                     continue
-                await self.by_person.send(key=event.person_id.encode(), value=encode_event(event))
+                await self.by_person.send(key=event.person_id.encode(), value=forward)
             except DecodeError as err:
                 await self._dead_letter(msg, ev.key, ev.value, err)
                 continue
@@ -295,8 +303,8 @@ class PulseWorker:
         elif control is not None:
             return  # a control record of another kind (e.g. an older worker's tick)
         else:
-            metrics.EVENTS_IN.labels(msg.topic).inc()
-            outputs = proc.process(decode_event(ev.value), ev.key.decode(), advance_clock=False)
+            self._counter(metrics.EVENTS_IN, msg.topic).inc()
+            outputs = proc.process(decode_trusted(ev.value), ev.key.decode(), advance_clock=False)
         await self._emit(outputs)
         now = time.monotonic()
         if now - rt.clock_saved_wall >= 1.0:
