@@ -40,8 +40,12 @@ def base_operators() -> list[Operator]:
     return [op for op in default_operators() if not isinstance(op, AbsenceRule)]
 
 
-def person_traits(person: Mapping[str, Any]) -> dict[str, Any]:
-    """The trait values predicates read as ``trait.<name>``: built-in and custom."""
+def person_traits(person: Mapping[str, Any], as_of_ms: int | None = None) -> dict[str, Any]:
+    """The trait values predicates read as ``trait.<name>``: built-in and custom.
+
+    Windowed traits (``counts_1d``, ...) are evaluated as of ``as_of_ms``: the
+    event's time, or the watermark when time alone moves.
+    """
     import importlib
 
     from pipeline.extensions import TRAITS
@@ -52,7 +56,7 @@ def person_traits(person: Mapping[str, Any]) -> dict[str, Any]:
     except ImportError:  # pragma: no cover - traits ship with the event-time core
         builtin = None
     if builtin is not None and hasattr(builtin, "traits_of"):
-        values.update(builtin.traits_of(person))
+        values.update(builtin.traits_of(person, as_of_ms))
     for name, fn in TRAITS.items():
         values[name] = fn(values)
     return values

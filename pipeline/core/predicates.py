@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pipeline.core.events import Event
+from pipeline.core.events import MAX_TIMESTAMP_MS, Event
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists")
 _MISSING = object()
@@ -53,7 +53,9 @@ def local_time(timestamp_ms: int, timezone: str | None) -> datetime:
             tz = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
             tz = UTC
-    return datetime.fromtimestamp(timestamp_ms / 1000, tz=tz)
+    # clamp: replay's final watermark is "infinity", which no calendar can show
+    clamped = min(max(timestamp_ms, 0), MAX_TIMESTAMP_MS)
+    return datetime.fromtimestamp(clamped / 1000, tz=tz)
 
 
 def lookup(facts: Facts, path: str) -> Any:
@@ -72,7 +74,15 @@ def lookup(facts: Facts, path: str) -> Any:
     }.get(head)
     if source is None or not rest:
         return _MISSING
-    return source.get(rest, _MISSING)
+    value = source.get(rest, _MISSING)
+    if value is _MISSING and head == "trait" and "." in rest:
+        # nested traits: trait.counts_30d.order_completed
+        value = facts.traits
+        for part in rest.split("."):
+            if not isinstance(value, Mapping):
+                return _MISSING
+            value = value.get(part, _MISSING)
+    return value
 
 
 def _holds(op: str, actual: Any, expected: Any) -> bool:

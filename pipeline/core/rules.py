@@ -28,7 +28,8 @@ from pipeline.core.predicates import ALWAYS, Facts, Predicate
 from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
 
 Rule = AbsenceRule | ImmediateRule | RepetitionRule | MilestoneRule
-TraitsOf = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+#: ``(person_state, as_of_ms) -> trait values`` (see pipeline.topology.person_traits)
+TraitsOf = Callable[[Mapping[str, Any], int], Mapping[str, Any]]
 
 TRIGGERS = "triggers"
 SUPPRESSED = "triggers.suppressed"
@@ -62,7 +63,7 @@ class SegmentSpec:
     destinations: tuple[str, ...] = ()
 
 
-def _no_traits(_state: Mapping[str, Any]) -> Mapping[str, Any]:
+def _no_traits(_state: Mapping[str, Any], _as_of_ms: int) -> Mapping[str, Any]:
     return {}
 
 
@@ -79,6 +80,10 @@ class RuleStage:
     segments: tuple[SegmentSpec, ...] = ()
     caps: CapPolicy = field(default_factory=CapPolicy)
     traits_of: TraitsOf = _no_traits
+    #: While a person is in a segment, re-check it this often (event time), so
+    #: that exits caused only by time passing (a window sliding past the events
+    #: that qualified) are emitted without a new event.
+    segment_recheck_ms: int = 3_600_000
 
     # -- the engine's hooks ------------------------------------------------------
 
@@ -90,7 +95,7 @@ class RuleStage:
             st["tz"] = tz
         rule_states: dict[str, Any] = dict(st.get("t") or {})
         members = frozenset(st.get("seg") or ())
-        traits = self.traits_of(person)
+        traits = self.traits_of(person, event.timestamp_ms)
         facts = Facts(event, traits, members)
         st["caps"] = self.caps.observe(st.get("caps"), event)
         fired: list[tuple[TriggerSpec, dict[str, Any]]] = []
@@ -130,7 +135,7 @@ class RuleStage:
         if self.segments:
             at = max(watermark_ms, 0)
             probe = Event(message_id="", type="track", timestamp_ms=at, user_id=person_id)
-            outputs = self._segments(st, self.traits_of(person), probe, person_id, at)
+            outputs = self._segments(st, self.traits_of(person, at), probe, person_id, at)
         outputs.extend(self._deliver(st, fired))
         _store(person, st)
         return outputs
@@ -143,6 +148,9 @@ class RuleStage:
             if isinstance(spec.rule, AbsenceRule) and spec.name in states
             if (d := spec.rule.next_deadline_ms(states[spec.name])) is not None
         ]
+        seg_at = (person.get("rules") or {}).get("seg_at")
+        if seg_at is not None and self.segments:
+            deadlines.append(int(seg_at) + self.segment_recheck_ms)
         return min(deadlines) if deadlines else None
 
     # -- internals ---------------------------------------------------------------
@@ -186,8 +194,10 @@ class RuleStage:
             )
         if now:
             st["seg"] = sorted(now)
+            st["seg_at"] = at_ms
         else:
             st.pop("seg", None)
+            st.pop("seg_at", None)
         return outputs
 
     def _deliver(
