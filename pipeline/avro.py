@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
 
 from pipeline.errors import DecodeError
@@ -28,7 +29,8 @@ from pipeline.errors import DecodeError
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 
-_EMPTY = 0xC15D213AA4D7A795  # the spec's fingerprint "empty" constant
+_EMPTY = 0xC15D213AA4D7A795
+_HINTED: dict[tuple[str, int], Any] = {}  # the spec's fingerprint "empty" constant
 
 
 @cache
@@ -123,19 +125,47 @@ def encode_single_object(schema: Schema, record: dict[str, Any]) -> bytes:
     return schema.header + encode_body(schema, record)
 
 
-def decode_body(data: bytes, writer: Schema, reader: Schema) -> Any:
+def hinted(schema: Schema) -> Any:
+    """``schema`` parsed by fastavro *with* its parsed-marker, once per schema.
+
+    fastavro re-parses a schema on every ``schemaless_reader`` call unless it
+    carries that marker: reusing a marked one makes decoding 2-3x faster.
+    """
+    # Keyed by name too: the canonical form (and so the fingerprint) ignores
+    # defaults, which a reader schema needs.
+    key = (schema.name, schema.fingerprint)
+    parsed = _HINTED.get(key)
+    if parsed is None:
+        parsed = _HINTED[key] = fastavro.parse_schema(schema.parsed)
+    return parsed
+
+
+def read_avro_body(data: bytes, offset: int, writer: Schema, reader: Schema) -> Any:
+    """Decode the Avro body at ``data[offset:]`` written with ``writer``, as ``reader``."""
     buf = io.BytesIO(data)
+    buf.seek(offset)
+    same = writer.fingerprint == reader.fingerprint
     try:
-        record = fastavro.schemaless_reader(buf, writer.parsed, reader.parsed)
+        record = fastavro.schemaless_reader(buf, hinted(writer), None if same else hinted(reader))
+    except SchemaResolutionError as exc:
+        raise DecodeError(
+            "incompatible_schema",
+            f"writer schema {writer.name} cannot be read as {reader.name}: {exc}",
+        ) from exc
     except (EOFError, StopIteration) as exc:
         raise DecodeError("truncated_avro", f"Avro body ended early ({exc!r})") from exc
     except Exception as exc:  # fastavro raises many types on corrupt input
-        raise DecodeError("corrupt_avro", f"Avro body does not match the schema ({exc!r})") from exc
+        raise DecodeError("corrupt_avro", f"Avro body does not decode ({exc!r})") from exc
     if buf.tell() != len(data):
         raise DecodeError(
             "corrupt_avro", f"{len(data) - buf.tell()} bytes left over after the Avro record"
         )
     return record
+
+
+def decode_body(data: bytes, writer: Schema, reader: Schema) -> Any:
+    """Decode a whole Avro body written with ``writer``, as ``reader``."""
+    return read_avro_body(data, 0, writer, reader)
 
 
 def decode_single_object(data: bytes, name: str) -> Any:

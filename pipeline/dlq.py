@@ -84,25 +84,18 @@ class ReasonSummary:
 
 def read_dlq(settings: Settings, *, timeout_s: float = 30.0) -> Iterator[DeadLetter]:
     """Every record of the DLQ topic, from the beginning to its end as of now."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka import Consumer, TopicPartition
+
+    from pipeline.tail import topic_partitions
 
     topic = settings.topic("events.dlq")
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
                          "group.id": "pulse-dlq-tool", "enable.auto.commit": False,
                          "enable.partition.eof": False})  # fmt: skip
     try:
-        try:
-            meta = consumer.list_topics(topic, timeout=15)
-        except KafkaException as exc:
-            raise BrokerUnavailable(
-                f"no Kafka broker answered at {settings.bootstrap_servers}"
-            ) from exc
-        tmeta = meta.topics.get(topic)
-        if tmeta is None or tmeta.error is not None:
-            raise PulseError(f"topic {topic} does not exist on {settings.bootstrap_servers}")
         ends: dict[int, int] = {}
         assignment = []
-        for p in sorted(tmeta.partitions):
+        for p in topic_partitions(consumer, settings, topic):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             if high > low:
                 ends[p] = high

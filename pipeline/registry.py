@@ -19,9 +19,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.avro import Schema, load_schema, parse_schema
+from pipeline.avro import Schema, hinted, load_schema, parse_schema, read_avro_body
 from pipeline.errors import DecodeError
-from pipeline.wire import hinted, read_avro_body
 
 MAGIC = 0
 HEADER_BYTES = 5

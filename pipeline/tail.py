@@ -29,6 +29,22 @@ def _text(data: bytes | None) -> str | None:
         return base64.b64encode(data).decode()
 
 
+def topic_partitions(consumer: Any, settings: Settings, topic: str) -> list[int]:
+    """The partitions of ``topic``, with one clear error for no broker / no topic."""
+    from confluent_kafka import KafkaException
+
+    try:
+        meta = consumer.list_topics(topic, timeout=15)
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"no Kafka broker answered at {settings.bootstrap_servers}"
+        ) from exc
+    tmeta = meta.topics.get(topic)
+    if tmeta is None or tmeta.error is not None:
+        raise PulseError(f"topic {topic} does not exist on {settings.bootstrap_servers}")
+    return sorted(tmeta.partitions)
+
+
 def decode_value(logical: str, value: bytes | None) -> dict[str, Any]:
     """``{"value": ...}`` for the record, or the raw bytes where it is not Avro."""
     if value is None:
@@ -59,7 +75,6 @@ def tail(
         OFFSET_BEGINNING,
         OFFSET_END,
         Consumer,
-        KafkaException,
         TopicPartition,
     )
 
@@ -75,17 +90,9 @@ def tail(
         }
     )
     try:
-        try:
-            meta = consumer.list_topics(topic, timeout=15)
-        except KafkaException as exc:
-            raise BrokerUnavailable(
-                f"no Kafka broker answered at {settings.bootstrap_servers}"
-            ) from exc
-        tmeta = meta.topics.get(topic)
-        if tmeta is None or tmeta.error is not None:
-            raise PulseError(f"topic {topic} does not exist on {settings.bootstrap_servers}")
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(topic, p, start) for p in tmeta.partitions])
+        partitions = topic_partitions(consumer, settings, topic)
+        consumer.assign([TopicPartition(topic, p, start) for p in partitions])
         seen = 0
         deadline = time.monotonic() + timeout_s
         while max_records is None or seen < max_records:

@@ -27,13 +27,13 @@ from functools import cache
 from typing import Any, Final
 
 import fastavro
-from fastavro.read import SchemaResolutionError
 
 from pipeline.avro import (
     SINGLE_OBJECT_MAGIC,
-    Schema,
+    hinted,
     known_writer_schemas,
     load_schema,
+    read_avro_body,
 )
 from pipeline.core.events import Event, event_from_json
 from pipeline.errors import DecodeError
@@ -74,7 +74,6 @@ REASONS: Final[dict[str, str]] = {
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 _FROM_ENV: Final = object()
-_HINTED: dict[tuple[str, int], Any] = {}
 
 
 def encode_event(event: Event) -> bytes:
@@ -146,43 +145,6 @@ def decode_event(
         "bad_framing",
         f"unknown wire format (first byte 0x{data[0]:02x}; expected C3 01, 00 or a JSON object)",
     )
-
-
-def hinted(schema: Schema) -> Any:
-    """``schema`` parsed by fastavro *with* its parsed-marker, once per schema.
-
-    fastavro re-parses a schema on every ``schemaless_reader`` call unless it
-    carries that marker: reusing a marked one makes decoding 2-3x faster.
-    """
-    # Keyed by name too: the canonical form (and so the fingerprint) ignores
-    # defaults, which a reader schema needs.
-    key = (schema.name, schema.fingerprint)
-    parsed = _HINTED.get(key)
-    if parsed is None:
-        parsed = _HINTED[key] = fastavro.parse_schema(schema.parsed)
-    return parsed
-
-
-def read_avro_body(data: bytes, offset: int, writer: Schema, reader: Schema) -> Any:
-    """Decode the Avro body at ``data[offset:]`` written with ``writer``, as ``reader``."""
-    buf = io.BytesIO(data)
-    buf.seek(offset)
-    same = writer.fingerprint == reader.fingerprint
-    try:
-        record = fastavro.schemaless_reader(buf, hinted(writer), None if same else hinted(reader))
-    except SchemaResolutionError as exc:
-        raise DecodeError(
-            "incompatible_schema", f"writer schema cannot be read as an event: {exc}"
-        ) from exc
-    except (EOFError, StopIteration) as exc:
-        raise DecodeError("truncated_avro", f"Avro body ended early ({exc!r})") from exc
-    except Exception as exc:  # fastavro raises many types on corrupt input
-        raise DecodeError("corrupt_avro", f"Avro body does not decode ({exc!r})") from exc
-    if buf.tell() != len(data):
-        raise DecodeError(
-            "corrupt_avro", f"{len(data) - buf.tell()} bytes left over after the Avro record"
-        )
-    return record
 
 
 def _decode_single_object(data: bytes) -> Any:
