@@ -129,7 +129,13 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     activations = [ACTIVATIONS + dest for dest in topo.destinations]
     ensure_topics(settings, [*ALL_TOPICS, *activations], partitions=args.partitions)
     metrics.serve(args.metrics_port)
-    worker = PulseWorker(settings, topo.operators, stage=topo.stage, partitions=args.partitions)
+    worker = PulseWorker(
+        settings,
+        topo.operators,
+        stage=topo.stage,
+        partitions=args.partitions,
+        identity=topo.identity,
+    )
     from faust.worker import Worker
 
     # Logging at info, not warn: below info Faust turns on its terminal spinner,
@@ -154,6 +160,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         topo.operators,
         allowed_lateness_ms=settings.allowed_lateness_ms,
         stage=topo.stage,
+        identity=topo.identity,
     )
     counts = write_outputs(
         outputs,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from pipeline.core.absence import AbsenceRule
 from pipeline.core.caps import DAY_MS, Cap, CapPolicy, Fatigue
 from pipeline.core.engine import Operator
 from pipeline.core.events import canonical_event_name
+from pipeline.core.identity import ID_TYPES, IdentityRules
 from pipeline.core.predicates import OPERATORS, CustomPredicate, Predicate
 from pipeline.core.rules import Rule, RuleStage, SegmentSpec, TriggerSpec
 from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
@@ -54,6 +55,7 @@ class Topology:
     warnings: tuple[str, ...] = ()
     destinations: tuple[str, ...] = ()
     source: str = "<built-in>"
+    identity: IdentityRules = field(default_factory=IdentityRules)
 
 
 class _Loader:
@@ -296,6 +298,37 @@ class _Loader:
             )
         return CapPolicy(tuple(caps), quiet_start, quiet_end, fatigue)
 
+    def identity(self, node: yaml.Node | None) -> IdentityRules:
+        fields = self.mapping(node, "identity")
+        self.check_keys(fields, "identity", {"max_anonymous_per_user", "blocked", "priority"})
+        kwargs: dict[str, Any] = {}
+        if "max_anonymous_per_user" in fields:
+            kwargs["max_anonymous_per_user"] = self.integer(
+                fields["max_anonymous_per_user"], "identity.max_anonymous_per_user", 1
+            )
+        blocked: list[str] = []
+        if "blocked" in fields:
+            for i, item in enumerate(self._seq(fields["blocked"], "identity.blocked")):
+                value = self.scalar(item, f"identity.blocked[{i}]")
+                if isinstance(value, bool) or not isinstance(value, str | int | float):
+                    raise self.fail(item, f"identity.blocked[{i}]", "an id value", value)
+                blocked.append(str(item.value))  # as written: `0` and `"0"` are the same id
+        if "priority" in fields:
+            node_p = fields["priority"]
+            priority = tuple(
+                self.string(item, f"identity.priority[{i}]")
+                for i, item in enumerate(self._seq(node_p, "identity.priority"))
+            )
+            if sorted(priority) != sorted(ID_TYPES):
+                raise self.fail(
+                    node_p, "identity.priority", "user_id and anonymous_id, once each", priority
+                )
+            kwargs["priority"] = priority
+        try:
+            return IdentityRules.with_blocked(blocked, **kwargs)
+        except ValueError as exc:  # pragma: no cover - every field is checked above
+            raise self.fail(node, "identity", f"valid identity rules ({exc})") from exc
+
     def _optional(self, spec: Mapping[str, yaml.Node], key: str, where: str) -> str | None:
         return self.string(spec[key], f"{where}.{key}") if key in spec else None
 
@@ -320,7 +353,7 @@ def load_topology(path: str | Path, text: str | None = None) -> Topology:
     ld.check_keys(
         top,
         "topology",
-        {"version", "name", "description", "events", "triggers", "segments", "caps"},
+        {"version", "name", "description", "events", "triggers", "segments", "caps", "identity"},
     )
     if "version" in top and ld.scalar(top["version"], "version") != 1:
         raise ld.fail(top["version"], "version", "1")
@@ -390,4 +423,5 @@ def load_topology(path: str | Path, text: str | None = None) -> Topology:
         warnings=tuple(ld.warnings),
         destinations=tuple(sorted(destinations)),
         source=path,
+        identity=ld.identity(top.get("identity")),
     )

@@ -14,6 +14,7 @@ topic                          what                                    key
 ``pulse.sessions``             closed event-time sessions              person id
 ``pulse.profiles``             traits as of each session close         person id (compacted)
 ``pulse.persons.evicted``      persons idle past the TTL, state gone   person id
+``pulse.identities``           identity links, merges and conflicts    user id
 =============================  ======================================  =================
 
 Output values are Avro single-object encoded with the schema named below.
@@ -39,6 +40,7 @@ ACTIVATIONS = "activations."
 SESSIONS = "sessions"
 PROFILES = "profiles"
 EVICTED = "persons.evicted"
+IDENTITIES = "identities"
 
 #: Logical topic -> schema file (without .avsc) of its values.
 SCHEMA_OF: dict[str, str] = {
@@ -51,10 +53,11 @@ SCHEMA_OF: dict[str, str] = {
     SESSIONS: "session",
     PROFILES: "profile",
     EVICTED: "evicted",
+    IDENTITIES: "identity",
 }
 
 ALL_TOPICS = (EVENTS, BY_PERSON, DLQ, LATE, TRIGGERS, SUPPRESSED, SEGMENTS, SESSIONS, PROFILES,
-              EVICTED)  # fmt: skip
+              EVICTED, IDENTITIES)  # fmt: skip
 
 
 def schema_name(logical: str) -> str:

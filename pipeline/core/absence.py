@@ -13,8 +13,31 @@ newer A replaces the pending one and the deadline moves.
 
 State is plain data (a JSON-able dict) so the adapters can persist it::
 
-    {"buf": [[ts, kind, message_id, context], ...],   # kind 0 = A, 1 = B
-     "act": [start_ts, message_id, context] | None}   # the pending timer
+    {"buf": [[ts, kind, message_id, context], ...],   # kind 0 = A, 1 = B; not final yet
+     "act": [start_ts, message_id, context] | None,   # the pending timer
+     "w": watermark_ms,                               # the watermark it was decided at
+     "hist": [[ts, kind, message_id, context], ...],  # final, within ``within_ms`` of w
+     "h0": [start_ts, message_id, context] | None}    # what was pending at w - within_ms
+
+**Merging two persons** (identity stitching, :meth:`AbsenceRule.merge`) must
+give the triggers one person with both timelines would get. What is final
+(below ``w``) has been consumed, so each state keeps the part of its history
+that can still matter: every start and cancel less than ``within_ms`` behind
+``w`` (``hist``; an older start has fired or been cancelled, an older cancel
+can no longer convert anything pending) and the start that was pending at
+that horizon (``h0``, which still blocks later starts under the no-rearm
+policy). The merge replays both histories in time order from the earlier (or,
+with ``restart_on_repeat``, the later) ``h0``: an earlier pending start wins,
+a cancel of one person inside the other's window converts it. Starts that
+already fired are never fired again: ``act`` then carries a fourth element,
+``True`` (*resolved*: it blocks until its deadline but emits nothing).
+``hist``, ``h0`` and ``w`` are optional (snapshots written before identity
+stitching have none and load as empty). The history is pruned as the
+watermark moves, so the state stays bounded and disappears ``within_ms``
+after the person's last start or cancel (``2 * within_ms`` after a fired start).
+
+What the merge cannot do is unsend: a trigger either person fired before the
+merge stands, even if the other's events would have converted it.
 """
 
 from __future__ import annotations
@@ -23,6 +46,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.core.clock import POS_INF_MS
 from pipeline.core.events import Event, canonical_event_name
 from pipeline.core.outputs import Output
 
@@ -83,39 +107,127 @@ class AbsenceRule:
     ) -> tuple[dict[str, Any] | None, list[Output]]:
         if state is None:
             return None, []
-        buf: list[list[Any]] = sorted(state["buf"], key=lambda it: (it[0], it[1], it[2]))
+        buf: list[list[Any]] = sorted(state["buf"], key=_order)
         active: list[Any] | None = state["act"]
+        hist: list[list[Any]] = list(state.get("hist") or ())
         outputs: list[Output] = []
         consumed = 0
-        for ts, kind, message_id, context in buf:
-            if ts >= watermark_ms:
+        for item in buf:
+            if item[0] >= watermark_ms:
                 break  # not final yet: an earlier event may still arrive
             consumed += 1
-            if active is not None and ts >= active[0] + self.within_ms:
-                outputs.append(self._fire(active, person_id))
-                active = None
-            if kind == _CANCEL:
-                active = None  # converted in time (or nothing was pending)
-            elif active is None or self.restart_on_repeat:
-                active = [ts, message_id, context]
+            hist.append(item)
+            active, due = self._step(active, item)
+            if due is not None and (out := self._fire(due, person_id)) is not None:
+                outputs.append(out)
         if active is not None and watermark_ms >= active[0] + self.within_ms:
-            outputs.append(self._fire(active, person_id))
+            if (out := self._fire(active, person_id)) is not None:
+                outputs.append(out)
             active = None
+        h0, hist = self._prune(state.get("h0"), hist, watermark_ms - self.within_ms)
         rest = buf[consumed:]
-        if not rest and active is None:
+        if not rest and active is None and not hist and h0 is None:
             return None, outputs
-        return {"buf": rest, "act": active}, outputs
+        snapshot: dict[str, Any] = {"buf": rest, "act": active, "w": watermark_ms}
+        if hist:
+            snapshot["hist"] = hist
+        if h0 is not None:
+            snapshot["h0"] = h0
+        return snapshot, outputs
 
     def next_deadline_ms(self, state: dict[str, Any] | None) -> int | None:
-        """The watermark at which this state needs :meth:`on_watermark` again."""
+        """The watermark at which this state needs :meth:`on_watermark` again.
+
+        The pending timer's deadline, else the first buffered start's; the
+        history kept for merges adds the time its oldest entry is pruned.
+        """
         if state is None:
             return None
+        deadlines = []
         if state["act"] is not None:
-            return int(state["act"][0]) + self.within_ms
-        starts = [it[0] for it in state["buf"] if it[1] == _START]
-        return min(starts) + self.within_ms if starts else None
+            deadlines.append(int(state["act"][0]) + self.within_ms)
+        else:
+            starts = [it[0] for it in state["buf"] if it[1] == _START]
+            if starts:
+                deadlines.append(min(starts) + self.within_ms)
+        if hist := state.get("hist"):
+            deadlines.append(int(hist[0][0]) + self.within_ms)
+        if h0 := state.get("h0"):
+            deadlines.append(int(h0[0]) + 2 * self.within_ms)
+        return min(deadlines) if deadlines else None
 
-    def _fire(self, active: list[Any], person_id: str) -> Output:
+    # -- identity stitching ----------------------------------------------------
+
+    def merge(self, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+        """One state holding both persons' timelines (inputs untouched).
+
+        Evaluate the result at the current watermark (:meth:`on_watermark`):
+        a timer that is due fires then, once. See the module docstring.
+        """
+        if a is None or b is None:
+            return b if a is None else a
+        # Below the lower of the two watermarks both histories are final; above
+        # it one person may still have unconsumed events that sort earlier, so
+        # that part of the history goes back to the buffer and is replayed in
+        # order (never a fired start: those left the history already).
+        cut = min(_decided_at(a), _decided_at(b))
+        unique = {(it[0], it[1], it[2]): it for it in [*_history(a), *_history(b)]}
+        hist = sorted(unique.values(), key=_order)
+        replay = [it for it in hist if it[0] >= cut]
+        hist = hist[: len(hist) - len(replay)]
+        h0 = self._earlier(a.get("h0"), b.get("h0"))
+        active = None if h0 is None else [*h0[:3], True]
+        for item in hist:
+            active, _ = self._step(active, item)  # a start in hist cannot be due before cut
+        merged: dict[str, Any] = {
+            "buf": sorted([*a["buf"], *b["buf"], *replay], key=_order),
+            "act": active,
+            "w": cut,
+        }
+        if hist:
+            merged["hist"] = hist
+        if h0 is not None:
+            merged["h0"] = h0
+        return merged
+
+    # -- internals -------------------------------------------------------------
+
+    def _step(
+        self, active: list[Any] | None, item: list[Any]
+    ) -> tuple[list[Any] | None, list[Any] | None]:
+        """Apply one final start/cancel: ``(active after, start that fell due before it)``."""
+        ts, kind, message_id, context = item
+        due = None
+        if active is not None and ts >= active[0] + self.within_ms:
+            due, active = active, None
+        if kind == _CANCEL:
+            active = None  # converted in time (or nothing was pending)
+        elif active is None or self.restart_on_repeat:
+            active = [ts, message_id, context]
+        return active, due
+
+    def _prune(
+        self, h0: list[Any] | None, hist: list[list[Any]], horizon_ms: int
+    ) -> tuple[list[Any] | None, list[list[Any]]]:
+        """Fold history at or before ``horizon_ms`` into ``h0`` (pending at the horizon)."""
+        drop = 0
+        while drop < len(hist) and hist[drop][0] <= horizon_ms:
+            h0, _ = self._step(h0, hist[drop])
+            drop += 1
+        if h0 is not None and horizon_ms >= h0[0] + self.within_ms:
+            h0 = None  # it fell due before the horizon: it blocks nothing that is kept
+        return (None if h0 is None else h0[:3]), hist[drop:]
+
+    def _earlier(self, a: list[Any] | None, b: list[Any] | None) -> list[Any] | None:
+        """The start pending first wins; with ``restart_on_repeat`` the later one does."""
+        if a is None or b is None:
+            return b if a is None else a
+        first, last = sorted((a, b), key=lambda s: (s[0], s[1]))
+        return last if self.restart_on_repeat else first
+
+    def _fire(self, active: list[Any], person_id: str) -> Output | None:
+        if len(active) > 3:
+            return None  # resolved: it fired (or was converted) before a merge
         start_ts, message_id, context = active
         record = {
             "trigger_id": trigger_id(self.name, person_id, message_id),
@@ -126,6 +238,29 @@ class AbsenceRule:
             "context": dict(context or {}),
         }
         return Output("triggers", person_id, record)
+
+
+def _order(item: list[Any]) -> tuple[int, int, str]:
+    return item[0], item[1], item[2]
+
+
+def _history(state: dict[str, Any]) -> list[list[Any]]:
+    hist: list[list[Any]] = state.get("hist") or []
+    if "w" not in state and state["act"] is not None and len(state["act"]) == 3:
+        # a snapshot from before identity stitching: its pending start is all we know
+        start_ts, message_id, context = state["act"]
+        return [*hist, [start_ts, _START, message_id, context]]
+    return hist
+
+
+def _decided_at(state: dict[str, Any]) -> int:
+    """The watermark ``state`` was decided at (a lower bound for old snapshots)."""
+    if "w" in state:
+        return int(state["w"])
+    bounds = [it[0] for it in state["buf"]]
+    if state["act"] is not None:
+        bounds.append(state["act"][0])
+    return min(bounds, default=POS_INF_MS)
 
 
 def _start_context(event: Event) -> dict[str, Any]:

@@ -86,6 +86,20 @@ class CapPolicy:
         state["neg"] = [*state.get("neg", []), event.timestamp_ms]
         return state
 
+    @staticmethod
+    def merge(a: Any, b: Any) -> Any:
+        """Both persons' deliveries and negative engagement count (identity stitching)."""
+        if not a or not b:
+            return b or a or None
+        merged: dict[str, Any] = {}
+        sent = sorted([*a.get("sent", []), *b.get("sent", [])], key=lambda s: (s[0], s[1]))
+        if sent:
+            merged["sent"] = sent
+        negatives = sorted([*a.get("neg", []), *b.get("neg", [])])
+        if negatives:
+            merged["neg"] = negatives
+        return merged or None
+
     def _quiet(self, hour: int) -> bool:
         start, end = self.quiet_start_hour, self.quiet_end_hour
         if start is None or end is None:

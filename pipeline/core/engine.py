@@ -12,10 +12,26 @@ timer index, and reads/writes each person's state through a
     outputs = proc.process(event)        # apply one event
     outputs = proc.advance_to(t_ms)      # move stream time (idle tick / end of input)
 
-A person's state is a plain dict ``{operator_name: snapshot, "_next": deadline}``.
-Timers are durable because they *are* that state: the in-memory index
-(deadline, person) is derived, and :meth:`Processor.rebuild_index` recreates it
-from the store after a restart or rebalance.
+A person's state is a plain dict ``{operator_name: snapshot, "_next": deadline,
+"_ids": [merged anonymous id, ...]}``. Timers are durable because they *are*
+that state: the in-memory index (deadline, person) is derived, and
+:meth:`Processor.rebuild_index` recreates it from the store after a restart or
+rebalance.
+
+**Identity stitching** moves a person's state to another person, in two
+steps that may run on different partitions (the worker) or on one processor
+(``pulse replay``)::
+
+    state = proc.extract(anonymous_id)            # removed from the store
+    if state is not None:
+        outputs = proc.merge_in(user_id, state, anonymous_id)
+
+``merge_in`` merges with every operator's and the stage's ``merge`` and
+evaluates the merged person at the current watermark, so a timer that was
+pending for either person and is due fires now, once, for the merged person.
+It refuses a merge beyond ``IdentityRules.max_anonymous_per_user`` (an
+``identities`` conflict record is all it returns); the caller then puts the
+state back with :meth:`Processor.restore`.
 """
 
 from __future__ import annotations
@@ -26,10 +42,14 @@ from typing import Any, Protocol
 
 from pipeline.core.clock import NEG_INF_MS, PartitionClock
 from pipeline.core.events import Event
+from pipeline.core.identity import IDENTITIES, IdentityRules, accept_merge, identity_record
 from pipeline.core.outputs import LATE, Output
 
 PersonState = dict[str, Any]
 _NEXT = "_next"
+#: The anonymous ids merged into a person (identity stitching), bounded by the rules.
+IDS = "_ids"
+_RESERVED = frozenset({_NEXT, IDS})
 
 
 class Operator(Protocol):
@@ -48,6 +68,9 @@ class Operator(Protocol):
 
     def next_deadline_ms(self, state: Any) -> int | None: ...
 
+    def merge(self, a: Any, b: Any) -> Any:
+        """Both persons' snapshots as one (``a`` stays, ``b`` merges in); inputs untouched."""
+
 
 class Stage(Protocol):
     """Runs after the operators with the whole person state (rules read traits)."""
@@ -61,6 +84,9 @@ class Stage(Protocol):
     ) -> list[Output]: ...
 
     def next_deadline_ms(self, person: PersonState) -> int | None: ...
+
+    def merge(self, a: PersonState, b: PersonState) -> PersonState:
+        """The stage's keys of two merged person states (``a`` stays); inputs untouched."""
 
 
 class PersonStore(Protocol):
@@ -115,9 +141,11 @@ class Processor:
         allowed_lateness_ms: int,
         store: PersonStore,
         stage: Stage | None = None,
+        identity: IdentityRules | None = None,
     ) -> None:
         self.operators = tuple(operators)
         self.stage = stage
+        self.identity = IdentityRules() if identity is None else identity
         self.clock = PartitionClock(allowed_lateness_ms)
         self.store = store
         self._timers: list[tuple[int, str]] = []  # heap of (deadline_ms, person_id)
@@ -173,6 +201,100 @@ class Processor:
         self.clock.observe(stream_time_ms)
         return self._fire_due()
 
+    # -- identity stitching ---------------------------------------------------------
+
+    def extract(self, person_id: str) -> PersonState | None:
+        """Remove ``person_id``'s state from the store and return it (None if none).
+
+        The person's entry in the timer index goes stale and is skipped when
+        it comes due; nothing fires for them any more.
+        """
+        state = self.store.load(person_id)
+        if state is None:
+            return None
+        self.store.save(person_id, None)
+        return {k: v for k, v in state.items() if k != _NEXT} or None
+
+    def merge_in(
+        self,
+        person_id: str,
+        other: PersonState,
+        other_id: str,
+        *,
+        event_time_ms: int | None = None,
+        message_id: str | None = None,
+    ) -> list[Output]:
+        """Merge ``other`` (the state :meth:`extract` returned for ``other_id``) into ``person_id``.
+
+        Each operator's ``merge`` and the stage's ``merge`` combine the two
+        states; ``other_id`` joins the person's merged anonymous ids (``"_ids"``);
+        then the merged person is evaluated at the current watermark, so timers
+        already due fire now, exactly once, for ``person_id``. Returns an
+        ``identities`` ``merge`` record and whatever that evaluation emitted.
+
+        Beyond ``max_anonymous_per_user`` the merge is refused: nothing changes
+        and the only output is an ``identities`` ``conflict`` record (reason
+        ``too_many_anonymous_ids``). The caller still holds ``other`` and must
+        put it back under ``other_id`` (:meth:`restore`, on the processor that
+        owns ``other_id``). ``event_time_ms`` and ``message_id`` name the cause
+        in the records (default: the watermark, none).
+        """
+        state = self.store.load(person_id) or {}
+        merged_ids: list[str] = list(state.get(IDS) or ())
+        incoming = [*(other.get(IDS) or ()), other_id]
+        ids = merged_ids + [i for i in dict.fromkeys(incoming) if i not in merged_ids]
+        accepted, reason = accept_merge(merged_ids, other_id, self.identity)
+        if accepted and len(ids) > self.identity.max_anonymous_per_user:
+            accepted, reason = False, "too_many_anonymous_ids"
+        at = max(self.watermark_ms, 0) if event_time_ms is None else event_time_ms
+        kind = "merge" if accepted else "conflict"
+        record = identity_record(kind, other_id, person_id, reason, at, message_id)
+        outputs = [Output(IDENTITIES, person_id, record)]
+        if not accepted:
+            return outputs
+        merged = self._merged(state, other)
+        merged[IDS] = ids
+        outputs.extend(self._evaluate(person_id, merged, state.get(_NEXT)))
+        return outputs
+
+    def restore(self, person_id: str, state: PersonState) -> list[Output]:
+        """Put back a state :meth:`extract` took (after a refused merge).
+
+        Merged with whatever ``person_id`` has meanwhile, then evaluated at the
+        current watermark like :meth:`merge_in` (no identity record, no id check).
+        """
+        current = self.store.load(person_id)
+        if current is None:
+            return self._evaluate(person_id, dict(state), None)
+        merged = self._merged(current, state)
+        ids = dict.fromkeys([*(current.get(IDS) or ()), *(state.get(IDS) or ())])
+        if ids:
+            merged[IDS] = list(ids)
+        return self._evaluate(person_id, merged, current.get(_NEXT))
+
+    def _merged(self, a: PersonState, b: PersonState) -> PersonState:
+        merged: PersonState = {}
+        for op in self.operators:
+            _put(merged, op.name, op.merge(a.get(op.name), b.get(op.name)))
+        if self.stage is not None:
+            merged.update(self.stage.merge(a, b))
+        return merged
+
+    def _evaluate(self, person: str, state: PersonState, indexed: int | None) -> list[Output]:
+        state.pop(_NEXT, None)
+        watermark = self.clock.watermark_ms
+        outputs: list[Output] = []
+        for op in self.operators:
+            snapshot, out = op.on_watermark(state.get(op.name), person, watermark)
+            _put(state, op.name, snapshot)
+            outputs.extend(out)
+        if self.stage is not None:
+            outputs.extend(self.stage.after_watermark(state, person, watermark))
+        if indexed is not None:
+            state[_NEXT] = indexed  # already in the index: _save pushes only a new deadline
+        self._save(person, state)
+        return outputs
+
     def _fire_due(self) -> list[Output]:
         watermark = self.clock.watermark_ms
         outputs: list[Output] = []
@@ -203,7 +325,8 @@ class Processor:
             state[_NEXT] = nxt
             if nxt != previous:
                 heapq.heappush(self._timers, (nxt, person))
-        self.store.save(person, state or None)
+        # a person whose operators all let go (e.g. evicted) is gone, merged ids included
+        self.store.save(person, state if set(state) - _RESERVED else None)
 
 
 def _put(state: PersonState, key: str, snapshot: Any) -> None:

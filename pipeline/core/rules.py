@@ -11,6 +11,13 @@ segment memberships. It owns ``state["rules"]``::
 
 Outputs: ``triggers`` (delivered), ``triggers.suppressed`` (with the reason),
 ``segments`` (entered/exited), ``activations.<destination>``.
+
+Identity stitching merges two persons' slices (:meth:`RuleStage.merge`): each
+rule's own merge (absence: both timelines, see ``absence.py``; milestones:
+union; repetition: union of the seen lists; immediate: nothing), caps: both
+persons' deliveries, the known person's time zone when set. Segment
+memberships stay the known person's: they are recomputed from the merged
+traits at the next evaluation, which emits the ``entered``/``exited`` changes.
 """
 
 from __future__ import annotations
@@ -80,10 +87,10 @@ class RuleStage:
     segments: tuple[SegmentSpec, ...] = ()
     caps: CapPolicy = field(default_factory=CapPolicy)
     traits_of: TraitsOf = _no_traits
-    #: While a person is in a segment, re-check it this often (event time), so
+    #: While a person is in a segment, re-check it this often (event time: 6 h), so
     #: that exits caused only by time passing (a window sliding past the events
     #: that qualified) are emitted without a new event.
-    segment_recheck_ms: int = 3_600_000
+    segment_recheck_ms: int = 6 * 3_600_000
 
     # -- the engine's hooks ------------------------------------------------------
 
@@ -152,6 +159,34 @@ class RuleStage:
         if seg_at is not None and self.segments:
             deadlines.append(int(seg_at) + self.segment_recheck_ms)
         return min(deadlines) if deadlines else None
+
+    # -- identity stitching -----------------------------------------------------
+
+    def merge(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+        """The stage's part of two merged person states: ``{"rules": ...}`` or ``{}``.
+
+        ``a`` is the person who stays (the known user), ``b`` the one merged in;
+        inputs are untouched. Evaluate the merged person afterwards
+        (:meth:`after_watermark`): due absence timers fire and segment changes
+        are emitted then.
+        """
+        sa: Mapping[str, Any] = a.get("rules") or {}
+        sb: Mapping[str, Any] = b.get("rules") or {}
+        ta: Mapping[str, Any] = sa.get("t") or {}
+        tb: Mapping[str, Any] = sb.get("t") or {}
+        states: dict[str, Any] = {}
+        for spec in self.triggers:
+            _put(states, spec.name, spec.rule.merge(ta.get(spec.name), tb.get(spec.name)))
+        st: dict[str, Any] = {"t": states}
+        if sa.get("seg"):
+            st["seg"] = list(sa["seg"])
+        if caps := self.caps.merge(sa.get("caps"), sb.get("caps")):
+            st["caps"] = caps
+        if tz := sa.get("tz") or sb.get("tz"):
+            st["tz"] = tz
+        merged: dict[str, Any] = {}
+        _store(merged, st)
+        return merged
 
     # -- internals ---------------------------------------------------------------
 

@@ -278,3 +278,9 @@ class SessionsOperator:
 
     def next_deadline_ms(self, state: dict[str, Any] | None) -> int | None:
         return None if state is None else next_close_ms(state["open"], self.windows)
+
+    def merge(self, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Both persons' open sessions, overlapping ones merged (identity stitching)."""
+        if a is None or b is None:
+            return b if a is None else a
+        return {"open": merge_open(a["open"], b["open"], self.windows)}

@@ -67,6 +67,11 @@ class ImmediateRule:
             return state, []
         return state, [trigger_record(self.name, person_id, [event], event.timestamp_ms)]
 
+    @staticmethod
+    def merge(a: Any, b: Any) -> Any:
+        """Stateless: nothing to merge."""
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class MilestoneRule:
@@ -87,6 +92,7 @@ class MilestoneRule:
 
     @staticmethod
     def merge(a: Any, b: Any) -> Any:
+        """Reached by either person: reached (so a first purchase fires once, ever)."""
         return bool(a or b) or None
 
 
@@ -118,8 +124,8 @@ class RepetitionRule:
     def on_event(
         self, state: Any, event: Event, person_id: str
     ) -> tuple[Any, list[dict[str, Any]]]:
-        if event.event not in (self.event, self.unless):
-            return state, []
+        if event.event is None or event.event not in (self.event, self.unless):
+            return state, []  # (a nameless identify or page is never the `unless` event)
         state = dict(state or {})
         now = event.timestamp_ms
         horizon = now - self.within_ms
@@ -146,3 +152,21 @@ class RepetitionRule:
             if all(ts <= horizon for ts, _ in state[key]):
                 del state[key]
         return state, fired
+
+    @staticmethod
+    def merge(a: Any, b: Any) -> Any:
+        """Union of the seen lists per item; the later ``unless`` reset wins.
+
+        Repetition is decided on arrival: a merge never fires, it only lets the
+        next repetition count both persons' earlier ones.
+        """
+        if not a or not b:
+            return b or a or None
+        merged: dict[str, Any] = {}
+        for key in sorted(set(a) | set(b)):
+            if key == "!":
+                merged[key] = max(v for v in (a.get(key), b.get(key)) if v is not None)
+                continue
+            seen = {(ts, mid) for ts, mid in [*a.get(key, []), *b.get(key, [])]}
+            merged[key] = [[ts, mid] for ts, mid in sorted(seen)]
+        return merged

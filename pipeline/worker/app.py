@@ -11,6 +11,16 @@
   lives in a RocksDB-backed Faust table with a changelog topic. Its stream
   time is the minimum of the source partitions' reported stream times.
 
+Identity stitching crosses partitions in three hops, all through
+``pulse.events.by-person`` so each stays ordered with the person's events:
+ingest (which owns the ``identity-links`` table, keyed like ``pulse.events`` by
+anonymous id) decides a link and sends ``merge-out`` to the anonymous person's
+partition; there behavior extracts the anonymous state and sends it as
+``merge-in`` to the user's partition, which merges it (the folds' merge) and
+evaluates it at its watermark, so a timer pending for the anonymous person
+fires once, for the merged person. A refused merge (too many anonymous ids)
+goes back as ``restore``.
+
 Faust acks an event even when the agent raises, so an unexpected error while
 processing a record would lose it: such records are parked in the DLQ with
 reason ``processing_error`` instead, and the worker goes on.
@@ -21,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +42,8 @@ from pipeline import metrics
 from pipeline.config import Settings
 from pipeline.core.dedupe import Dedupe, DedupeWindow
 from pipeline.core.engine import Operator, PersonState, Processor, Stage
+from pipeline.core.identity import IDENTITIES, IdentityRules
+from pipeline.core.stitching import Stitcher
 from pipeline.core.outputs import Output
 from pipeline.errors import DecodeError
 from pipeline.records import decode_state, encode_state
@@ -64,6 +76,34 @@ def _headers(message: Any) -> list[tuple[str, bytes]]:
     raw = message.headers or []
     items = raw.items() if isinstance(raw, dict) else raw
     return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+
+
+MERGE_OUT, MERGE_IN, RESTORE = b"merge-out", b"merge-in", b"restore"
+
+
+class _TableLinks(MutableMapping[str, str]):
+    """The identity-links table as the ``MutableMapping`` the Stitcher reads and writes."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> str:
+        value = self.table.get(key.encode())
+        if value is None:
+            raise KeyError(key)
+        return bytes(value).decode()
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.table[key.encode()] = value.encode()
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (bytes(k).decode() for k in self.table.keys() if not bytes(k).startswith(b"__"))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class TableStore:
@@ -117,6 +157,7 @@ class PulseWorker:
     partitions: int = 4
     store_url: str = "rocksdb://"
     dedupe_window: DedupeWindow = field(default_factory=DedupeWindow)
+    identity: IdentityRules = field(default_factory=IdentityRules)
     app: faust.App = field(init=False)
     runtimes: dict[int, _PartitionRuntime] = field(init=False, default_factory=dict)
     sources: dict[int, SourceClock] = field(init=False, default_factory=dict)
@@ -154,12 +195,24 @@ class PulseWorker:
         self.state = app.Table(
             "person-state", partitions=self.partitions, key_type=bytes, value_type=bytes
         )
+        # anonymous id -> user id; co-partitioned with pulse.events (same keys)
+        self.links = app.Table(
+            "identity-links", partitions=self.partitions, key_type=bytes, value_type=bytes
+        )
+        self._stitcher: Stitcher | None = None
         self._out_topics: dict[str, Any] = {}
         self._children: dict[tuple[int, str], Any] = {}
         app.agent(self.events_topic, name="ingest")(self._ingest)
         app.agent(self.by_person, name="behavior")(self._behavior)
-        app.timer(0.2, name="source-watermarks")(self._report_sources)
+        app.timer(WATERMARK_INTERVAL_S, name="source-watermarks")(self._report_sources)
         app.on_partitions_revoked.connect(self._on_revoked)
+
+    @property
+    def stitcher(self) -> Stitcher:
+        """Built on first use, once the links table is recovered (it reads it)."""
+        if self._stitcher is None:
+            self._stitcher = Stitcher(self.identity, _TableLinks(self.links))
+        return self._stitcher
 
     def _counter(self, metric: Any, label: str) -> Any:
         """A labelled metric child, looked up once (``labels()`` costs per call)."""
@@ -182,7 +235,25 @@ class PulseWorker:
                 if not seen.offer(event.message_id, event.timestamp_ms):
                     metrics.EVENTS_DUPLICATE.inc()
                     continue
-                await self.by_person.send(key=event.person_id.encode(), value=forward)
+                person, actions = self.stitcher.route(event)
+                if not person:
+                    raise DecodeError(
+                        "missing_id", "every id of the event is a blocked placeholder"
+                    )
+                for action in actions:
+                    await self._emit([Output(IDENTITIES, action.user_id, action.record)])
+                    if action.kind == "link":
+                        await self._control(
+                            action.anonymous_id,
+                            MERGE_OUT,
+                            {
+                                "anon": action.anonymous_id,
+                                "user": action.user_id,
+                                "t": event.timestamp_ms,
+                                "mid": event.message_id,
+                            },
+                        )
+                await self.by_person.send(key=person.encode(), value=forward)
             except DecodeError as err:
                 await self._dead_letter(msg, ev.key, ev.value, err)
                 continue
@@ -198,6 +269,11 @@ class PulseWorker:
             now = time.monotonic()
             if src.due(now, WATERMARK_INTERVAL_S):
                 await self._broadcast(msg.partition, src.stream_time_ms, src, now)
+
+    async def _control(self, key: str, kind: bytes, body: dict[str, Any]) -> None:
+        await self.by_person.send(
+            key=key.encode(), value=json.dumps(body).encode(), headers=[(CONTROL_HEADER, kind)]
+        )
 
     async def _broadcast(
         self, source: int, stream_time_ms: int | None, src: SourceClock, now: float
@@ -264,6 +340,7 @@ class PulseWorker:
                 allowed_lateness_ms=self.settings.allowed_lateness_ms,
                 store=store,
                 stage=self.stage,
+                identity=self.identity,
             )
             inputs = InputWatermarks(self.partitions)
             saved = self.state.get(CLOCK_KEY_PREFIX + str(partition).encode())
@@ -300,6 +377,23 @@ class PulseWorker:
             source, stream_time = parse_watermark(ev.value)
             rt.inputs.update(source, stream_time)
             outputs = proc.advance_to(rt.inputs.stream_time_ms())
+        elif control == MERGE_OUT:
+            body = json.loads(ev.value)
+            body["state"] = proc.extract(body["anon"]) or {}
+            await self._control(body["user"], MERGE_IN, body)
+            return
+        elif control == MERGE_IN:
+            body = json.loads(ev.value)
+            outputs = proc.merge_in(
+                body["user"], body["state"], body["anon"], event_time_ms=body["t"],
+                message_id=body["mid"],
+            )  # fmt: skip
+            refused = any(o.topic == IDENTITIES and o.record["kind"] == "conflict" for o in outputs)
+            if refused and body["state"]:
+                await self._control(body["anon"], RESTORE, body)
+        elif control == RESTORE:
+            body = json.loads(ev.value)
+            outputs = proc.restore(body["anon"], body["state"])
         elif control is not None:
             return  # a control record of another kind (e.g. an older worker's tick)
         else:

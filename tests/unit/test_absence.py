@@ -158,6 +158,11 @@ def test_state_is_cleared_when_nothing_is_pending() -> None:
     proc.process(ev("c1", "checkout_started", 0))
     proc.process(ev("o1", "order_completed", 5))
     proc.process(ev("p", "page_viewed", 10))
+    # nothing pending, but the last `within` of history is kept for identity merges
+    state = store.data["u1"]["checkout_abandoned"]
+    assert state["act"] is None
+    assert [item[2] for item in state["hist"]] == ["c1", "o1"]
+    assert proc.advance_to(T0 + 35 * MIN) == []  # pruned by its own timer
     assert store.data == {}
 
 
