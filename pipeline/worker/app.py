@@ -43,8 +43,8 @@ from pipeline.config import Settings
 from pipeline.core.dedupe import Dedupe, DedupeWindow
 from pipeline.core.engine import Operator, PersonState, Processor, Stage
 from pipeline.core.identity import IDENTITIES, IdentityRules
-from pipeline.core.stitching import Stitcher
 from pipeline.core.outputs import Output
+from pipeline.core.stitching import Stitcher
 from pipeline.errors import DecodeError
 from pipeline.records import decode_state, encode_state
 from pipeline.topics import BY_PERSON, DLQ, EVENTS, encode_output
@@ -100,7 +100,7 @@ class _TableLinks(MutableMapping[str, str]):
         del self.table[key.encode()]
 
     def __iter__(self) -> Iterator[str]:
-        return (bytes(k).decode() for k in self.table.keys() if not bytes(k).startswith(b"__"))
+        return (bytes(k).decode() for k in self.table if not bytes(k).startswith(b"__"))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

@@ -59,20 +59,26 @@ TRIGGER_TOPICS = ("triggers", "triggers.suppressed")
 
 
 @st.composite
-def journeys(draw: st.DrawFn) -> tuple[list[Event], list[int]]:
-    """A visitor's events (one anonymous id, one user) and an arrival jitter for each."""
-    login_at = draw(st.integers(5, 120)) * MIN
+def journeys(draw: st.DrawFn, server_from_min: int = 0) -> tuple[list[Event], list[int]]:
+    """A visitor's events (one anonymous id, one user) and an arrival jitter for each.
+
+    Server-side events start ``server_from_min`` minutes from the login.
+    """
+    login_at = draw(st.integers(35, 120)) * MIN
     raw: list[tuple[str, int, str | None, str | None]] = [("identify", login_at, "a1", "u1")]
+    # mostly near the login, where the two persons' timelines meet
+    near = st.integers(-60, 30).map(lambda m: max(0, login_at + m * MIN))
     for _ in range(draw(st.integers(0, 14))):  # anonymous, before or after the login
-        raw.append((draw(st.sampled_from(ANONYMOUS)), draw(st.integers(0, 180)) * MIN, "a1", None))
+        at = draw(st.one_of(near, near, st.integers(0, 180).map(lambda m: m * MIN)))
+        raw.append((draw(st.sampled_from(ANONYMOUS)), at, "a1", None))
     for _ in range(draw(st.integers(0, 8))):  # the same device after the login: both ids
         at = login_at + draw(st.integers(0, 60)) * MIN
         raw.append((draw(st.sampled_from(ANONYMOUS)), at, "a1", "u1"))
-    for _ in range(draw(st.integers(0, 4))):  # server-side: user id only
-        at = login_at + draw(st.integers(0, 60)) * MIN
+    for _ in range(draw(st.integers(0, 6))):  # server-side: user id only
+        at = login_at + draw(st.integers(server_from_min, 60)) * MIN
         raw.append((draw(st.sampled_from(SERVER)), at, None, "u1"))
-    for _ in range(draw(st.integers(0, 4))):  # someone else moves the watermark too
-        raw.append(("page_viewed", draw(st.integers(0, 200)) * MIN, "other", None))
+    for _ in range(draw(st.integers(0, 6))):  # someone else moves the watermark too
+        raw.append(("page_viewed", draw(near), "other", None))
     events = []
     for i, (name, at, anon, user) in enumerate(raw):
         props: dict[str, Any] = {}
@@ -157,6 +163,25 @@ def test_stitched_replay_equals_known_from_the_start(
     assert final_traits(stitched, "u1") == final_traits(baseline, "u1")
     kinds = [o.record["kind"] for o in got if o.topic == "identities"]
     assert kinds in (["link"], ["link", "merge"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(journeys(server_from_min=-30))
+def test_stitched_triggers_equal_known_from_the_start_with_earlier_server_events(
+    journey: tuple[list[Event], list[int]],
+) -> None:
+    """Server-side events up to 30 min (the absence window) before the login.
+
+    Both persons have then decided part of their timeline when they merge (the
+    absence history, pending and fired starts matter). Sessions are not
+    compared: the visitor's and the server's sessions may close apart before
+    the login says they are one person.
+    """
+    events, jitter = journey
+    arrival = arrival_order(events, jitter)
+    got, _ = run(TOPOLOGY, arrival, IdentityRules())
+    want, _ = run(TOPOLOGY, as_known_from_the_start(arrival), None)
+    assert triggers(got) == triggers(want)
 
 
 # -- the journey of the issue, in any arrival order within the lateness ------------------
