@@ -67,13 +67,15 @@ def replay_events(
 
 
 def _apply(proc: Processor, action: StitchAction, event: Event) -> list[Output]:
-    """Emit the identity record; on a link, move the anonymous person into the user."""
+    """Emit the identity record; on a link, move the anonymous person into the user.
+
+    Like the worker, a link always merges (an anonymous id without state merges
+    ``{}``: it still counts towards the user's ``max_anonymous_per_user``).
+    """
     outputs = [Output(IDENTITIES, action.user_id, action.record)]
     if action.kind != "link":
         return outputs
-    state = proc.extract(action.anonymous_id)
-    if state is None:
-        return outputs
+    state = proc.extract(action.anonymous_id) or {}
     merged = proc.merge_in(
         action.user_id,
         state,
@@ -82,7 +84,7 @@ def _apply(proc: Processor, action: StitchAction, event: Event) -> list[Output]:
         message_id=event.message_id,
     )
     outputs.extend(merged)
-    if merged[0].record["kind"] == "conflict":
+    if merged[0].record["kind"] == "conflict" and state:
         outputs.extend(proc.restore(action.anonymous_id, state))
     return outputs
 

@@ -8,9 +8,9 @@ says which person it belongs to and what the caller must do about identity::
     for action in actions:
         emit("identities", action.user_id, action.record)
         if action.kind == "link":           # move the anonymous person's state
-            state = proc.extract(action.anonymous_id)
-            if state is not None:
-                proc.merge_in(action.user_id, state, action.anonymous_id)
+            state = proc.extract(action.anonymous_id) or {}
+            proc.merge_in(action.user_id, state, action.anonymous_id)
+            # (refused: an identities conflict; then proc.restore(anonymous_id, state))
     proc.process(event, person)
 
 ``pulse replay`` does exactly that on one processor (``pipeline/replay.py``);
@@ -33,7 +33,12 @@ Blocked placeholder ids are treated as absent. With ``priority=("anonymous_id",
 "user_id")`` nothing links: persons are devices.
 
 The links live in any ``MutableMapping`` (a dict in replay, a table in a
-worker); the per-user count of linked anonymous ids is derived from it.
+worker); the per-user count of linked anonymous ids is derived from it when
+the stitcher is built and kept in memory, as are the conflict pairs already
+reported. In a worker the mapping holds only the links of its own ingest
+partitions (they are keyed by anonymous id), so there the authoritative
+``max_anonymous_per_user`` check is ``Processor.merge_in``'s, on the user's
+partition.
 """
 
 from __future__ import annotations

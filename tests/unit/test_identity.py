@@ -575,3 +575,27 @@ def test_browse_anonymously_checkout_log_in_abandon_gives_one_trigger_for_the_us
     assert set(final.store.data) == {"u1"}
     assert traits_of(final.store.data["u1"])["events_total"] == 6
     assert person_traits(final.store.data["u1"])["cart_value_max"] == 80
+
+
+def test_a_second_device_merges_too() -> None:
+    store = MemoryStore()
+    proc = Processor([ABANDON, BehaviorOperator()], allowed_lateness_ms=0, store=store)
+    events = [
+        ev("c1", "checkout_started", 0, anon="phone"),
+        login(1, "phone", "u1", "id1"),
+        ev("c2", "checkout_started", 60, anon="laptop"),
+        ev("o2", "order_completed", 62, user="u1"),  # converts the laptop's checkout
+        login(61, "laptop", "u1", "id2"),
+    ]
+    outs = stitched(events, [], processor=proc, end_ms=T0 + 62 * MIN)
+    assert [
+        (o.record["kind"], o.record["anonymous_id"]) for o in outs if o.topic == "identities"
+    ] == [
+        ("link", "phone"),
+        ("merge", "phone"),
+        ("link", "laptop"),
+        ("merge", "laptop"),
+    ]
+    assert store.data["u1"][IDS] == ["phone", "laptop"]
+    assert set(store.data) == {"u1"}
+    assert fired(outs + proc.advance_to(POS_INF_MS)) == [("u1", "checkout_abandoned", ["c1"])]
