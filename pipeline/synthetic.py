@@ -178,6 +178,7 @@ class _Generator:
         self.rows: list[tuple[int, int, Event]] = []  # (event time, seq, event)
         self.cart = _Cart()
         self.links: dict[str, str] = {}  # anonymous id -> user id
+        self._zones: dict[str, ZoneInfo] = {}
         rng = self.rng
         self.promo_days = [rng.random() < 0.3 for _ in range(config.days)]
         self.coupons = [f"SAVE{rng.choice((10, 15, 20, 25))}-{d}" for d in range(config.days)]
@@ -254,6 +255,12 @@ class _Generator:
                 return k
             k += 1
 
+    def _zone(self, name: str) -> ZoneInfo:
+        zone = self._zones.get(name)
+        if zone is None:
+            zone = self._zones[name] = ZoneInfo(name)
+        return zone
+
     def run_person(self, person: _Person) -> None:
         rng = self.rng
         free_from = self.cfg.start_ms
@@ -278,10 +285,12 @@ class _Generator:
                 # Sessions of one person never overlap and are 45+ min apart,
                 # so at most one checkout per person is open at a time.
                 start = max(wanted, free_from + 45 * MINUTE_MS + rng.randrange(30 * MINUTE_MS))
-                local_hour = ((start - midnight) // HOUR_MS) % 24
+                # Labels use the session's real local start, as Pulse does: a
+                # Sunday-night session that starts at 01:00 Monday is not a weekend one.
+                local = datetime.fromtimestamp(start / 1000, tz=self._zone(person.timezone))
                 person.sessions += 1
-                person.night_sessions += local_hour in _NIGHT
-                person.weekend_sessions += weekend
+                person.night_sessions += local.hour in _NIGHT
+                person.weekend_sessions += local.weekday() >= 5
                 free_from = self.session(person, start, day, promo)
 
     # -- one session ----------------------------------------------------------------

@@ -300,6 +300,7 @@ class Coupons:
             "orders_without_coupon": ord_without,
             "conversion_with_coupon": _ratio(ord_with, ck_with),
             "conversion_without_coupon": _ratio(ord_without, ck_without),
+            "coupon_order_share": _ratio(ord_with, ord_with + ord_without),
         }
 
 
@@ -331,13 +332,15 @@ class SessionShares:
 
     Aggregates *closed sessions* (``aggregate_session``), not events; local time
     of the session start in the session's (or person's) zone. A night session
-    starts in ``[night_from_hour:00, 24:00)``. State ``[sessions, night, weekend]``.
+    starts in ``[night_from_hour:00, 24:00)`` or ``[00:00, night_until_hour:00)``
+    ("shops after 9 PM" includes after midnight). State ``[sessions, night, weekend]``.
     """
 
     key = "s"
 
-    def __init__(self, night_from_hour: int = 21) -> None:
+    def __init__(self, night_from_hour: int = 21, night_until_hour: int = 5) -> None:
         self.night_from_hour = night_from_hour
+        self.night_until_hour = night_until_hour
 
     def initialize(self) -> list[int]:
         return [0, 0, 0]
@@ -348,7 +351,7 @@ class SessionShares:
     def aggregate_session(self, state: list[int], start_ms: int, tz: str | None) -> list[int]:
         hour, weekday = local_time(start_ms, tz)
         state[0] += 1
-        state[1] += hour >= self.night_from_hour
+        state[1] += hour >= self.night_from_hour or hour < self.night_until_hour
         state[2] += weekday >= 5
         return state
 

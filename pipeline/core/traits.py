@@ -12,6 +12,7 @@ Trait list (``schemas/profile.avsc`` types them; times are epoch ms)::
     orders_total  revenue_total  average_order_value  last_order_ms  order_recency_ms
     coupon_uses  orders_with_coupon  orders_without_coupon
     conversion_with_coupon  conversion_without_coupon     (orders / checkouts)
+    coupon_order_share                                    (orders with a coupon / orders)
     cart_value_avg  cart_value_max
     category_interest  product_interest  {name: decayed score}, highest first
     repeat_views {product: views >= 2}  max_repeat_views
@@ -69,6 +70,7 @@ class TraitsConfig:
     interest_floor: float = 0.05
     max_interests: int = 50
     night_from_hour: int = 21
+    night_until_hour: int = 5
     interest_weights: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_WEIGHTS), hash=False
     )
@@ -92,7 +94,7 @@ class Traits:
 
     def __init__(self, config: TraitsConfig | None = None) -> None:
         self.config = config or TraitsConfig()
-        self.sessions = SessionShares(self.config.night_from_hour)
+        self.sessions = SessionShares(self.config.night_from_hour, self.config.night_until_hour)
         self.activity = Activity()
         self.local_clock = LocalClock()
         self.folds: tuple[Fold, ...] = (

@@ -48,9 +48,25 @@ def test_commerce_matches_ground_truth_and_replay(
     # Shoppers who never log in: identity merges make live and replay differ in
     # when a merge lands relative to a timer (see test_identity_live.py and the
     # hypothesis properties for stitching); here the outputs must match exactly.
-    data = generate(SyntheticConfig(seed=11, people=40, days=3, account_share=0.0))
-    end = max(e.timestamp_ms for e in data.events) + 400 * DAY
+    data = generate(SyntheticConfig(seed=11, people=60, days=7, account_share=0.0))
+    # two days past the last event: every session closes and every timer comes
+    # due, well before the 30-day idle TTL evicts anyone
+    end = max(e.timestamp_ms for e in data.events) + 2 * DAY
     events = [*data.events, *clock_events(settings, end)]
+    # each labeled person is one device here, so one Pulse person: its anonymous id
+    device = {p["person_id"]: p["anonymous_ids"][0] for p in data.labels["people"]}
+    segment_labels = {
+        "night_shopper": "night_shoppers",
+        "weekend_shopper": "weekend_responders",
+        "discount_responder": "discount_responders",
+        "promo_dependent_high_value": "promo_dependent_high_value",
+    }
+    members = {
+        (segment, device[p])
+        for segment, label in segment_labels.items()
+        for p in data.labels[label]
+    }
+    assert members, "the scenario should contain labeled segment members"
     env = {**pulse_env, "PULSE_ALLOWED_LATENESS_MS": str(lateness)}
 
     topo = load_topology(COMMERCE)
@@ -62,17 +78,34 @@ def test_commerce_matches_ground_truth_and_replay(
             allowed_lateness_ms=lateness,
             stage=topo.stage,
             identity=topo.identity,
+            end_ms=end,
         )
         if o.topic in RULE_TOPICS
     ]
     expected_ids = fired_ids(expected)
 
+    def entered(got: list[tuple[str, dict[str, Any]]]) -> set[tuple[str, str]]:
+        return {
+            (r["segment"], r["person_id"])
+            for t, r in got
+            if t == "segments" and r["change"] == "entered"
+        }
+
     produce_events(settings, events)
     with running_worker(env, tmp_path / "worker.log", "--topology", str(COMMERCE)):
-        live = read_outputs(
-            settings, RULE_TOPICS, timeout_s=120, until=lambda got: len(got) >= len(expected)
+        got = read_outputs(
+            settings,
+            [*RULE_TOPICS, "segments"],
+            timeout_s=150,
+            until=lambda g: (
+                len([1 for t, _ in g if t in RULE_TOPICS]) >= len(expected)
+                and entered(g) >= members
+            ),
         )
+    live = [(t, r) for t, r in got if t in RULE_TOPICS]
     log_tail = (tmp_path / "worker.log").read_text()[-3000:]
+    # Labeled segment members enter their segments (live, on the real broker).
+    assert members <= entered(got), sorted(members - entered(got))
 
     # Ground truth: every labeled abandoned checkout fires exactly once, no bought one does.
     # (the worker stitches identities: a checkout paid after a mid-checkout login

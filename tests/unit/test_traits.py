@@ -166,6 +166,7 @@ def test_coupons_and_conversion_with_and_without() -> None:
         "orders_without_coupon": 1,
         "conversion_with_coupon": 1.0,
         "conversion_without_coupon": 0.5,
+        "coupon_order_share": 0.5,
     }
 
 
