@@ -40,23 +40,21 @@ def base_operators() -> list[Operator]:
     return [op for op in default_operators() if not isinstance(op, AbsenceRule)]
 
 
-def person_traits(person: Mapping[str, Any], as_of_ms: int | None = None) -> dict[str, Any]:
+def person_traits(person: Mapping[str, Any], as_of_ms: int | None = None) -> Mapping[str, Any]:
     """The trait values predicates read as ``trait.<name>``: built-in and custom.
 
     Windowed traits (``counts_1d``, ...) are evaluated as of ``as_of_ms``: the
-    event's time, or the watermark when time alone moves.
+    event's time, or the watermark when time alone moves. Built-in traits are
+    computed lazily (a predicate reads a few of them); custom traits, which see
+    every built-in value, force them all.
     """
-    import importlib
-
+    from pipeline.core.traits import traits_of
     from pipeline.extensions import TRAITS
 
-    values: dict[str, Any] = {}
-    try:
-        builtin: Any = importlib.import_module("pipeline.core.traits")
-    except ImportError:  # pragma: no cover - traits ship with the event-time core
-        builtin = None
-    if builtin is not None and hasattr(builtin, "traits_of"):
-        values.update(builtin.traits_of(person, as_of_ms))
+    builtin = traits_of(person, as_of_ms, lazy=True)
+    if not TRAITS:
+        return builtin
+    values = dict(builtin)
     for name, fn in TRAITS.items():
         values[name] = fn(values)
     return values

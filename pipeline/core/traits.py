@@ -31,7 +31,7 @@ Ratios and averages are ``None`` when their denominator is 0. Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +89,10 @@ class TraitsConfig:
         )
 
 
+def _trait_names(fold: Fold) -> list[str]:
+    return list(fold.result(fold.initialize(), 0))
+
+
 class Traits:
     """Every trait fold as one: ``initialize / aggregate / aggregate_session / merge / result``."""
 
@@ -101,6 +105,10 @@ class Traits:
             self.activity, WindowCounts(), self.local_clock, Orders(), Coupons(), CartValue(),
             self.config.interest(), self.sessions,
         )  # fmt: skip
+        # which fold computes which trait, so a reader can compute only what it reads
+        self.fold_of: dict[str, Fold] = {
+            name: fold for fold in self.folds for name in _trait_names(fold)
+        }
 
     def initialize(self) -> TraitsState:
         return {fold.key: fold.initialize() for fold in self.folds}
@@ -130,6 +138,10 @@ class Traits:
             out.update(fold.result(state[fold.key], as_of_ms))
         return out
 
+    def lazy_result(self, state: TraitsState, as_of_ms: int) -> LazyTraits:
+        """Like :meth:`result`, but each fold computes only when one of its traits is read."""
+        return LazyTraits(self, state, as_of_ms)
+
     def last_seen_ms(self, state: TraitsState) -> int | None:
         last: int | None = state[self.activity.key][1]
         return last
@@ -143,6 +155,32 @@ class Traits:
         return None if known is None else str(known[1])
 
 
+class LazyTraits(Mapping[str, Any]):
+    """Trait values computed on first read, one fold at a time (predicates read few)."""
+
+    def __init__(self, traits: Traits, state: TraitsState, as_of_ms: int) -> None:
+        self._traits = traits
+        self._state = state
+        self._as_of_ms = as_of_ms
+        self._done: dict[str, Any] = {}
+        self._computed: set[str] = set()
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._done:
+            fold = self._traits.fold_of.get(name)
+            if fold is None or fold.key in self._computed:
+                raise KeyError(name)
+            self._computed.add(fold.key)
+            self._done.update(fold.result(self._state[fold.key], self._as_of_ms))
+        return self._done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._traits.fold_of)
+
+    def __len__(self) -> int:
+        return len(self._traits.fold_of)
+
+
 DEFAULT_TRAITS = Traits()
 
 
@@ -152,14 +190,16 @@ def traits_of(
     *,
     traits: Traits = DEFAULT_TRAITS,
     operator_name: str = BEHAVIOR,
-) -> dict[str, Any]:
+    lazy: bool = False,
+) -> Mapping[str, Any]:
     """The current trait values of a person, from the state the engine stores.
 
     ``person_state`` is the whole person state (``{"behavior": {...}, ...}``).
     ``as_of_ms`` should be the watermark the caller decides at; by default it is
     one millisecond after the last event folded in. Only events below the
     watermark the operator last saw are folded in (later ones are buffered
-    until final). Returns ``{}`` for a person with no folded events.
+    until final). Returns ``{}`` for a person with no folded events. With
+    ``lazy`` the values are computed on first read (see :class:`LazyTraits`).
     """
     if not person_state:
         return {}
@@ -170,4 +210,5 @@ def traits_of(
     last = traits.last_seen_ms(state)
     if last is None:
         return {}
-    return traits.result(state, last + 1 if as_of_ms is None else as_of_ms)
+    as_of = last + 1 if as_of_ms is None else as_of_ms
+    return traits.lazy_result(state, as_of) if lazy else traits.result(state, as_of)
