@@ -49,7 +49,9 @@ PersonState = dict[str, Any]
 _NEXT = "_next"
 #: The anonymous ids merged into a person (identity stitching), bounded by the rules.
 IDS = "_ids"
-_RESERVED = frozenset({_NEXT, IDS})
+#: Anonymous ids whose merge into this person is on its way (a barrier, below).
+AWAIT = "_await"
+_RESERVED = frozenset({_NEXT, IDS, AWAIT})
 
 
 class Operator(Protocol):
@@ -168,13 +170,23 @@ class Processor:
         return len(self._timers)
 
     def process(
-        self, event: Event, person_id: str | None = None, *, advance_clock: bool = True
+        self,
+        event: Event,
+        person_id: str | None = None,
+        *,
+        advance_clock: bool = True,
+        awaits: str | None = None,
     ) -> list[Output]:
         """Apply one event, then fire whatever timers its stream time made due.
 
         With ``advance_clock=False`` the event does not move stream time: the
         caller drives it with :meth:`advance_to` (the worker does, from the
         watermarks of the upstream partitions; see ``pipeline/worker/app.py``).
+
+        ``awaits`` names an anonymous id whose state is on its way to this person
+        (the worker's merge crosses partitions): until :meth:`merge_in` brings it,
+        the person's timers and session closes wait, so they never run on half
+        of the person.
         """
         person = person_id or event.person_id
         watermark = self.clock.watermark_ms
@@ -185,6 +197,8 @@ class Processor:
             self.clock.observe(event.timestamp_ms)
         watermark = self.clock.watermark_ms
         state = self.store.load(person) or {}
+        if awaits is not None and awaits not in (state.get(IDS) or ()):
+            state[AWAIT] = sorted({*(state.get(AWAIT) or ()), awaits})
         outputs: list[Output] = []
         for op in self.operators:
             snapshot, out = op.on_event(state.get(op.name), event, person, watermark)
@@ -240,6 +254,8 @@ class Processor:
         in the records (default: the watermark, none).
         """
         state = self.store.load(person_id) or {}
+        waiting = [a for a in state.get(AWAIT) or () if a != other_id]
+        was_waiting = len(waiting) != len(state.get(AWAIT) or ())
         merged_ids: list[str] = list(state.get(IDS) or ())
         incoming = [*(other.get(IDS) or ()), other_id]
         ids = merged_ids + [i for i in dict.fromkeys(incoming) if i not in merged_ids]
@@ -251,9 +267,14 @@ class Processor:
         record = identity_record(kind, other_id, person_id, reason, at, message_id)
         outputs = [Output(IDENTITIES, person_id, record)]
         if not accepted:
+            if was_waiting:  # the barrier lifts: evaluate what waited for the merge
+                _put(state, AWAIT, waiting or None)
+                outputs.extend(self._evaluate(person_id, state, state.get(_NEXT)))
             return outputs
         merged = self._merged(state, other)
         merged[IDS] = ids
+        if waiting:
+            merged[AWAIT] = waiting
         outputs.extend(self._evaluate(person_id, merged, state.get(_NEXT)))
         return outputs
 
@@ -304,6 +325,11 @@ class Processor:
             if state is None or state.get(_NEXT) != deadline:
                 continue  # stale index entry: the person's timer moved or was cleared
             del state[_NEXT]  # popped from the index: _save re-indexes what remains
+            if state.get(AWAIT):
+                # A merge is on its way: don't close sessions or fire timers on a
+                # half of the person; merge_in evaluates (and re-indexes) them.
+                self.store.save(person, state)
+                continue
             for op in self.operators:
                 snapshot, out = op.on_watermark(state.get(op.name), person, watermark)
                 _put(state, op.name, snapshot)
@@ -326,7 +352,8 @@ class Processor:
             if nxt != previous:
                 heapq.heappush(self._timers, (nxt, person))
         # a person whose operators all let go (e.g. evicted) is gone, merged ids included
-        self.store.save(person, state if set(state) - _RESERVED else None)
+        keep = bool(set(state) - _RESERVED) or bool(state.get(AWAIT))
+        self.store.save(person, state if keep else None)
 
 
 def _put(state: PersonState, key: str, snapshot: Any) -> None:

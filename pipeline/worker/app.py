@@ -79,6 +79,7 @@ def _headers(message: Any) -> list[tuple[str, bytes]]:
 
 
 MERGE_OUT, MERGE_IN, RESTORE = b"merge-out", b"merge-in", b"restore"
+AWAITS_HEADER = "pulse-awaits-merge"
 
 
 class _TableLinks(MutableMapping[str, str]):
@@ -240,9 +241,12 @@ class PulseWorker:
                     raise DecodeError(
                         "missing_id", "every id of the event is a blocked placeholder"
                     )
+                headers: list[tuple[str, bytes]] = []
                 for action in actions:
                     await self._emit([Output(IDENTITIES, action.user_id, action.record)])
                     if action.kind == "link":
+                        # the user's partition holds timers until the merge arrives
+                        headers.append((AWAITS_HEADER, action.anonymous_id.encode()))
                         await self._control(
                             action.anonymous_id,
                             MERGE_OUT,
@@ -253,7 +257,7 @@ class PulseWorker:
                                 "mid": event.message_id,
                             },
                         )
-                await self.by_person.send(key=person.encode(), value=forward)
+                await self.by_person.send(key=person.encode(), value=forward, headers=headers)
             except DecodeError as err:
                 await self._dead_letter(msg, ev.key, ev.value, err)
                 continue
@@ -372,7 +376,8 @@ class PulseWorker:
         msg = ev.message
         rt = self._runtime(msg.partition)
         proc = rt.processor
-        control = dict(_headers(msg)).get(CONTROL_HEADER)
+        headers = dict(_headers(msg))
+        control = headers.get(CONTROL_HEADER)
         if control == WATERMARK:
             source, stream_time = parse_watermark(ev.value)
             rt.inputs.update(source, stream_time)
@@ -398,7 +403,13 @@ class PulseWorker:
             return  # a control record of another kind (e.g. an older worker's tick)
         else:
             self._counter(metrics.EVENTS_IN, msg.topic).inc()
-            outputs = proc.process(decode_trusted(ev.value), ev.key.decode(), advance_clock=False)
+            awaits = headers.get(AWAITS_HEADER)
+            outputs = proc.process(
+                decode_trusted(ev.value),
+                ev.key.decode(),
+                advance_clock=False,
+                awaits=None if awaits is None else awaits.decode(),
+            )
         await self._emit(outputs)
         now = time.monotonic()
         if now - rt.clock_saved_wall >= 1.0:

@@ -128,8 +128,9 @@ def count_records(settings: Settings, topic: str, until: int, timeout_s: float =
     deadline = time.monotonic() + timeout_s
     while len(records) < until and time.monotonic() < deadline:
         msg = consumer.poll(0.2)
-        if msg is not None and msg.error() is None and not msg.headers():
-            records.append(msg)  # data records only: watermark records carry a header
+        control = msg is not None and any(k == "pulse-control" for k, _ in msg.headers() or [])
+        if msg is not None and msg.error() is None and not control:
+            records.append(msg)  # data records only, not watermark or merge records
     consumer.close()
     return records
 
