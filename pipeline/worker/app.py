@@ -60,9 +60,8 @@ from pipeline.worker.clocks import (
 
 log = logging.getLogger(__name__)
 
-CLOCK_KEY_PREFIX = b"\x00clock/"
-# Keys in the state table that are not persons: our partition clocks and the
-# offset Faust keeps in every RocksDB partition.
+# Keys in the state table that are not persons: the offset Faust keeps in every
+# RocksDB partition (and the partition clocks older versions kept there).
 _INTERNAL_KEYS = (b"\x00", b"__faust\x00")
 #: Report a source partition's new stream time at most this often.
 WATERMARK_INTERVAL_S = 0.05
@@ -145,7 +144,7 @@ class TableStore:
 class _PartitionRuntime:
     processor: Processor
     inputs: InputWatermarks
-    clock_saved_wall: float = 0.0
+    metrics_wall: float = 0.0
 
 
 @dataclass
@@ -347,10 +346,9 @@ class PulseWorker:
                 identity=self.identity,
             )
             inputs = InputWatermarks(self.partitions)
-            saved = self.state.get(CLOCK_KEY_PREFIX + str(partition).encode())
-            if saved is not None:
-                inputs.restore(json.loads(saved))
-                proc.clock.observe(inputs.stream_time_ms())
+            # Stream time is not restored from the table: after a restart, records
+            # since the last committed offset come again, and a restored clock
+            # would call them late. The sources report again as ingest re-reads.
             found = proc.rebuild_index()
             log.info(
                 "partition %d: stream time %d, %d timers restored",
@@ -412,10 +410,8 @@ class PulseWorker:
             )
         await self._emit(outputs)
         now = time.monotonic()
-        if now - rt.clock_saved_wall >= 1.0:
-            clock_key = CLOCK_KEY_PREFIX + str(msg.partition).encode()
-            self.state[clock_key] = json.dumps(rt.inputs.snapshot()).encode()
-            rt.clock_saved_wall = now
+        if now - rt.metrics_wall >= 1.0:
+            rt.metrics_wall = now
             metrics.WATERMARK_LAG.labels(str(msg.partition)).set(
                 max(0.0, time.time() - proc.watermark_ms / 1000)
             )
