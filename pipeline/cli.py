@@ -194,6 +194,17 @@ def _load_topology(path: str | None, plugins: Sequence[str] = ()) -> Any:
     return topo
 
 
+def _add_topology_args(parser: argparse.ArgumentParser) -> None:
+    """``--topology`` and ``--plugin``: the same for the worker and replay."""
+    parser.add_argument("--topology", help="topology YAML (default: built-in checkout abandonment)")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        help="import this module first (custom predicates/traits)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulse", description="Real-time behavioral events.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -258,13 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Prometheus /metrics port (0 = off; env PULSE_METRICS_PORT)",
     )
     worker.add_argument("--loglevel", default="info")
-    worker.add_argument("--topology", help="topology YAML (default: built-in checkout abandonment)")
-    worker.add_argument(
-        "--plugin",
-        action="append",
-        default=[],
-        help="import this module first (custom predicates/traits)",
-    )
+    _add_topology_args(worker)
     worker.set_defaults(func=_worker)
 
     tail_p = sub.add_parser("tail", help="decode a Pulse topic to JSON lines")
@@ -278,13 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="run the core over a JSON-lines file, no Kafka")
     replay.add_argument("file")
     replay.add_argument("--out", help="write DIR/<topic>.jsonl instead of stdout")
-    replay.add_argument("--topology", help="topology YAML (default: built-in checkout abandonment)")
-    replay.add_argument(
-        "--plugin",
-        action="append",
-        default=[],
-        help="import this module first (custom predicates/traits)",
-    )
+    _add_topology_args(replay)
     replay.set_defaults(func=_replay)
     return parser
 

@@ -94,10 +94,3 @@ class InputWatermarks:
             return NEG_INF_MS
         times = [t for t in self.reports.values() if t is not None]
         return min(times) if times else NEG_INF_MS
-
-    def snapshot(self) -> dict[str, int | None]:
-        return {str(k): v for k, v in self.reports.items()}
-
-    def restore(self, snapshot: dict[str, int | None]) -> None:
-        for key, value in snapshot.items():
-            self.update(int(key), value)
