@@ -55,6 +55,7 @@ from pipeline.worker.clocks import (
     InputWatermarks,
     SourceClock,
     parse_watermark,
+    processed_all,
     watermark_record,
 )
 
@@ -227,6 +228,9 @@ class PulseWorker:
         async for ev in stream.events():
             msg = ev.message
             self._counter(metrics.EVENTS_IN, msg.topic).inc()
+            src = self.sources.get(msg.partition)
+            if src is None:
+                src = self.sources[msg.partition] = SourceClock()
             try:
                 event, forward = decode_for_forwarding(ev.value)
                 seen = self.dedupe.get(msg.partition)
@@ -234,6 +238,7 @@ class PulseWorker:
                     seen = self.dedupe[msg.partition] = self.dedupe_window.build()
                 if not seen.offer(event.message_id, event.timestamp_ms):
                     metrics.EVENTS_DUPLICATE.inc()
+                    src.next_offset = msg.offset + 1
                     continue
                 person, actions = self.stitcher.route(event)
                 if not person:
@@ -259,15 +264,15 @@ class PulseWorker:
                 await self.by_person.send(key=person.encode(), value=forward, headers=headers)
             except DecodeError as err:
                 await self._dead_letter(msg, ev.key, ev.value, err)
+                src.next_offset = msg.offset + 1
                 continue
             except Exception as exc:
                 log.exception("ingesting %s failed; record sent to the DLQ", msg)
                 failure = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
                 await self._dead_letter(msg, ev.key, ev.value, failure)
+                src.next_offset = msg.offset + 1
                 continue
-            src = self.sources.get(msg.partition)
-            if src is None:
-                src = self.sources[msg.partition] = SourceClock()
+            src.next_offset = msg.offset + 1
             src.observe(event.timestamp_ms)
             now = time.monotonic()
             if src.due(now, WATERMARK_INTERVAL_S):
@@ -308,17 +313,34 @@ class PulseWorker:
             elif src.due(now, 0.0):
                 await self._broadcast(tp.partition, src.stream_time_ms, src, now)
             elif src.reported_ms is None and not src.reported_empty and await self._caught_up(tp):
+                log.info(
+                    "source partition %d: empty or fully processed; it does not hold back"
+                    " stream time until it has a record",
+                    tp.partition,
+                )
                 await self._broadcast(tp.partition, None, src, now)
 
     async def _caught_up(self, tp: TP) -> bool:
-        """Nothing left to read on ``tp`` (an empty source must not hold time back)."""
+        """Ingest processed everything on ``tp`` (an empty source must not hold time back).
+
+        Not the consumer's position: that counts records fetched but still queued
+        for the agent, and reporting their partition empty would make them late.
+        """
         consumer = self.app.consumer
+        src = self.sources[tp.partition]
         try:
             highwater = (await consumer.highwaters(tp)).get(tp)
-            position = await consumer.position(tp)
+            earliest = 0
+            if src.next_offset is None:
+                earliest = (await consumer.earliest_offsets(tp)).get(tp, 0)
         except Exception:  # the consumer is between assignments: ask again later
             return False
-        return highwater is not None and position is not None and position >= highwater
+        if highwater is None:
+            return False
+        # Where Faust seeked this partition on assignment (a private attribute:
+        # faust-streaming has no public accessor; pinned in constraints.txt).
+        committed = getattr(consumer, "_committed_offset", {}).get(tp)
+        return processed_all(src.next_offset, committed, earliest, highwater)
 
     async def _dead_letter(self, msg: Any, key: Any, value: Any, err: DecodeError) -> None:
         metrics.EVENTS_DLQ.labels(err.reason).inc()

@@ -13,7 +13,10 @@ by-person partition. Because it follows the data on each destination partition,
 when behavior reads ``(p, t)`` it has every record of source ``p`` up to ``t``.
 A by-person partition's stream time is the **minimum** over source partitions
 of their reported times (like Flink's and Kafka Streams' input watermarks);
-``t = null`` means "empty and caught up" and leaves that source out.
+``t = null`` means "empty and caught up" and leaves that source out. *Caught
+up* counts what ingest has **processed**, never the consumer's fetch position:
+records fetched but still queued for the agent would otherwise be declared
+absent, time would run ahead on the other sources, and they would arrive late.
 
 On a quiet source partition (no record for ``PULSE_IDLE_ADVANCE_MS``), ingest
 reports its last stream time plus the wall-clock time that has passed, so live
@@ -41,6 +44,9 @@ class SourceClock:
     reported_ms: int | None = None
     reported_wall: float = 0.0
     reported_empty: bool = False
+    #: The offset after the last record ingest processed (forwarded, dropped as a
+    #: duplicate or dead-lettered); None until it processed one since assignment.
+    next_offset: int | None = None
 
     def observe(self, timestamp_ms: int) -> None:
         self.stream_time_ms = max(self.stream_time_ms, timestamp_ms)
@@ -62,6 +68,19 @@ class SourceClock:
         if idle_ms < idle_advance_ms:
             return None
         return self.stream_time_ms + idle_ms
+
+
+def processed_all(
+    next_offset: int | None, committed: int | None, earliest: int, highwater: int
+) -> bool:
+    """Whether ingest has processed every record of a source partition.
+
+    ``next_offset`` is what ingest processed since its assignment; without one it
+    started at the group's ``committed`` offset (or, with none, at ``earliest``,
+    as ``auto.offset.reset=earliest`` does) and has processed nothing since.
+    """
+    start = next_offset if next_offset is not None else max(committed or 0, earliest)
+    return start >= highwater
 
 
 def watermark_record(source: int, stream_time_ms: int | None) -> bytes:

@@ -7,13 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faust.types import TP
 
 from pipeline.config import Settings
 from pipeline.core.events import Event
 from pipeline.topology import default_operators
 from pipeline.wire import encode_event
 from pipeline.worker.app import PulseWorker
-from pipeline.worker.clocks import CONTROL_HEADER, WATERMARK, parse_watermark, watermark_record
+from pipeline.worker.clocks import (
+    CONTROL_HEADER,
+    WATERMARK,
+    SourceClock,
+    parse_watermark,
+    processed_all,
+    watermark_record,
+)
 
 pytestmark = pytest.mark.wiring
 
@@ -87,3 +95,59 @@ async def test_behavior_fires_on_watermark_and_keeps_state_in_table(
     triggers = [(o.topic, o.record["person_id"]) for o in emitted if o.topic == "triggers"]
     assert triggers == [("triggers", "u1")]
     assert ("sessions", "u1") in [(o.topic, o.key) for o in emitted]  # u1's session closed too
+
+
+class FetchedAhead:
+    """A consumer that fetched all of a partition's records before ingest processed any."""
+
+    def __init__(self, highwater: int, committed: int | None) -> None:
+        self.highwater = highwater
+        self._committed_offset = {} if committed is None else {TP_EVENTS: committed}
+
+    async def highwaters(self, *tps: Any) -> dict[Any, int]:
+        return dict.fromkeys(tps, self.highwater)
+
+    async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
+        return dict.fromkeys(tps, 0)
+
+    async def position(self, tp: Any) -> int:
+        return self.highwater  # the fetcher is at the end: records wait in the agent's queue
+
+
+TP_EVENTS = TP("pulse.events", 0)
+
+
+async def test_a_source_is_empty_only_once_ingest_processed_its_records(
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reporting a source partition empty while its fetched records still wait for
+    # ingest lets time run ahead on the others, and those records arrive late
+    # (the restart test lost a browse_abandoned that way in CI).
+    consumer = FetchedAhead(highwater=5, committed=2)
+    monkeypatch.setattr(type(worker.app), "consumer", consumer)
+    worker.sources[0] = SourceClock()
+    assert not await worker._caught_up(TP_EVENTS)  # 3 records fetched, none processed
+    worker.sources[0].next_offset = 4
+    assert not await worker._caught_up(TP_EVENTS)
+    worker.sources[0].next_offset = 5
+    assert await worker._caught_up(TP_EVENTS)
+    # after a restart with everything already committed, nothing is left to read
+    worker.sources[0] = SourceClock()
+    consumer._committed_offset = {TP_EVENTS: 5}
+    assert await worker._caught_up(TP_EVENTS)
+    # a new group starts at the earliest offset
+    consumer._committed_offset = {}
+    assert not await worker._caught_up(TP_EVENTS)
+    empty = FetchedAhead(highwater=0, committed=None)
+    monkeypatch.setattr(type(worker.app), "consumer", empty)
+    assert await worker._caught_up(TP_EVENTS)
+
+
+def test_processed_all_counts_processed_records_not_fetched_ones() -> None:
+    assert processed_all(None, None, 0, 0)  # an empty partition
+    assert not processed_all(None, None, 0, 3)  # a new group reads from the earliest
+    assert processed_all(None, 7, 0, 7)  # restarted with everything committed
+    assert not processed_all(None, 5, 0, 7)
+    assert processed_all(None, None, 7, 7)  # retention removed everything
+    assert not processed_all(6, 5, 0, 7)
+    assert processed_all(7, 5, 0, 7)
