@@ -9,6 +9,11 @@ EVENTS_DLQ = Counter("pulse_events_dlq", "Records sent to the dead-letter topic"
 EVENTS_DUPLICATE = Counter(
     "pulse_events_duplicate", "Duplicate message ids dropped by ingest (not reprocessed)"
 )
+EVENTS_REDELIVERED = Counter(
+    "pulse_events_redelivered",
+    "Events read again after a restart, rebalance or recovery seek, recognised by their"
+    " source offset and skipped",
+)
 EVENTS_LATE = Counter("pulse_events_late", "Events beyond the allowed lateness")
 TRIGGERS = Counter("pulse_triggers", "Triggers emitted", ["rule"])
 WATERMARK_LAG = Gauge(

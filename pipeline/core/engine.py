@@ -13,10 +13,20 @@ timer index, and reads/writes each person's state through a
     outputs = proc.advance_to(t_ms)      # move stream time (idle tick / end of input)
 
 A person's state is a plain dict ``{operator_name: snapshot, "_next": deadline,
-"_ids": [merged anonymous id, ...]}``. Timers are durable because they *are*
+"_ids": [merged anonymous id, ...], "_src": {source partition: offset}}``.
+Timers are durable because they *are*
 that state: the in-memory index (deadline, person) is derived, and
 :meth:`Processor.rebuild_index` recreates it from the store after a restart or
 rebalance.
+
+**Redelivery.** Kafka delivers at least once: after a restart, a rebalance or
+Faust's recovery seek, records since the last committed offset come again, and
+ingest may forward an event a second time. When the caller names where an
+event was read (``source=(partition, offset)`` of the original record), the
+processor keeps, per person, the last applied offset of each source partition
+(``"_src"``, written with the state, so it is exactly as durable) and skips an
+event at or below it: a person's events from one source partition arrive in
+offset order, so this is exact, and costs one integer per source partition.
 
 **Identity stitching** moves a person's state to another person, in two
 steps that may run on different partitions (the worker) or on one processor
@@ -51,7 +61,10 @@ _NEXT = "_next"
 IDS = "_ids"
 #: Anonymous ids whose merge into this person is on its way (a barrier, below).
 AWAIT = "_await"
-_RESERVED = frozenset({_NEXT, IDS, AWAIT})
+#: Per source partition, the offset of the last source record applied to this
+#: person: a record seen again (redelivered) is recognised and skipped.
+SRC = "_src"
+_RESERVED = frozenset({_NEXT, IDS, AWAIT, SRC})
 
 
 class Operator(Protocol):
@@ -152,6 +165,7 @@ class Processor:
         self.store = store
         self._timers: list[tuple[int, str]] = []  # heap of (deadline_ms, person_id)
         self.late_count = 0
+        self.redelivered_count = 0
 
     @property
     def watermark_ms(self) -> int:
@@ -176,6 +190,7 @@ class Processor:
         *,
         advance_clock: bool = True,
         awaits: str | None = None,
+        source: tuple[int, int] | None = None,
     ) -> list[Output]:
         """Apply one event, then fire whatever timers its stream time made due.
 
@@ -187,8 +202,18 @@ class Processor:
         (the worker's merge crosses partitions): until :meth:`merge_in` brings it,
         the person's timers and session closes wait, so they never run on half
         of the person.
+
+        ``source`` is the (partition, offset) the event was read from upstream:
+        an event at or below the person's last applied offset of that partition
+        is a redelivery and changes nothing (see the module docs).
         """
         person = person_id or event.person_id
+        loaded: PersonState | None = None
+        if source is not None:
+            loaded = self.store.load(person)
+            if loaded is not None and _applied(loaded, source):
+                self.redelivered_count += 1
+                return []
         watermark = self.clock.watermark_ms
         if self.clock.is_late(event.timestamp_ms):
             self.late_count += 1
@@ -196,7 +221,9 @@ class Processor:
         if advance_clock:
             self.clock.observe(event.timestamp_ms)
         watermark = self.clock.watermark_ms
-        state = self.store.load(person) or {}
+        state = (loaded if source is not None else self.store.load(person)) or {}
+        if source is not None:
+            _mark(state, source)
         if awaits is not None and awaits not in (state.get(IDS) or ()):
             state[AWAIT] = sorted({*(state.get(AWAIT) or ()), awaits})
         outputs: list[Output] = []
@@ -295,6 +322,9 @@ class Processor:
 
     def _merged(self, a: PersonState, b: PersonState) -> PersonState:
         merged: PersonState = {}
+        sources = _merged_sources(a.get(SRC), b.get(SRC))
+        if sources:
+            merged[SRC] = sources
         for op in self.operators:
             _put(merged, op.name, op.merge(a.get(op.name), b.get(op.name)))
         if self.stage is not None:
@@ -361,3 +391,24 @@ def _put(state: PersonState, key: str, snapshot: Any) -> None:
         state.pop(key, None)
     else:
         state[key] = snapshot
+
+
+def _applied(state: PersonState, source: tuple[int, int]) -> bool:
+    """Whether the record at ``source`` (or a later one of its partition) was applied."""
+    last = (state.get(SRC) or {}).get(str(source[0]))
+    return last is not None and source[1] <= last
+
+
+def _mark(state: PersonState, source: tuple[int, int]) -> None:
+    sources = state.get(SRC)
+    if sources is None:
+        sources = state[SRC] = {}
+    sources[str(source[0])] = source[1]
+
+
+def _merged_sources(a: dict[str, int] | None, b: dict[str, int] | None) -> dict[str, int]:
+    """Both persons' last applied offsets: the larger per source partition."""
+    merged = dict(a or {})
+    for partition, offset in (b or {}).items():
+        merged[partition] = max(offset, merged.get(partition, offset))
+    return merged

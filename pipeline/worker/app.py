@@ -80,6 +80,16 @@ def _headers(message: Any) -> list[tuple[str, bytes]]:
 
 MERGE_OUT, MERGE_IN, RESTORE = b"merge-out", b"merge-in", b"restore"
 AWAITS_HEADER = "pulse-awaits-merge"
+#: ``partition:offset`` of the ``pulse.events`` record a by-person event came from.
+SOURCE_HEADER = "pulse-source"
+
+
+def _source(value: bytes | None) -> tuple[int, int] | None:
+    """``partition:offset`` from the source header (None: an older ingest's record)."""
+    if value is None:
+        return None
+    partition, _, offset = value.partition(b":")
+    return int(partition), int(offset)
 
 
 class _TableLinks(MutableMapping[str, str]):
@@ -245,7 +255,8 @@ class PulseWorker:
                     raise DecodeError(
                         "missing_id", "every id of the event is a blocked placeholder"
                     )
-                headers: list[tuple[str, bytes]] = []
+                # where the event was read, so behavior recognises a redelivery
+                headers = [(SOURCE_HEADER, b"%d:%d" % (msg.partition, msg.offset))]
                 for action in actions:
                     await self._emit([Output(IDENTITIES, action.user_id, action.record)])
                     if action.kind == "link":
@@ -424,12 +435,16 @@ class PulseWorker:
         else:
             self._counter(metrics.EVENTS_IN, msg.topic).inc()
             awaits = headers.get(AWAITS_HEADER)
+            redelivered = proc.redelivered_count
             outputs = proc.process(
                 decode_trusted(ev.value),
                 ev.key.decode(),
                 advance_clock=False,
                 awaits=None if awaits is None else awaits.decode(),
+                source=_source(headers.get(SOURCE_HEADER)),
             )
+            if proc.redelivered_count != redelivered:
+                metrics.EVENTS_REDELIVERED.inc()
         await self._emit(outputs)
         now = time.monotonic()
         if now - rt.metrics_wall >= 1.0:

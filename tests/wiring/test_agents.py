@@ -13,7 +13,7 @@ from pipeline.config import Settings
 from pipeline.core.events import Event
 from pipeline.topology import default_operators
 from pipeline.wire import encode_event
-from pipeline.worker.app import PulseWorker
+from pipeline.worker.app import SOURCE_HEADER, PulseWorker
 from pipeline.worker.clocks import (
     CONTROL_HEADER,
     WATERMARK,
@@ -63,10 +63,12 @@ async def test_ingest_rekeys_by_person_and_dead_letters_bad_input(
     async with agent.test_context() as ctx:
         await ctx.put(key=b"anon-1", value=encode_event(ev("m1", "checkout_started", 0, "u1")))
         await ctx.put(key=b"k", value=b"\x07garbage")
-    data = [key for key, _, headers in by_person.records if not headers]
-    assert data == [b"u1"]
+    data = [(key, dict(headers)) for key, _, headers in by_person.records]
+    data = [(key, h) for key, h in data if CONTROL_HEADER not in h]
+    # re-keyed by person, naming the source record (behavior skips a redelivery by it)
+    assert data == [(b"u1", {SOURCE_HEADER: b"0:0"})]
     # ...followed by the source partition's stream time for every by-person partition
-    ((_, value, headers),) = [r for r in by_person.records if r[2]]
+    ((_, value, headers),) = [r for r in by_person.records if (CONTROL_HEADER, WATERMARK) in r[2]]
     assert headers == [(CONTROL_HEADER, WATERMARK)]
     assert parse_watermark(value) == (0, T0)
     ((key, value, headers),) = dlq.records
@@ -151,3 +153,28 @@ def test_processed_all_counts_processed_records_not_fetched_ones() -> None:
     assert processed_all(None, None, 7, 7)  # retention removed everything
     assert not processed_all(6, 5, 0, 7)
     assert processed_all(7, 5, 0, 7)
+
+
+async def test_behavior_skips_a_record_it_already_applied(
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emitted: list[Any] = []
+
+    async def capture(outputs: list[Any]) -> None:
+        emitted.extend(outputs)
+
+    monkeypatch.setattr(worker, "_emit", capture)
+    agent = worker.app.agents["behavior"]
+    wm = [(CONTROL_HEADER, WATERMARK)]
+    src = [(SOURCE_HEADER, b"0:7")]
+    started = encode_event(ev("c1", "checkout_started", 0, "u1"))
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"u1", value=started, headers=src)
+        await ctx.put(key=b"", value=watermark_record(0, T0 + 10 * MIN), headers=wm)
+        # Faust's recovery seek (or ingest forwarding it again) brings it back
+        await ctx.put(key=b"u1", value=started, headers=src)
+        await ctx.put(key=b"", value=watermark_record(0, T0 + 31 * MIN), headers=wm)
+    assert [o.topic for o in emitted if o.topic == "events.late"] == []
+    triggers = [o.record["event_ids"] for o in emitted if o.topic == "triggers"]
+    assert triggers == [["c1"]]
+    assert worker.runtimes[0].processor.redelivered_count == 1
