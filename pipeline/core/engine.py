@@ -272,6 +272,8 @@ class Processor:
         then the merged person is evaluated at the current watermark, so timers
         already due fire now, exactly once, for ``person_id``. Returns an
         ``identities`` ``merge`` record and whatever that evaluation emitted.
+        ``other_id`` already among the person's merged ids means the merge was
+        delivered again: nothing changes and nothing is emitted.
 
         Beyond ``max_anonymous_per_user`` the merge is refused: nothing changes
         and the only output is an ``identities`` ``conflict`` record (reason
@@ -281,6 +283,11 @@ class Processor:
         in the records (default: the watermark, none).
         """
         state = self.store.load(person_id) or {}
+        if other_id in (state.get(IDS) or ()):
+            # already merged: this is the merge read again (at-least-once delivery);
+            # merging the same state twice would count it twice
+            self.redelivered_count += 1
+            return []
         waiting = [a for a in state.get(AWAIT) or () if a != other_id]
         was_waiting = len(waiting) != len(state.get(AWAIT) or ())
         merged_ids: list[str] = list(state.get(IDS) or ())

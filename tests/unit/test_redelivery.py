@@ -103,3 +103,17 @@ def test_any_redelivered_suffix_gives_the_same_outputs_and_state(
         return out, store.data
 
     assert run(delivered) == run(list(range(n)))
+
+
+def test_a_merge_delivered_twice_merges_once() -> None:
+    anon = Processor(default_operators(), allowed_lateness_ms=0, store=MemoryStore())
+    anon.process(ev("v1", "product_viewed", 0, anonymous_id="a"), source=(1, 3))
+    state = anon.extract("a")
+    assert state is not None
+    user = Processor(default_operators(), allowed_lateness_ms=0, store=MemoryStore())
+    user.process(ev("l1", "logged_in", 1, anonymous_id="a", user_id="u"), "u", awaits="a")
+    assert [o.topic for o in user.merge_in("u", state, "a")] == ["identities"]
+    once = user.store.load("u")
+    # the merge-in record read again after a restart: no second merge
+    assert user.merge_in("u", state, "a") == []
+    assert user.store.load("u") == once
