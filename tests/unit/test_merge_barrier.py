@@ -3,18 +3,10 @@ known person's timers wait (Processor.process(..., awaits=...))."""
 
 from __future__ import annotations
 
-from pipeline.core.absence import AbsenceRule
 from pipeline.core.clock import POS_INF_MS
 from pipeline.core.engine import MemoryStore, Processor
-from pipeline.core.events import Event
-
-MIN = 60_000
-T0 = 1_790_000_000_000
-RULE = AbsenceRule("checkout_abandoned", "checkout_started", "order_completed", 30 * MIN)
-
-
-def ev(mid: str, name: str, at_min: int, **ids: str) -> Event:
-    return Event(message_id=mid, type="track", event=name, timestamp_ms=T0 + at_min * MIN, **ids)  # type: ignore[arg-type]
+from tests.unit.helpers import CHECKOUT as RULE
+from tests.unit.helpers import MIN, T0, ev
 
 
 def test_timers_wait_for_the_merge_then_fire_once_for_the_user() -> None:

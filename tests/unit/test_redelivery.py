@@ -7,19 +7,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.core.absence import AbsenceRule
 from pipeline.core.clock import POS_INF_MS
 from pipeline.core.engine import SRC, MemoryStore, Processor
-from pipeline.core.events import Event
 from pipeline.topology import default_operators
-
-MIN = 60_000
-T0 = 1_790_000_000_000
-RULE = AbsenceRule("checkout_abandoned", "checkout_started", "order_completed", 30 * MIN)
-
-
-def ev(mid: str, name: str, at_min: int, **ids: str) -> Event:
-    return Event(message_id=mid, type="track", event=name, timestamp_ms=T0 + at_min * MIN, **ids)  # type: ignore[arg-type]
+from tests.unit.helpers import CHECKOUT as RULE
+from tests.unit.helpers import MIN, T0, ev
 
 
 def test_a_redelivered_event_is_skipped_not_counted_twice_nor_late() -> None:

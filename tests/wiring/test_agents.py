@@ -39,6 +39,18 @@ def worker(tmp_path: Path) -> PulseWorker:
     return w
 
 
+@pytest.fixture
+def emitted(worker: PulseWorker, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What the behavior agent emits, captured instead of sent."""
+    captured: list[Any] = []
+
+    async def capture(outputs: list[Any]) -> None:
+        captured.extend(outputs)
+
+    monkeypatch.setattr(worker, "_emit", capture)
+    return captured
+
+
 class Sent:
     def __init__(self) -> None:
         self.records: list[tuple[Any, Any, Any]] = []
@@ -77,14 +89,8 @@ async def test_ingest_rekeys_by_person_and_dead_letters_bad_input(
 
 
 async def test_behavior_fires_on_watermark_and_keeps_state_in_table(
-    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+    worker: PulseWorker, emitted: list[Any]
 ) -> None:
-    emitted: list[Any] = []
-
-    async def capture(outputs: list[Any]) -> None:
-        emitted.extend(outputs)
-
-    monkeypatch.setattr(worker, "_emit", capture)
     agent = worker.app.agents["behavior"]
     wm = [(CONTROL_HEADER, WATERMARK)]
     async with agent.test_context() as ctx:
@@ -156,14 +162,8 @@ def test_processed_all_counts_processed_records_not_fetched_ones() -> None:
 
 
 async def test_behavior_skips_a_record_it_already_applied(
-    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+    worker: PulseWorker, emitted: list[Any]
 ) -> None:
-    emitted: list[Any] = []
-
-    async def capture(outputs: list[Any]) -> None:
-        emitted.extend(outputs)
-
-    monkeypatch.setattr(worker, "_emit", capture)
     agent = worker.app.agents["behavior"]
     wm = [(CONTROL_HEADER, WATERMARK)]
     src = [(SOURCE_HEADER, b"0:7")]
