@@ -122,12 +122,13 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline import metrics
-    from pipeline.topics import ACTIVATIONS, ALL_TOPICS, ensure_topics
-    from pipeline.worker.app import PulseWorker
+    from pipeline.topics import ACTIVATIONS, ALL_TOPICS, check_partitions, ensure_topics
+    from pipeline.worker.app import PulseWorker, partitioned_topics
 
     topo = _load_topology(args.topology, args.plugin)
     activations = [ACTIVATIONS + dest for dest in topo.destinations]
     ensure_topics(settings, [*ALL_TOPICS, *activations], partitions=args.partitions)
+    check_partitions(settings, partitioned_topics(settings), args.partitions)
     metrics.serve(args.metrics_port)
     worker = PulseWorker(
         settings,

@@ -11,6 +11,9 @@ Every Pulse command reads the same variables:
 ``PULSE_IDLE_ADVANCE_MS``    after this much wall-clock quiet on a partition its
                              watermark advances with the wall clock (0 = never)
 ``PULSE_METRICS_PORT``       the worker's Prometheus port (default 9108, 0 = off)
+``PULSE_REPLICATION_FACTOR`` replication factor of the topics Pulse creates,
+                             changelogs included (default 1: a one-broker
+                             cluster; use 3 on a production cluster)
 """
 
 from __future__ import annotations
@@ -25,16 +28,18 @@ from pipeline.errors import ConfigError
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
-def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+def _int_env(
+    env: Mapping[str, str], name: str, default: int, *, what: str = "milliseconds", least: int = 0
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer number of milliseconds") from None
-    if value < 0:
-        raise ConfigError(f"{name}={raw!r} must not be negative")
+        raise ConfigError(f"{name}={raw!r} is not an integer number of {what}") from None
+    if value < least:
+        raise ConfigError(f"{name}={raw!r} must be at least {least}")
     return value
 
 
@@ -48,6 +53,7 @@ class Settings:
     home: Path = Path(".pulse")
     allowed_lateness_ms: int = 5_000
     idle_advance_ms: int = 10_000
+    replication_factor: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,12 +66,17 @@ class Settings:
             home=Path(env.get("PULSE_HOME", ".pulse")),
             allowed_lateness_ms=_int_env(env, "PULSE_ALLOWED_LATENESS_MS", 5_000),
             idle_advance_ms=_int_env(env, "PULSE_IDLE_ADVANCE_MS", 10_000),
+            replication_factor=_int_env(
+                env, "PULSE_REPLICATION_FACTOR", 1, what="replicas", least=1
+            ),
         )
 
     @staticmethod
     def metrics_port_from_env(env: Mapping[str, str] | None = None) -> int:
         """``PULSE_METRICS_PORT`` (default 9108; 0 turns the endpoint off)."""
-        return _int_env(os.environ if env is None else env, "PULSE_METRICS_PORT", 9108)
+        return _int_env(
+            os.environ if env is None else env, "PULSE_METRICS_PORT", 9108, what="a port"
+        )
 
     @property
     def app_id(self) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from pipeline.avro import Schema, decode_single_object, encode_single_object, load_schema
 from pipeline.config import Settings
-from pipeline.errors import BrokerUnavailable, PulseError
+from pipeline.errors import BrokerUnavailable, ConfigError, PulseError
 
 EVENTS = "events"
 BY_PERSON = "events.by-person"
@@ -109,7 +109,8 @@ def ensure_topics(
             "(start one with `pulse kafka start` or set KAFKA_BOOTSTRAP_SERVERS)"
         ) from exc
     wanted = [settings.topic(name) for name in logical]
-    missing = [NewTopic(t, num_partitions=partitions, replication_factor=1)
+    replicas = settings.replication_factor
+    missing = [NewTopic(t, num_partitions=partitions, replication_factor=replicas)
                for t in wanted if t not in existing]  # fmt: skip
     if not missing:
         return []
@@ -122,3 +123,27 @@ def ensure_topics(
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise PulseError(f"could not create topic {topic}: {exc}") from exc
     return created
+
+
+def check_partitions(
+    settings: Settings, topics: list[str], partitions: int, *, timeout_s: float = 30.0
+) -> None:
+    """Fail unless each existing topic of ``topics`` has exactly ``partitions`` partitions.
+
+    The worker's state, its watermarks (one per source partition) and the
+    co-partitioning of ``events``, ``events.by-person`` and the tables'
+    changelogs all assume that one count.
+    """
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    metadata = admin.list_topics(timeout=timeout_s).topics
+    for name in topics:
+        topic = metadata.get(name)
+        if topic is not None and len(topic.partitions) != partitions:
+            raise ConfigError(
+                f"topic {name} has {len(topic.partitions)} partitions but the worker was "
+                f"started with --partitions {partitions}; Pulse's input topics and changelogs "
+                "must all have the same count (run with the topics' count, or use a new "
+                "PULSE_TOPIC_PREFIX)"
+            )

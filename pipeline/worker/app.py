@@ -68,6 +68,15 @@ _INTERNAL_KEYS = (b"\x00", b"__faust\x00")
 WATERMARK_INTERVAL_S = 0.05
 
 
+STATE_TABLE, LINKS_TABLE = "person-state", "identity-links"
+
+
+def partitioned_topics(settings: Settings) -> list[str]:
+    """The topics that must share one partition count: the inputs and the changelogs."""
+    changelogs = [f"{settings.app_id}-{table}-changelog" for table in (STATE_TABLE, LINKS_TABLE)]
+    return [settings.topic(EVENTS), settings.topic(BY_PERSON), *changelogs]
+
+
 def _broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
 
@@ -185,7 +194,7 @@ class PulseWorker:
             store=self.store_url,
             datadir=str(data_dir),
             topic_partitions=self.partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=s.replication_factor,
             topic_allow_declare=True,
             web_enabled=False,
             key_serializer="raw",
@@ -204,11 +213,11 @@ class PulseWorker:
         self.by_person = app.topic(s.topic(BY_PERSON), partitions=self.partitions)
         self.dlq = app.topic(s.topic(DLQ), partitions=self.partitions)
         self.state = app.Table(
-            "person-state", partitions=self.partitions, key_type=bytes, value_type=bytes
+            STATE_TABLE, partitions=self.partitions, key_type=bytes, value_type=bytes
         )
         # anonymous id -> user id; co-partitioned with pulse.events (same keys)
         self.links = app.Table(
-            "identity-links", partitions=self.partitions, key_type=bytes, value_type=bytes
+            LINKS_TABLE, partitions=self.partitions, key_type=bytes, value_type=bytes
         )
         self._stitcher: Stitcher | None = None
         self._out_topics: dict[str, Any] = {}

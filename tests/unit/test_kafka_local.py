@@ -405,3 +405,11 @@ def test_start_with_external_cluster_launches_nothing(tmp_path: Path, bin_dir: P
     with pytest.raises(BrokerUnavailable, match=f"KAFKA_BOOTSTRAP_SERVERS={bootstrap} is set"):
         kafka_local.start(lk, timeout_s=0.5)
     assert not lk.kafka_dir.exists()  # no jars, no config, no pid file
+
+
+def test_replication_factor_from_env() -> None:
+    assert Settings.from_env({}).replication_factor == 1
+    assert Settings.from_env({"PULSE_REPLICATION_FACTOR": "3"}).replication_factor == 3
+    for bad in ("0", "three"):
+        with pytest.raises(ConfigError, match="PULSE_REPLICATION_FACTOR"):
+            Settings.from_env({"PULSE_REPLICATION_FACTOR": bad})
