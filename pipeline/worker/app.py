@@ -58,6 +58,7 @@ from pipeline.worker.clocks import (
     processed_all,
     watermark_record,
 )
+from pipeline.worker.offsets import OffsetGuard, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,8 @@ class PulseWorker:
     runtimes: dict[int, _PartitionRuntime] = field(init=False, default_factory=dict)
     sources: dict[int, SourceClock] = field(init=False, default_factory=dict)
     dedupe: dict[int, Dedupe] = field(init=False, default_factory=dict)
+    events_guard: OffsetGuard = field(init=False, default_factory=OffsetGuard)
+    by_person_guard: OffsetGuard = field(init=False, default_factory=OffsetGuard)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -243,9 +246,37 @@ class PulseWorker:
 
     # -- ingest -----------------------------------------------------------------
 
+    async def _admit(self, guard: OffsetGuard, msg: Any) -> bool:
+        """Whether to process ``msg``: the next record of its partition (see ``offsets.py``)."""
+        verdict = guard.check(msg.partition, msg.offset)
+        if verdict is Verdict.PROCESS:
+            return True
+        if verdict is Verdict.SEEK:
+            missing = guard.expected[msg.partition]
+            log.warning(
+                "%s[%d]: offset %d arrived before %d: the consumer skipped records; "
+                "seeking back to %d",
+                msg.topic, msg.partition, msg.offset, missing, missing,
+            )  # fmt: skip
+            self._counter(metrics.CONSUMER_GAPS, msg.topic).inc()
+            await self.app.consumer.seek(msg.tp, missing)
+            return False
+        if verdict is Verdict.HOLE:
+            log.warning(
+                "%s[%d]: no record before offset %d after seeking back (compaction or "
+                "transaction markers); going on from it",
+                msg.topic, msg.partition, msg.offset,
+            )  # fmt: skip
+            return True
+        if verdict is Verdict.SEEN:
+            self._counter(metrics.RECORDS_READ_AGAIN, msg.topic).inc()
+        return False
+
     async def _ingest(self, stream: Any) -> None:
         async for ev in stream.events():
             msg = ev.message
+            if not await self._admit(self.events_guard, msg):
+                continue
             self._counter(metrics.EVENTS_IN, msg.topic).inc()
             src = self.sources.get(msg.partition)
             if src is None:
@@ -414,6 +445,8 @@ class PulseWorker:
 
     async def _behave(self, ev: Any) -> None:
         msg = ev.message
+        if not await self._admit(self.by_person_guard, msg):
+            return
         rt = self._runtime(msg.partition)
         proc = rt.processor
         headers = dict(_headers(msg))
@@ -490,6 +523,8 @@ class PulseWorker:
         for tp in revoked:
             if tp.topic == self.settings.topic(BY_PERSON):
                 self.runtimes.pop(tp.partition, None)
+                self.by_person_guard.forget(tp.partition)
             elif tp.topic == self.settings.topic(EVENTS):
                 self.sources.pop(tp.partition, None)
                 self.dedupe.pop(tp.partition, None)
+                self.events_guard.forget(tp.partition)

@@ -178,3 +178,36 @@ async def test_behavior_skips_a_record_it_already_applied(
     triggers = [o.record["event_ids"] for o in emitted if o.topic == "triggers"]
     assert triggers == [["c1"]]
     assert worker.runtimes[0].processor.redelivered_count == 1
+
+
+class Seeks:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, int]] = []
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.calls.append((tp, offset))
+
+
+async def test_ingest_seeks_back_over_records_the_consumer_skipped(
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_person = Sent()
+    monkeypatch.setattr(worker.by_person, "send", by_person)
+    consumer = Seeks()
+    monkeypatch.setattr(worker.app.consumer, "seek", consumer.seek)
+    events = [encode_event(ev(f"m{i}", "page_viewed", i, "u1")) for i in range(6)]
+    agent = worker.app.agents["ingest"]
+    async with agent.test_context() as ctx:
+        for i in (0, 1):
+            await ctx.put(key=b"d", value=events[i])
+        ctx.sent_offset = 4  # offsets 2 and 3 never reach the agent ...
+        await ctx.put(key=b"d", value=events[4])
+        await ctx.put(key=b"d", value=events[5])
+        assert [offset for _tp, offset in consumer.calls] == [2]  # ... so it seeks back
+        ctx.sent_offset = 2  # and after the seek they come, followed by 4 and 5 again
+        for i in (2, 3, 4, 5):
+            await ctx.put(key=b"d", value=events[i])
+    forwarded = [
+        dict(h)[SOURCE_HEADER] for _k, _v, h in by_person.records if SOURCE_HEADER in dict(h)
+    ]
+    assert forwarded == [b"0:%d" % i for i in range(6)]  # each once, in order
