@@ -58,7 +58,7 @@ from pipeline.worker.clocks import (
     processed_all,
     watermark_record,
 )
-from pipeline.worker.offsets import OffsetGuard, Verdict
+from pipeline.worker.offsets import OffsetGuard, StreamReadOffsets, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,11 @@ class PulseWorker:
         self._stitcher: Stitcher | None = None
         self._out_topics: dict[str, Any] = {}
         self._children: dict[tuple[int, str], Any] = {}
+        # the guards, not Faust's read-offset filter, decide about repeats (offsets.py)
+        consumer: Any = app.consumer
+        consumer._read_offset = StreamReadOffsets(
+            [s.topic(EVENTS), s.topic(BY_PERSON)], consumer._read_offset
+        )
         app.agent(self.events_topic, name="ingest")(self._ingest)
         app.agent(self.by_person, name="behavior")(self._behavior)
         app.timer(WATERMARK_INTERVAL_S, name="source-watermarks")(self._report_sources)

@@ -16,6 +16,14 @@ processed in order with nothing skipped. Records below the expected offset
 (Faust's own seek back to the committed offset re-delivers them) were processed
 already and are dropped too.
 
+Faust has a filter of its own that gets in the way: it drops a delivered record
+whose offset is below the last one it delivered of that partition. After a seek
+(Faust's or ours) the rest of the batch fetched before it is still delivered
+and raises that mark again, so the records the seek fetched anew are dropped,
+and the consumer records a gap and commits over them. :class:`StreamReadOffsets`
+turns that filter off for the agents' own topics (the guard drops repeats
+itself) and leaves it on for the changelogs, whose recovery relies on it.
+
 A hole can also be real: compaction, or a transactional producer's commit
 markers, leave offsets with no record. After a seek the records after the
 hole are delivered a second time; seeing one again while the missing offset
@@ -26,8 +34,11 @@ caller logs it).
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 
 class Verdict(Enum):
@@ -77,3 +88,27 @@ class OffsetGuard:
         """After the partition was revoked: its next owner starts where Faust seeks."""
         self.expected.pop(partition, None)
         self.seeking.pop(partition, None)
+
+
+class StreamReadOffsets(defaultdict[Any, Any]):
+    """Faust's per-partition "last delivered offset", off for ``topics``.
+
+    Installed as the consumer's ``_read_offset`` (faust-streaming keeps no public
+    hook for it; the version is pinned in constraints.txt).
+    """
+
+    def __init__(self, topics: Iterable[str], existing: Mapping[Any, Any] | None = None) -> None:
+        super().__init__(lambda: None)
+        self.topics = frozenset(topics)
+        self.update(existing or {})
+
+    def __getitem__(self, tp: Any) -> Any:
+        return None if tp.topic in self.topics else super().__getitem__(tp)
+
+    def __setitem__(self, tp: Any, offset: Any) -> None:
+        if tp.topic not in self.topics:
+            super().__setitem__(tp, offset)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for tp, offset in dict(*args, **kwargs).items():
+            self[tp] = offset

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.worker.offsets import OffsetGuard, Verdict
+from pipeline.worker.offsets import OffsetGuard, StreamReadOffsets, Verdict
 
 P, S, K, W, H = Verdict.PROCESS, Verdict.SEEN, Verdict.SEEK, Verdict.WAIT, Verdict.HOLE
 
@@ -77,3 +77,16 @@ def test_whatever_the_consumer_skips_once_each_record_is_processed_once_in_order
         if guard.check(0, offset) in (P, H):
             processed.append(offset)
     assert processed == list(range(n + 1))
+
+
+def test_fausts_read_offset_filter_is_off_for_the_agents_topics_only() -> None:
+    from faust.types import TP
+
+    events, changelog = TP("pulse.events", 0), TP("pulse-person-state-changelog", 0)
+    offsets = StreamReadOffsets(["pulse.events"], {changelog: 7, events: 9})
+    assert offsets[events] is None  # every delivered record reaches the guard
+    assert offsets[changelog] == 7  # recovery keeps Faust's filter
+    offsets[events] = 12
+    offsets.update({events: 13, changelog: 8})
+    assert (offsets[events], offsets[changelog]) == (None, 8)
+    assert offsets[TP("pulse-identity-links-changelog", 1)] is None  # defaultdict behaviour
