@@ -253,6 +253,7 @@ class PulseWorker:
 
     async def _admit(self, guard: OffsetGuard, msg: Any) -> bool:
         """Whether to process ``msg``: the next record of its partition (see ``offsets.py``)."""
+        seeking = guard.seeking.get(msg.partition)
         verdict = guard.check(msg.partition, msg.offset)
         if verdict is Verdict.PROCESS:
             return True
@@ -272,6 +273,10 @@ class PulseWorker:
                 "transaction markers); going on from it",
                 msg.topic, msg.partition, msg.offset,
             )  # fmt: skip
+            # let Faust commit across it (acked offsets must be contiguous otherwise)
+            add_gap = getattr(self.app.consumer, "_add_gap", None)
+            if seeking is not None and add_gap is not None:
+                await add_gap(msg.tp, seeking.missing, msg.offset - 1)
             return True
         if verdict is Verdict.SEEN:
             self._counter(metrics.RECORDS_READ_AGAIN, msg.topic).inc()
