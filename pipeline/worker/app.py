@@ -265,7 +265,9 @@ class PulseWorker:
                 msg.topic, msg.partition, msg.offset, missing, missing,
             )  # fmt: skip
             self._counter(metrics.CONSUMER_GAPS, msg.topic).inc()
-            await self.app.consumer.seek(msg.tp, missing)
+            # in the consumer's own thread, waiting for the new position (as Faust's
+            # recovery does); a plain seek from this thread did not take effect
+            await self.app.consumer.seek_wait({msg.tp: missing})
             return False
         if verdict is Verdict.HOLE:
             log.warning(

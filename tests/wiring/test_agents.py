@@ -184,8 +184,8 @@ class Seeks:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, int]] = []
 
-    async def seek(self, tp: Any, offset: int) -> None:
-        self.calls.append((tp, offset))
+    async def seek_wait(self, partitions: dict[Any, int]) -> None:
+        self.calls.extend(partitions.items())
 
 
 async def test_ingest_seeks_back_over_records_the_consumer_skipped(
@@ -194,7 +194,7 @@ async def test_ingest_seeks_back_over_records_the_consumer_skipped(
     by_person = Sent()
     monkeypatch.setattr(worker.by_person, "send", by_person)
     consumer = Seeks()
-    monkeypatch.setattr(worker.app.consumer, "seek", consumer.seek)
+    monkeypatch.setattr(worker.app.consumer, "seek_wait", consumer.seek_wait)
     events = [encode_event(ev(f"m{i}", "page_viewed", i, "u1")) for i in range(6)]
     agent = worker.app.agents["ingest"]
     async with agent.test_context() as ctx:
