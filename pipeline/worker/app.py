@@ -28,6 +28,7 @@ reason ``processing_error`` instead, and the worker goes on.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -58,7 +59,7 @@ from pipeline.worker.clocks import (
     processed_all,
     watermark_record,
 )
-from pipeline.worker.offsets import OffsetGuard, StreamReadOffsets, Verdict
+from pipeline.worker.offsets import OffsetGuard, Record, Verdict, read_range
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +226,6 @@ class PulseWorker:
         self._stitcher: Stitcher | None = None
         self._out_topics: dict[str, Any] = {}
         self._children: dict[tuple[int, str], Any] = {}
-        # the guards, not Faust's read-offset filter, decide about repeats (offsets.py)
-        consumer: Any = app.consumer
-        consumer._read_offset = StreamReadOffsets(
-            [s.topic(EVENTS), s.topic(BY_PERSON)], consumer._read_offset
-        )
         app.agent(self.events_topic, name="ingest")(self._ingest)
         app.agent(self.by_person, name="behavior")(self._behavior)
         app.timer(WATERMARK_INTERVAL_S, name="source-watermarks")(self._report_sources)
@@ -251,95 +247,106 @@ class PulseWorker:
 
     # -- ingest -----------------------------------------------------------------
 
-    async def _admit(self, guard: OffsetGuard, msg: Any) -> bool:
-        """Whether to process ``msg``: the next record of its partition (see ``offsets.py``)."""
-        seeking = guard.seeking.get(msg.partition)
+    async def _records(self, guard: OffsetGuard, ev: Any) -> list[Record]:
+        """The records to process for Faust event ``ev``, in order (see ``offsets.py``).
+
+        Usually just its own; none if it was processed already; and if the
+        consumer skipped records of its partition, those first, read from the broker.
+        """
+        msg = ev.message
+        record = Record(msg.topic, msg.partition, msg.offset, ev.key, ev.value, _headers(msg))
         verdict = guard.check(msg.partition, msg.offset)
         if verdict is Verdict.PROCESS:
-            return True
-        if verdict is Verdict.SEEK:
-            missing = guard.expected[msg.partition]
-            log.warning(
-                "%s[%d]: offset %d arrived before %d: the consumer skipped records; "
-                "seeking back to %d",
-                msg.topic, msg.partition, msg.offset, missing, missing,
-            )  # fmt: skip
-            self._counter(metrics.CONSUMER_GAPS, msg.topic).inc()
-            # in the consumer's own thread, waiting for the new position (as Faust's
-            # recovery does); a plain seek from this thread did not take effect
-            await self.app.consumer.seek_wait({msg.tp: missing})
-            return False
-        if verdict is Verdict.HOLE:
-            log.warning(
-                "%s[%d]: no record before offset %d after seeking back (compaction or "
-                "transaction markers); going on from it",
-                msg.topic, msg.partition, msg.offset,
-            )  # fmt: skip
-            # let Faust commit across it (acked offsets must be contiguous otherwise)
-            add_gap = getattr(self.app.consumer, "_add_gap", None)
-            if seeking is not None and add_gap is not None:
-                await add_gap(msg.tp, seeking.missing, msg.offset - 1)
-            return True
+            return [record]
         if verdict is Verdict.SEEN:
             self._counter(metrics.RECORDS_READ_AGAIN, msg.topic).inc()
-        return False
+            return []
+        missing = guard.expected[msg.partition]
+        log.warning(
+            "%s[%d]: offset %d arrived before %d: the consumer skipped records; "
+            "reading %d..%d from the broker",
+            msg.topic, msg.partition, msg.offset, missing, missing, msg.offset - 1,
+        )  # fmt: skip
+        self._counter(metrics.CONSUMER_GAPS, msg.topic).inc()
+        try:
+            filled = await asyncio.to_thread(
+                read_range,
+                self.settings.bootstrap_servers,
+                msg.topic,
+                msg.partition,
+                missing,
+                msg.offset,
+            )
+        except Exception:
+            log.exception(
+                "%s[%d]: could not read offsets %d..%d; they are skipped",
+                msg.topic, msg.partition, missing, msg.offset - 1,
+            )  # fmt: skip
+            filled = []
+        if len(filled) != msg.offset - missing:
+            log.info(
+                "%s[%d]: %d of offsets %d..%d hold records (compaction or transaction markers)",
+                msg.topic, msg.partition, len(filled), missing, msg.offset - 1,
+            )  # fmt: skip
+        guard.advance(msg.partition, msg.offset)
+        return [*filled, record]
 
     async def _ingest(self, stream: Any) -> None:
         async for ev in stream.events():
-            msg = ev.message
-            if not await self._admit(self.events_guard, msg):
-                continue
-            self._counter(metrics.EVENTS_IN, msg.topic).inc()
-            src = self.sources.get(msg.partition)
-            if src is None:
-                src = self.sources[msg.partition] = SourceClock()
-            try:
-                event, forward = decode_for_forwarding(ev.value)
-                seen = self.dedupe.get(msg.partition)
-                if seen is None:
-                    seen = self.dedupe[msg.partition] = self.dedupe_window.build()
-                if not seen.offer(event.message_id, event.timestamp_ms):
-                    metrics.EVENTS_DUPLICATE.inc()
-                    src.next_offset = msg.offset + 1
-                    continue
-                person, actions = self.stitcher.route(event)
-                if not person:
-                    raise DecodeError(
-                        "missing_id", "every id of the event is a blocked placeholder"
+            for record in await self._records(self.events_guard, ev):
+                await self._ingest_one(record)
+
+    async def _ingest_one(self, msg: Record) -> None:
+        self._counter(metrics.EVENTS_IN, msg.topic).inc()
+        src = self.sources.get(msg.partition)
+        if src is None:
+            src = self.sources[msg.partition] = SourceClock()
+        try:
+            event, forward = decode_for_forwarding(msg.value)
+            seen = self.dedupe.get(msg.partition)
+            if seen is None:
+                seen = self.dedupe[msg.partition] = self.dedupe_window.build()
+            if not seen.offer(event.message_id, event.timestamp_ms):
+                metrics.EVENTS_DUPLICATE.inc()
+                src.next_offset = msg.offset + 1
+                return
+            person, actions = self.stitcher.route(event)
+            if not person:
+                raise DecodeError("missing_id", "every id of the event is a blocked placeholder")
+            # where the event was read, so behavior recognises a redelivery
+            headers = [(SOURCE_HEADER, b"%d:%d" % (msg.partition, msg.offset))]
+            for action in actions:
+                await self._emit([Output(IDENTITIES, action.user_id, action.record)])
+                if action.kind == "link":
+                    # the user's partition holds timers until the merge arrives
+                    headers.append((AWAITS_HEADER, action.anonymous_id.encode()))
+                    await self._control(
+                        action.anonymous_id,
+                        MERGE_OUT,
+                        {
+                            "anon": action.anonymous_id,
+                            "user": action.user_id,
+                            "t": event.timestamp_ms,
+                            "mid": event.message_id,
+                        },
                     )
-                # where the event was read, so behavior recognises a redelivery
-                headers = [(SOURCE_HEADER, b"%d:%d" % (msg.partition, msg.offset))]
-                for action in actions:
-                    await self._emit([Output(IDENTITIES, action.user_id, action.record)])
-                    if action.kind == "link":
-                        # the user's partition holds timers until the merge arrives
-                        headers.append((AWAITS_HEADER, action.anonymous_id.encode()))
-                        await self._control(
-                            action.anonymous_id,
-                            MERGE_OUT,
-                            {
-                                "anon": action.anonymous_id,
-                                "user": action.user_id,
-                                "t": event.timestamp_ms,
-                                "mid": event.message_id,
-                            },
-                        )
-                await self.by_person.send(key=person.encode(), value=forward, headers=headers)
-            except DecodeError as err:
-                await self._dead_letter(msg, ev.key, ev.value, err)
-                src.next_offset = msg.offset + 1
-                continue
-            except Exception as exc:
-                log.exception("ingesting %s failed; record sent to the DLQ", msg)
-                failure = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
-                await self._dead_letter(msg, ev.key, ev.value, failure)
-                src.next_offset = msg.offset + 1
-                continue
+            await self.by_person.send(key=person.encode(), value=forward, headers=headers)
+        except DecodeError as err:
+            await self._dead_letter(msg, err)
             src.next_offset = msg.offset + 1
-            src.observe(event.timestamp_ms)
-            now = time.monotonic()
-            if src.due(now, WATERMARK_INTERVAL_S):
-                await self._broadcast(msg.partition, src.stream_time_ms, src, now)
+            return
+        except Exception as exc:
+            log.exception("ingesting %s[%d]@%d failed; record sent to the DLQ",
+                          msg.topic, msg.partition, msg.offset)  # fmt: skip
+            failure = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
+            await self._dead_letter(msg, failure)
+            src.next_offset = msg.offset + 1
+            return
+        src.next_offset = msg.offset + 1
+        src.observe(event.timestamp_ms)
+        now = time.monotonic()
+        if src.due(now, WATERMARK_INTERVAL_S):
+            await self._broadcast(msg.partition, src.stream_time_ms, src, now)
 
     async def _control(self, key: str, kind: bytes, body: dict[str, Any]) -> None:
         await self.by_person.send(
@@ -405,17 +412,17 @@ class PulseWorker:
         committed = getattr(consumer, "_committed_offset", {}).get(tp)
         return processed_all(src.next_offset, committed, earliest, highwater)
 
-    async def _dead_letter(self, msg: Any, key: Any, value: Any, err: DecodeError) -> None:
+    async def _dead_letter(self, msg: Record, err: DecodeError) -> None:
         metrics.EVENTS_DLQ.labels(err.reason).inc()
         headers = [
-            *_headers(msg),
+            *msg.headers,
             ("pulse-dlq-reason", err.reason.encode()),
             ("pulse-dlq-message", str(err).encode()),
             ("pulse-dlq-source-topic", str(msg.topic).encode()),
             ("pulse-dlq-source-partition", str(msg.partition).encode()),
             ("pulse-dlq-source-offset", str(msg.offset).encode()),
         ]
-        await self.dlq.send(key=key, value=value, headers=headers)
+        await self.dlq.send(key=msg.key, value=msg.value, headers=headers)
 
     # -- behavior ---------------------------------------------------------------
 
@@ -446,34 +453,33 @@ class PulseWorker:
 
     async def _behavior(self, stream: Any) -> None:
         async for ev in stream.events():
-            started = time.perf_counter()
-            try:
-                await self._behave(ev)
-            except Exception as exc:
-                log.exception("processing %s failed; record sent to the DLQ", ev.message)
-                err = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
-                await self._dead_letter(ev.message, ev.key, ev.value, err)
-            metrics.PROCESS_SECONDS.observe(time.perf_counter() - started)
+            for record in await self._records(self.by_person_guard, ev):
+                started = time.perf_counter()
+                try:
+                    await self._behave(record)
+                except Exception as exc:
+                    log.exception("processing %s[%d]@%d failed; record sent to the DLQ",
+                                  record.topic, record.partition, record.offset)  # fmt: skip
+                    err = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
+                    await self._dead_letter(record, err)
+                metrics.PROCESS_SECONDS.observe(time.perf_counter() - started)
 
-    async def _behave(self, ev: Any) -> None:
-        msg = ev.message
-        if not await self._admit(self.by_person_guard, msg):
-            return
+    async def _behave(self, msg: Record) -> None:
         rt = self._runtime(msg.partition)
         proc = rt.processor
-        headers = dict(_headers(msg))
+        headers = dict(msg.headers)
         control = headers.get(CONTROL_HEADER)
         if control == WATERMARK:
-            source, stream_time = parse_watermark(ev.value)
+            source, stream_time = parse_watermark(msg.value or b"")
             rt.inputs.update(source, stream_time)
             outputs = proc.advance_to(rt.inputs.stream_time_ms())
         elif control == MERGE_OUT:
-            body = json.loads(ev.value)
+            body = json.loads(msg.value or b"")
             body["state"] = proc.extract(body["anon"]) or {}
             await self._control(body["user"], MERGE_IN, body)
             return
         elif control == MERGE_IN:
-            body = json.loads(ev.value)
+            body = json.loads(msg.value or b"")
             outputs = proc.merge_in(
                 body["user"], body["state"], body["anon"], event_time_ms=body["t"],
                 message_id=body["mid"],
@@ -482,7 +488,7 @@ class PulseWorker:
             if refused and body["state"]:
                 await self._control(body["anon"], RESTORE, body)
         elif control == RESTORE:
-            body = json.loads(ev.value)
+            body = json.loads(msg.value or b"")
             outputs = proc.restore(body["anon"], body["state"])
         elif control is not None:
             return  # a control record of another kind (e.g. an older worker's tick)
@@ -491,8 +497,8 @@ class PulseWorker:
             awaits = headers.get(AWAITS_HEADER)
             redelivered = proc.redelivered_count
             outputs = proc.process(
-                decode_trusted(ev.value),
-                ev.key.decode(),
+                decode_trusted(msg.value or b""),
+                (msg.key or b"").decode(),
                 advance_clock=False,
                 awaits=None if awaits is None else awaits.decode(),
                 source=_source(headers.get(SOURCE_HEADER)),

@@ -1,114 +1,117 @@
 """Every record of a partition, in offset order, once: a guard in front of each agent.
 
-Faust (faust-streaming 0.11) can hand an agent a partition's records with a hole
-in them: when a rebalance or the recovery that follows it suspends flow or
-changes the consumer generation while a fetched batch is being delivered, the
-rest of that batch is dropped, and the fetch position has already moved past
-it. The consumer records the hole as a "gap" and commits over it, so the
-records are never read again. The integration tests saw this under load:
-``pulse.events`` records 33-37 of a partition never reached ingest, and one
-person's checkout vanished.
+faust-streaming (0.11) can hand an agent a partition's records with a hole in
+them. When flow is suspended or the consumer generation changes while a fetched
+batch is being delivered (startup, rebalance, recovery), the rest of the batch
+is dropped although the fetch position has moved past it; and after a seek its
+read-offset filter drops the records fetched anew while the rest of the older
+batch is still delivered. The consumer books the hole as a "gap" and commits
+over it, so nothing reads those records again. The integration tests saw it on
+a loaded machine: ``pulse.events`` records 33-37 of a partition never reached
+ingest, and one person's checkout vanished.
 
 :class:`OffsetGuard` notices, per partition, a record whose offset is beyond
-the next one expected. The agent then seeks the partition back to the missing
-offset and drops what arrives until that offset comes again, so records are
-processed in order with nothing skipped. Records below the expected offset
-(Faust's own seek back to the committed offset re-delivers them) were processed
-already and are dropped too.
-
-Faust has a filter of its own that gets in the way: it drops a delivered record
-whose offset is below the last one it delivered of that partition. After a seek
-(Faust's or ours) the rest of the batch fetched before it is still delivered
-and raises that mark again, so the records the seek fetched anew are dropped,
-and the consumer records a gap and commits over them. :class:`StreamReadOffsets`
-turns that filter off for the agents' own topics (the guard drops repeats
-itself) and leaves it on for the changelogs, whose recovery relies on it.
-
-A hole can also be real: compaction, or a transactional producer's commit
-markers, leave offsets with no record. After a seek the records after the
-hole are delivered a second time; seeing one again while the missing offset
-has not come proves the hole, and processing goes on from there. If no record
-repeats within ``give_up_after`` drops, the guard accepts the hole (and the
-caller logs it).
+the next one expected, and the agent then reads the missing offsets straight
+from the broker (:func:`read_range`) and processes them first, so the partition
+is processed in order with nothing skipped. Compaction or a transactional
+producer's commit markers can leave offsets without a record; the read then
+returns fewer records than offsets, which is fine. Records below the expected
+offset (delivered again after a seek back to the committed offset) were
+processed already and are dropped.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
 
 class Verdict(Enum):
     PROCESS = "process"  #: the next record: process it
-    SEEN = "seen"  #: already processed (delivered again): drop it
-    SEEK = "seek"  #: a hole before it: seek back to ``OffsetGuard.expected[p]``, drop it
-    WAIT = "wait"  #: the seek is under way: drop it, it will come again
-    HOLE = "hole"  #: the missing offsets do not exist: process it, the hole stays
+    SEEN = "seen"  #: processed already (delivered again): drop it
+    GAP = "gap"  #: offsets ``expected[p]`` up to it never arrived: fill them first
 
 
-@dataclass
-class _Seeking:
-    missing: int
-    dropped: set[int] = field(default_factory=set)
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record, as the agents read it (from Faust or from :func:`read_range`)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
 
 
 @dataclass
 class OffsetGuard:
     """Per partition, the offset the agent must process next."""
 
-    give_up_after: int = 10_000
     expected: dict[int, int] = field(default_factory=dict)
-    seeking: dict[int, _Seeking] = field(default_factory=dict)
 
     def check(self, partition: int, offset: int) -> Verdict:
         expected = self.expected.get(partition)
         if expected is None or offset == expected:
-            self._advance(partition, offset)
+            self.advance(partition, offset)
             return Verdict.PROCESS
-        if offset < expected:
-            return Verdict.SEEN
-        seeking = self.seeking.get(partition)
-        if seeking is None:
-            self.seeking[partition] = _Seeking(expected, {offset})
-            return Verdict.SEEK
-        if offset in seeking.dropped or len(seeking.dropped) >= self.give_up_after:
-            self._advance(partition, offset)
-            return Verdict.HOLE
-        seeking.dropped.add(offset)
-        return Verdict.WAIT
+        return Verdict.SEEN if offset < expected else Verdict.GAP
 
-    def _advance(self, partition: int, offset: int) -> None:
+    def advance(self, partition: int, offset: int) -> None:
+        """``offset`` and everything before it is processed."""
         self.expected[partition] = offset + 1
-        self.seeking.pop(partition, None)
 
     def forget(self, partition: int) -> None:
         """After the partition was revoked: its next owner starts where Faust seeks."""
         self.expected.pop(partition, None)
-        self.seeking.pop(partition, None)
 
 
-class StreamReadOffsets(defaultdict[Any, Any]):
-    """Faust's per-partition "last delivered offset", off for ``topics``.
+def read_range(
+    bootstrap_servers: str,
+    topic: str,
+    partition: int,
+    start: int,
+    end: int,
+    *,
+    timeout_s: float = 30.0,
+) -> list[Record]:
+    """The records at offsets ``start <= offset < end`` of one partition, read directly.
 
-    Installed as the consumer's ``_read_offset`` (faust-streaming keeps no public
-    hook for it; the version is pinned in constraints.txt).
+    Blocking (run it in a thread). Raises ``TimeoutError`` if the broker does not
+    deliver up to ``end`` in ``timeout_s``.
     """
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    def __init__(self, topics: Iterable[str], existing: Mapping[Any, Any] | None = None) -> None:
-        super().__init__(lambda: None)
-        self.topics = frozenset(topics)
-        self.update(existing or {})
-
-    def __getitem__(self, tp: Any) -> Any:
-        return None if tp.topic in self.topics else super().__getitem__(tp)
-
-    def __setitem__(self, tp: Any, offset: Any) -> None:
-        if tp.topic not in self.topics:
-            super().__setitem__(tp, offset)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        for tp, offset in dict(*args, **kwargs).items():
-            self[tp] = offset
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "pulse-gap-reader",  # assign() only: never joins, never commits
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        consumer.assign([TopicPartition(topic, partition, start)])
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}[{partition}]: offsets {start}..{end - 1} not read")
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    return records
+                continue
+            offset = msg.offset()
+            if offset is None or offset >= end:
+                return records
+            headers = [(k, v if v is not None else b"") for k, v in msg.headers() or []]
+            records.append(Record(topic, partition, offset, msg.key(), msg.value(), headers))
+            if offset == end - 1:
+                return records
+    finally:
+        consumer.close()

@@ -45,3 +45,23 @@ def test_topics_are_created_with_the_configured_replication_factor(
     assert proc.returncode != 0
     assert "could not create topic" in proc.stderr, proc.stderr
     assert "replication factor" in proc.stderr.lower(), proc.stderr
+
+
+def test_read_range_reads_exactly_the_missing_offsets(settings: Settings) -> None:
+    from confluent_kafka import Producer
+
+    from pipeline.worker.offsets import read_range
+
+    topic = settings.topic("events")
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result()
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    for i in range(5):
+        producer.produce(topic, key=b"k%d" % i, value=b"v%d" % i, headers=[("h", b"%d" % i)])
+    assert producer.flush(30) == 0
+    got = read_range(settings.bootstrap_servers, topic, 0, 1, 4)
+    assert [(r.offset, r.key, r.value, r.headers) for r in got] == [
+        (i, b"k%d" % i, b"v%d" % i, [("h", b"%d" % i)]) for i in (1, 2, 3)
+    ]
+    # past the end of the partition: what there is
+    assert [r.offset for r in read_range(settings.bootstrap_servers, topic, 0, 3, 9)] == [3, 4]
