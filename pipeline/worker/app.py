@@ -59,7 +59,7 @@ from pipeline.worker.clocks import (
     processed_all,
     watermark_record,
 )
-from pipeline.worker.offsets import OffsetGuard, Record, Verdict, read_range
+from pipeline.worker.offsets import OffsetGuard, Record, Verdict, read_range, start_offset
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +255,18 @@ class PulseWorker:
         """
         msg = ev.message
         record = Record(msg.topic, msg.partition, msg.offset, ev.key, ev.value, _headers(msg))
+        if msg.partition not in guard.expected:
+            try:
+                guard.expected[msg.partition] = await asyncio.to_thread(
+                    start_offset,
+                    self.settings.bootstrap_servers,
+                    self.app_id,
+                    msg.topic,
+                    msg.partition,
+                )
+            except Exception:
+                log.exception("%s[%d]: could not ask where the group starts", msg.topic,
+                              msg.partition)  # fmt: skip
         verdict = guard.check(msg.partition, msg.offset)
         if verdict is Verdict.PROCESS:
             return [record]
