@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 _INTERNAL_KEYS = (b"\x00", b"__faust\x00")
 #: Report a source partition's new stream time at most this often.
 WATERMARK_INTERVAL_S = 0.05
+#: Ask whether an unreported source partition is empty at most this often.
+CAUGHT_UP_INTERVAL_S = 1.0
 
 
 STATE_TABLE, LINKS_TABLE = "person-state", "identity-links"
@@ -407,22 +409,25 @@ class PulseWorker:
 
         Not the consumer's position: that counts records fetched but still queued
         for the agent, and reporting their partition empty would make them late.
+        Asked at most once a second per partition: the broker calls go through the
+        consumer's thread, which also fetches.
         """
-        consumer = self.app.consumer
         src = self.sources[tp.partition]
+        now = time.monotonic()
+        if now < src.next_check:
+            return False
+        src.next_check = now + CAUGHT_UP_INTERVAL_S
         try:
-            highwater = (await consumer.highwaters(tp)).get(tp)
-            earliest = 0
-            if src.next_offset is None:
-                earliest = (await consumer.earliest_offsets(tp)).get(tp, 0)
+            if src.next_offset is None and src.start_offset is None:
+                src.start_offset = await asyncio.to_thread(
+                    start_offset, self.settings.bootstrap_servers, self.app_id, tp.topic,
+                    tp.partition,
+                )  # fmt: skip
+            highwater = (await self.app.consumer.highwaters(tp)).get(tp)
         except Exception:  # the consumer is between assignments: ask again later
             return False
-        if highwater is None:
-            return False
-        # Where Faust seeked this partition on assignment (a private attribute:
-        # faust-streaming has no public accessor; pinned in constraints.txt).
-        committed = getattr(consumer, "_committed_offset", {}).get(tp)
-        return processed_all(src.next_offset, committed, earliest, highwater)
+        start = src.start_offset if src.start_offset is not None else 0
+        return highwater is not None and processed_all(src.next_offset, start, highwater)
 
     async def _dead_letter(self, msg: Record, err: DecodeError) -> None:
         metrics.EVENTS_DLQ.labels(err.reason).inc()

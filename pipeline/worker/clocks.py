@@ -47,6 +47,10 @@ class SourceClock:
     #: The offset after the last record ingest processed (forwarded, dropped as a
     #: duplicate or dead-lettered); None until it processed one since assignment.
     next_offset: int | None = None
+    #: Where the group starts reading the partition (asked once, if nothing was processed).
+    start_offset: int | None = None
+    #: When to ask again whether the partition is empty (monotonic seconds).
+    next_check: float = 0.0
 
     def observe(self, timestamp_ms: int) -> None:
         self.stream_time_ms = max(self.stream_time_ms, timestamp_ms)
@@ -70,17 +74,14 @@ class SourceClock:
         return self.stream_time_ms + idle_ms
 
 
-def processed_all(
-    next_offset: int | None, committed: int | None, earliest: int, highwater: int
-) -> bool:
+def processed_all(next_offset: int | None, start_offset: int, highwater: int) -> bool:
     """Whether ingest has processed every record of a source partition.
 
-    ``next_offset`` is what ingest processed since its assignment; without one it
-    started at the group's ``committed`` offset (or, with none, at ``earliest``,
-    as ``auto.offset.reset=earliest`` does) and has processed nothing since.
+    ``next_offset`` is what ingest processed since its assignment; without one
+    it has processed nothing since it started at ``start_offset`` (the group's
+    committed offset, else the earliest).
     """
-    start = next_offset if next_offset is not None else max(committed or 0, earliest)
-    return start >= highwater
+    return (next_offset if next_offset is not None else start_offset) >= highwater
 
 
 def watermark_record(source: int, stream_time_ms: int | None) -> bytes:

@@ -117,15 +117,11 @@ async def test_behavior_fires_on_watermark_and_keeps_state_in_table(
 class FetchedAhead:
     """A consumer that fetched all of a partition's records before ingest processed any."""
 
-    def __init__(self, highwater: int, committed: int | None) -> None:
+    def __init__(self, highwater: int) -> None:
         self.highwater = highwater
-        self._committed_offset = {} if committed is None else {TP_EVENTS: committed}
 
     async def highwaters(self, *tps: Any) -> dict[Any, int]:
         return dict.fromkeys(tps, self.highwater)
-
-    async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
-        return dict.fromkeys(tps, 0)
 
     async def position(self, tp: Any) -> int:
         return self.highwater  # the fetcher is at the end: records wait in the agent's queue
@@ -140,34 +136,37 @@ async def test_a_source_is_empty_only_once_ingest_processed_its_records(
     # Reporting a source partition empty while its fetched records still wait for
     # ingest lets time run ahead on the others, and those records arrive late
     # (the restart test lost a browse_abandoned that way in CI).
-    consumer = FetchedAhead(highwater=5, committed=2)
-    monkeypatch.setattr(type(worker.app), "consumer", consumer)
+    monkeypatch.setattr(type(worker.app), "consumer", FetchedAhead(highwater=5))
+    starts = iter([2, 5])  # where the group starts: committed 2, later 5
+    monkeypatch.setattr(app_module, "start_offset", lambda *_args: next(starts))
+
+    async def caught_up() -> bool:
+        worker.sources[0].next_check = 0.0  # the 1 s rate limit, not under test here
+        return await worker._caught_up(TP_EVENTS)
+
     worker.sources[0] = SourceClock()
-    assert not await worker._caught_up(TP_EVENTS)  # 3 records fetched, none processed
+    assert not await caught_up()  # 3 records fetched, none processed
     worker.sources[0].next_offset = 4
-    assert not await worker._caught_up(TP_EVENTS)
+    assert not await caught_up()
     worker.sources[0].next_offset = 5
-    assert await worker._caught_up(TP_EVENTS)
+    assert await caught_up()
     # after a restart with everything already committed, nothing is left to read
     worker.sources[0] = SourceClock()
-    consumer._committed_offset = {TP_EVENTS: 5}
-    assert await worker._caught_up(TP_EVENTS)
-    # a new group starts at the earliest offset
-    consumer._committed_offset = {}
+    assert await caught_up()
+    # asked at most once a second
+    worker.sources[0] = SourceClock(next_offset=0)
     assert not await worker._caught_up(TP_EVENTS)
-    empty = FetchedAhead(highwater=0, committed=None)
-    monkeypatch.setattr(type(worker.app), "consumer", empty)
-    assert await worker._caught_up(TP_EVENTS)
+    worker.sources[0].next_offset = 5
+    assert not await worker._caught_up(TP_EVENTS)
 
 
 def test_processed_all_counts_processed_records_not_fetched_ones() -> None:
-    assert processed_all(None, None, 0, 0)  # an empty partition
-    assert not processed_all(None, None, 0, 3)  # a new group reads from the earliest
-    assert processed_all(None, 7, 0, 7)  # restarted with everything committed
-    assert not processed_all(None, 5, 0, 7)
-    assert processed_all(None, None, 7, 7)  # retention removed everything
-    assert not processed_all(6, 5, 0, 7)
-    assert processed_all(7, 5, 0, 7)
+    assert processed_all(None, 0, 0)  # an empty partition
+    assert not processed_all(None, 0, 3)  # a new group reads from the earliest
+    assert processed_all(None, 7, 7)  # restarted with everything committed
+    assert not processed_all(None, 5, 7)
+    assert not processed_all(6, 5, 7)
+    assert processed_all(7, 5, 7)
 
 
 async def test_behavior_skips_a_record_it_already_applied(
