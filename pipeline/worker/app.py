@@ -59,7 +59,7 @@ from pipeline.worker.clocks import (
     processed_all,
     watermark_record,
 )
-from pipeline.worker.offsets import OffsetGuard, Record, Verdict, read_range, start_offset
+from pipeline.worker.offsets import OffsetGuard, Record, Verdict, read_range
 
 log = logging.getLogger(__name__)
 
@@ -258,17 +258,11 @@ class PulseWorker:
         msg = ev.message
         record = Record(msg.topic, msg.partition, msg.offset, ev.key, ev.value, _headers(msg))
         if msg.partition not in guard.expected:
-            try:
-                guard.expected[msg.partition] = await asyncio.to_thread(
-                    start_offset,
-                    self.settings.bootstrap_servers,
-                    self.app_id,
-                    msg.topic,
-                    msg.partition,
-                )
-            except Exception:
-                log.exception("%s[%d]: could not ask where the group starts", msg.topic,
-                              msg.partition)  # fmt: skip
+            # where Faust seeked the partition on assignment: a first record beyond
+            # it means the start of the backlog was skipped
+            start = self._committed(msg.tp)
+            if start is not None:
+                guard.expected[msg.partition] = start
         verdict = guard.check(msg.partition, msg.offset)
         if verdict is Verdict.PROCESS:
             return [record]
@@ -418,16 +412,21 @@ class PulseWorker:
             return False
         src.next_check = now + CAUGHT_UP_INTERVAL_S
         try:
-            if src.next_offset is None and src.start_offset is None:
-                src.start_offset = await asyncio.to_thread(
-                    start_offset, self.settings.bootstrap_servers, self.app_id, tp.topic,
-                    tp.partition,
-                )  # fmt: skip
             highwater = (await self.app.consumer.highwaters(tp)).get(tp)
         except Exception:  # the consumer is between assignments: ask again later
             return False
-        start = src.start_offset if src.start_offset is not None else 0
-        return highwater is not None and processed_all(src.next_offset, start, highwater)
+        start = self._committed(tp)  # None: a new group, which starts at the earliest
+        return highwater is not None and processed_all(src.next_offset, start or 0, highwater)
+
+    def _committed(self, tp: TP) -> int | None:
+        """The group's committed offset of ``tp``, as Faust read it on assignment.
+
+        A private attribute: faust-streaming has no public accessor (pinned in
+        constraints.txt). It holds no entry for a partition the group never committed.
+        """
+        committed = getattr(self.app.consumer, "_committed_offset", {})
+        offset = committed.get(tp) if hasattr(committed, "get") else None
+        return offset if isinstance(offset, int) and offset >= 0 else None
 
     async def _dead_letter(self, msg: Record, err: DecodeError) -> None:
         metrics.EVENTS_DLQ.labels(err.reason).inc()

@@ -47,8 +47,6 @@ class SourceClock:
     #: The offset after the last record ingest processed (forwarded, dropped as a
     #: duplicate or dead-lettered); None until it processed one since assignment.
     next_offset: int | None = None
-    #: Where the group starts reading the partition (asked once, if nothing was processed).
-    start_offset: int | None = None
     #: When to ask again whether the partition is empty (monotonic seconds).
     next_check: float = 0.0
 

@@ -18,8 +18,8 @@ producer's commit markers can leave offsets without a record; the read then
 returns fewer records than offsets, which is fine. Records below the expected
 offset (delivered again after a seek back to the committed offset) were
 processed already and are dropped. The first record after an assignment is
-checked against where the group starts (:func:`start_offset`), so a skipped
-beginning of the backlog is noticed too.
+checked against the group's committed offset, so a skipped beginning of the
+backlog is noticed too.
 """
 
 from __future__ import annotations
@@ -119,27 +119,3 @@ def read_range(
     finally:
         consumer.close()
 
-
-def start_offset(
-    bootstrap_servers: str, group: str, topic: str, partition: int, *, timeout_s: float = 30.0
-) -> int:
-    """Where ``group`` starts reading a partition: its committed offset, else the earliest.
-
-    The first record an agent gets after an assignment must be this one; a later
-    one means the consumer skipped the start of the partition's backlog.
-    """
-    from confluent_kafka import Consumer, TopicPartition
-
-    # never subscribes: asking for the group's committed offset does not join it
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group,
-                         "enable.auto.commit": False})  # fmt: skip
-    try:
-        (committed,) = consumer.committed([TopicPartition(topic, partition)], timeout=timeout_s)
-        if committed.offset >= 0:
-            return int(committed.offset)
-        low, _high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=timeout_s
-        )
-        return int(low)
-    finally:
-        consumer.close()

@@ -66,22 +66,3 @@ def test_read_range_reads_exactly_the_missing_offsets(settings: Settings) -> Non
     # past the end of the partition: what there is
     assert [r.offset for r in read_range(settings.bootstrap_servers, topic, 0, 3, 9)] == [3, 4]
 
-
-def test_start_offset_is_the_committed_offset_else_the_earliest(settings: Settings) -> None:
-    from confluent_kafka import Consumer, Producer, TopicPartition
-
-    from pipeline.worker.offsets import start_offset
-
-    topic = settings.topic("events.by-person")
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result()
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
-    for i in range(4):
-        producer.produce(topic, value=b"%d" % i)
-    assert producer.flush(30) == 0
-    group = settings.app_id
-    assert start_offset(settings.bootstrap_servers, group, topic, 0) == 0  # nothing committed
-    committer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group})
-    committer.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
-    committer.close()
-    assert start_offset(settings.bootstrap_servers, group, topic, 0) == 3

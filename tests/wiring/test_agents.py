@@ -32,12 +32,6 @@ MIN = 60_000
 T0 = 1_790_000_000_000
 
 
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Test context offsets start at 0, where a new group would start."""
-    monkeypatch.setattr(app_module, "start_offset", lambda *_args: 0)
-
-
 @pytest.fixture
 def worker(tmp_path: Path) -> PulseWorker:
     settings = Settings(home=tmp_path, allowed_lateness_ms=0, idle_advance_ms=0)
@@ -117,8 +111,9 @@ async def test_behavior_fires_on_watermark_and_keeps_state_in_table(
 class FetchedAhead:
     """A consumer that fetched all of a partition's records before ingest processed any."""
 
-    def __init__(self, highwater: int) -> None:
+    def __init__(self, highwater: int, committed: int | None) -> None:
         self.highwater = highwater
+        self._committed_offset = {} if committed is None else {TP_EVENTS: committed}
 
     async def highwaters(self, *tps: Any) -> dict[Any, int]:
         return dict.fromkeys(tps, self.highwater)
@@ -136,9 +131,8 @@ async def test_a_source_is_empty_only_once_ingest_processed_its_records(
     # Reporting a source partition empty while its fetched records still wait for
     # ingest lets time run ahead on the others, and those records arrive late
     # (the restart test lost a browse_abandoned that way in CI).
-    monkeypatch.setattr(type(worker.app), "consumer", FetchedAhead(highwater=5))
-    starts = iter([2, 5])  # where the group starts: committed 2, later 5
-    monkeypatch.setattr(app_module, "start_offset", lambda *_args: next(starts))
+    consumer = FetchedAhead(highwater=5, committed=2)
+    monkeypatch.setattr(type(worker.app), "consumer", consumer)
 
     async def caught_up() -> bool:
         worker.sources[0].next_check = 0.0  # the 1 s rate limit, not under test here
@@ -152,7 +146,11 @@ async def test_a_source_is_empty_only_once_ingest_processed_its_records(
     assert await caught_up()
     # after a restart with everything already committed, nothing is left to read
     worker.sources[0] = SourceClock()
+    consumer._committed_offset = {TP_EVENTS: 5}
     assert await caught_up()
+    # a new group (nothing committed) starts at the earliest
+    consumer._committed_offset = {}
+    assert not await caught_up()
     # asked at most once a second
     worker.sources[0] = SourceClock(next_offset=0)
     assert not await worker._caught_up(TP_EVENTS)
