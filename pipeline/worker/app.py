@@ -70,6 +70,9 @@ _INTERNAL_KEYS = (b"\x00", b"__faust\x00")
 WATERMARK_INTERVAL_S = 0.05
 #: Ask whether an unreported source partition is empty at most this often.
 CAUGHT_UP_INTERVAL_S = 1.0
+#: A partition quiet this long with records left below its high watermark has a
+#: hole at its end (no later record will reveal it): seek back to it.
+TAIL_CHECK_S = 2.0
 
 
 STATE_TABLE, LINKS_TABLE = "person-state", "identity-links"
@@ -228,9 +231,12 @@ class PulseWorker:
         self._stitcher: Stitcher | None = None
         self._out_topics: dict[str, Any] = {}
         self._children: dict[tuple[int, str], Any] = {}
+        self._delivered: dict[TP, float] = {}  # when Faust last delivered a record of each
+        self._tail_sought: dict[TP, int] = {}  # the offset a tail seek went back to
         app.agent(self.events_topic, name="ingest")(self._ingest)
         app.agent(self.by_person, name="behavior")(self._behavior)
         app.timer(WATERMARK_INTERVAL_S, name="source-watermarks")(self._report_sources)
+        app.timer(TAIL_CHECK_S, name="tail-gaps")(self._check_tails)
         app.on_partitions_revoked.connect(self._on_revoked)
 
     @property
@@ -257,6 +263,7 @@ class PulseWorker:
         """
         msg = ev.message
         record = Record(msg.topic, msg.partition, msg.offset, ev.key, ev.value, _headers(msg))
+        self._delivered[msg.tp] = time.monotonic()
         if msg.partition not in guard.expected:
             # where Faust seeked the partition on assignment: a first record beyond
             # it means the start of the backlog was skipped
@@ -297,6 +304,11 @@ class PulseWorker:
                 msg.topic, msg.partition, len(filled), missing, msg.offset - 1,
             )  # fmt: skip
         guard.advance(msg.partition, msg.offset)
+        # Faust never delivered these offsets, so they are never acked: book them as
+        # a gap (as Faust does for holes it sees) or its commits stop before them
+        add_gap = getattr(self.app.consumer, "_add_gap", None)
+        if add_gap is not None:
+            await add_gap(msg.tp, missing, msg.offset - 1)
         return [*filled, record]
 
     async def _ingest(self, stream: Any) -> None:
@@ -428,6 +440,45 @@ class PulseWorker:
         offset = committed.get(tp) if hasattr(committed, "get") else None
         return offset if isinstance(offset, int) and offset >= 0 else None
 
+    async def _check_tails(self) -> None:
+        """Seek back to a hole at the end of a quiet partition (see ``offsets.py``).
+
+        A skipped stretch in the middle is noticed when a later offset arrives;
+        one at the end is not, until new records come. So every few seconds a
+        partition with nothing delivered for that long, whose next expected
+        offset is below its high watermark, is sought back to that offset (once
+        per offset: a transaction marker at the end also looks like this).
+        """
+        if self.app.rebalancing or self.app.in_recovery:
+            return
+        now = time.monotonic()
+        guards = {
+            self.settings.topic(EVENTS): self.events_guard,
+            self.settings.topic(BY_PERSON): self.by_person_guard,
+        }
+        for tp in self.app.assignor.assigned_actives():
+            guard = guards.get(tp.topic)
+            expected = None if guard is None else guard.expected.get(tp.partition)
+            if expected is None or now - self._delivered.get(tp, now) < TAIL_CHECK_S:
+                continue
+            if self._tail_sought.get(tp) == expected:
+                continue
+            try:
+                highwater = (await self.app.consumer.highwaters(tp)).get(tp)
+            except Exception as exc:  # between assignments: next time
+                log.debug("%s: no high watermark yet (%s)", tp, exc)
+                continue
+            if highwater is None or highwater <= expected:
+                continue
+            log.warning(
+                "%s[%d]: quiet for %.0f s with offsets %d..%d not delivered; seeking back to %d",
+                tp.topic, tp.partition, now - self._delivered[tp], expected, highwater - 1,
+                expected,
+            )  # fmt: skip
+            self._counter(metrics.CONSUMER_GAPS, tp.topic).inc()
+            self._tail_sought[tp] = expected
+            await self.app.consumer.seek_wait({tp: expected})
+
     async def _dead_letter(self, msg: Record, err: DecodeError) -> None:
         metrics.EVENTS_DLQ.labels(err.reason).inc()
         headers = [
@@ -555,6 +606,8 @@ class PulseWorker:
     async def _on_revoked(self, app: Any, /, *args: Any, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         for tp in revoked:
+            self._delivered.pop(tp, None)
+            self._tail_sought.pop(tp, None)
             if tp.topic == self.settings.topic(BY_PERSON):
                 self.runtimes.pop(tp.partition, None)
                 self.by_person_guard.forget(tp.partition)

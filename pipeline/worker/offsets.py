@@ -118,4 +118,3 @@ def read_range(
                 return records
     finally:
         consumer.close()
-

@@ -4,6 +4,7 @@ the core, persist state in the table and send what it returns."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,35 @@ async def test_ingest_reads_records_the_consumer_skipped_from_the_broker(
     assert reads == [(2, 4)]  # ... so it read them from the broker first
     sources = [dict(h).get(SOURCE_HEADER) for _k, _v, h in by_person.records]
     assert [x for x in sources if x] == [b"0:%d" % i for i in range(6)]  # each once, in order
+
+
+class TailConsumer:
+    def __init__(self, highwater: int) -> None:
+        self.highwater = highwater
+        self.seeks: list[tuple[Any, int]] = []
+
+    async def highwaters(self, *tps: Any) -> dict[Any, int]:
+        return dict.fromkeys(tps, self.highwater)
+
+    async def seek_wait(self, partitions: dict[Any, int]) -> None:
+        self.seeks.extend(partitions.items())
+
+
+async def test_a_hole_at_the_end_of_a_quiet_partition_is_sought_back(
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tp = TP(worker.settings.topic("events"), 0)
+    consumer = TailConsumer(highwater=5)
+    monkeypatch.setattr(type(worker.app), "consumer", consumer)
+    monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {tp})
+    worker.events_guard.expected[0] = 1  # offset 0 processed, 1-4 never delivered
+    worker._delivered[tp] = time.monotonic()
+    await worker._check_tails()
+    assert consumer.seeks == []  # not quiet long enough yet
+    worker._delivered[tp] = time.monotonic() - 10
+    await worker._check_tails()
+    await worker._check_tails()
+    assert consumer.seeks == [(tp, 1)]  # once per offset
+    worker.events_guard.expected[0] = 5  # all delivered now
+    await worker._check_tails()
+    assert consumer.seeks == [(tp, 1)]
