@@ -17,7 +17,9 @@ is processed in order with nothing skipped. Compaction or a transactional
 producer's commit markers can leave offsets without a record; the read then
 returns fewer records than offsets, which is fine. Records below the expected
 offset (delivered again after a seek back to the committed offset) were
-processed already and are dropped. The first record after an assignment is
+processed already and are dropped. A hole at the end of a quiet partition is
+not revealed by a later record; the worker's ``tail-gaps`` timer seeks such a
+partition back (``PulseWorker._check_tails``). The first record after an assignment is
 checked against the group's committed offset, so a skipped beginning of the
 backlog is noticed too.
 """
