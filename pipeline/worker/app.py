@@ -231,7 +231,7 @@ class PulseWorker:
         self._stitcher: Stitcher | None = None
         self._out_topics: dict[str, Any] = {}
         self._children: dict[tuple[int, str], Any] = {}
-        self._delivered: dict[TP, float] = {}  # when Faust last delivered a record of each
+        self._delivered: dict[str, float] = {}  # when Faust last gave an agent a record
         self._tail_sought: dict[TP, int] = {}  # the offset a tail seek went back to
         app.agent(self.events_topic, name="ingest")(self._ingest)
         app.agent(self.by_person, name="behavior")(self._behavior)
@@ -263,7 +263,7 @@ class PulseWorker:
         """
         msg = ev.message
         record = Record(msg.topic, msg.partition, msg.offset, ev.key, ev.value, _headers(msg))
-        self._delivered[msg.tp] = time.monotonic()
+        self._delivered[msg.topic] = time.monotonic()
         if msg.partition not in guard.expected:
             # where Faust seeked the partition on assignment: a first record beyond
             # it means the start of the backlog was skipped
@@ -444,10 +444,11 @@ class PulseWorker:
         """Seek back to a hole at the end of a quiet partition (see ``offsets.py``).
 
         A skipped stretch in the middle is noticed when a later offset arrives;
-        one at the end is not, until new records come. So every few seconds a
-        partition with nothing delivered for that long, whose next expected
-        offset is below its high watermark, is sought back to that offset (once
-        per offset: a transaction marker at the end also looks like this).
+        one at the end is not, until new records come. So when an agent has had
+        no record for a few seconds (nothing is in flight, so a seek cannot race
+        with delivery), each of its partitions whose next expected offset is
+        below the high watermark is sought back to that offset (once per offset:
+        a transaction marker at the end also looks like this).
         """
         if self.app.rebalancing or self.app.in_recovery:
             return
@@ -459,8 +460,8 @@ class PulseWorker:
         for tp in self.app.assignor.assigned_actives():
             guard = guards.get(tp.topic)
             expected = None if guard is None else guard.expected.get(tp.partition)
-            if expected is None or now - self._delivered.get(tp, now) < TAIL_CHECK_S:
-                continue
+            if expected is None or now - self._delivered.get(tp.topic, now) < TAIL_CHECK_S:
+                continue  # the agent is busy: what it lacks may still be on its way
             if self._tail_sought.get(tp) == expected:
                 continue
             try:
@@ -472,7 +473,7 @@ class PulseWorker:
                 continue
             log.warning(
                 "%s[%d]: quiet for %.0f s with offsets %d..%d not delivered; seeking back to %d",
-                tp.topic, tp.partition, now - self._delivered[tp], expected, highwater - 1,
+                tp.topic, tp.partition, now - self._delivered[tp.topic], expected, highwater - 1,
                 expected,
             )  # fmt: skip
             self._counter(metrics.CONSUMER_GAPS, tp.topic).inc()
@@ -606,7 +607,6 @@ class PulseWorker:
     async def _on_revoked(self, app: Any, /, *args: Any, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         for tp in revoked:
-            self._delivered.pop(tp, None)
             self._tail_sought.pop(tp, None)
             if tp.topic == self.settings.topic(BY_PERSON):
                 self.runtimes.pop(tp.partition, None)

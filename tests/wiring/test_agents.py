@@ -236,10 +236,10 @@ async def test_a_hole_at_the_end_of_a_quiet_partition_is_sought_back(
     monkeypatch.setattr(type(worker.app), "consumer", consumer)
     monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {tp})
     worker.events_guard.expected[0] = 1  # offset 0 processed, 1-4 never delivered
-    worker._delivered[tp] = time.monotonic()
+    worker._delivered[tp.topic] = time.monotonic()
     await worker._check_tails()
-    assert consumer.seeks == []  # not quiet long enough yet
-    worker._delivered[tp] = time.monotonic() - 10
+    assert consumer.seeks == []  # the agent had a record lately: nothing to say yet
+    worker._delivered[tp.topic] = time.monotonic() - 10
     await worker._check_tails()
     await worker._check_tails()
     assert consumer.seeks == [(tp, 1)]  # once per offset
