@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_p = sub.add_parser("dlq", help="inspect or re-drive the dead-letter topic")
     dlq_p.add_argument("action", choices=["inspect", "replay"])
     dlq_p.add_argument("--reason", help="replay: only records with this reason")
-    dlq_p.add_argument("--max", type=int, default=None, help="replay: at most N records")
+    dlq_p.add_argument("--max", type=int, default=None, help="replay: the N oldest records")
     dlq_p.add_argument("--json", action="store_true", help="inspect: print JSON")
     dlq_p.set_defaults(func=_dlq)
 

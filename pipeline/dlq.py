@@ -11,8 +11,9 @@ A DLQ record is the original record, untouched (key, value, headers), plus
 
 ``inspect`` reads the topic from the beginning to its current end and counts
 records by reason, with one example each. ``replay`` re-drives the chosen
-records (by reason, at most N) to ``pulse.events`` with their original key,
-value and headers, without the ``pulse-dlq-*`` ones. Replaying twice sends
+records (by reason; with ``--max N`` the N oldest, by the time they were
+dead-lettered) to ``pulse.events`` with their original key, value and
+headers, without the ``pulse-dlq-*`` ones. Replaying twice sends
 twice: the ingest's message-id dedupe drops repeats of events that went
 through.
 """
@@ -20,7 +21,8 @@ through.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,12 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    timestamp_ms: int = 0
+
+    @property
+    def age_order(self) -> tuple[int, int, int]:
+        """Oldest first: when it was dead-lettered, then where it sits in the topic."""
+        return (self.timestamp_ms, self.partition, self.offset)
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -66,6 +74,7 @@ class DeadLetter:
         return {
             "partition": self.partition,
             "offset": self.offset,
+            "timestamp_ms": self.timestamp_ms,
             "key": None if self.key is None else self.key.decode("utf-8", "replace"),
             "message": self.header("pulse-dlq-message"),
             "source": f"{self.header('pulse-dlq-source-topic')}/"
@@ -131,27 +140,33 @@ def read_dlq(settings: Settings, *, timeout_s: float = 30.0) -> Iterator[DeadLet
                 key=msg.key(),
                 value=msg.value(),
                 headers=[(k, v if v is not None else b"") for k, v in (msg.headers() or [])],
+                timestamp_ms=msg.timestamp()[1],
             )
     finally:
         consumer.close()
 
 
 def inspect(settings: Settings) -> dict[str, ReasonSummary]:
-    """Reason -> count and the first example, for the whole DLQ."""
+    """Reason -> count and the oldest example, for the whole DLQ."""
     summary: dict[str, ReasonSummary] = {}
+    oldest: dict[str, DeadLetter] = {}
     for letter in read_dlq(settings):
-        entry = summary.setdefault(letter.reason, ReasonSummary())
-        if entry.count == 0:
-            entry.example = letter.example()
-        entry.count += 1
+        summary.setdefault(letter.reason, ReasonSummary()).count += 1
+        seen = oldest.get(letter.reason)
+        if seen is None or letter.age_order < seen.age_order:
+            oldest[letter.reason] = letter
+    for reason, letter in oldest.items():
+        summary[reason].example = letter.example()
     return dict(sorted(summary.items(), key=lambda kv: (-kv[1].count, kv[0])))
 
 
 def replay(settings: Settings, *, reason: str | None = None, max_records: int | None = None) -> int:
     """Re-drive DLQ records to ``pulse.events``; returns how many.
 
-    All records, or those with ``reason``, at most ``max_records``; each with
-    its original key, value and headers (without ``pulse-dlq-*``).
+    All records, or those with ``reason``; with ``max_records`` the oldest
+    that many (partitions are read in parallel, so "the first N read" would be
+    arbitrary). Each goes with its original key, value and headers (without
+    ``pulse-dlq-*``).
     """
     from confluent_kafka import KafkaException, Producer
 
@@ -166,12 +181,13 @@ def replay(settings: Settings, *, reason: str | None = None, max_records: int | 
 
     producer = Producer(kafka_producer_config(settings))
     sent = 0
+    chosen: Iterable[DeadLetter] = (
+        letter for letter in read_dlq(settings) if reason is None or letter.reason == reason
+    )
+    if max_records is not None:
+        chosen = heapq.nsmallest(max(max_records, 0), chosen, key=lambda d: d.age_order)
     try:
-        for letter in read_dlq(settings):
-            if max_records is not None and sent >= max_records:
-                break
-            if reason is not None and letter.reason != reason:
-                continue
+        for letter in chosen:
             producer.produce(
                 target,
                 key=letter.key,

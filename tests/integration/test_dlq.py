@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,6 @@ def read_all(settings: Settings, topic: str, expect: int, timeout_s: float = 20)
     )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(4)])
     out = []
-    import time
-
     deadline = time.monotonic() + timeout_s
     while len(out) < expect and time.monotonic() < deadline:
         msg = consumer.poll(0.2)
@@ -61,15 +60,23 @@ def test_inspect_and_replay(settings: Settings, pulse_env: dict[str, str]) -> No
     fixed = json.dumps(
         {"messageId": "m-fixed", "event": "Order Completed", "userId": "u1", "timestamp": T0}
     ).encode()
+    now = int(time.time() * 1000)
+    # k2 was dead-lettered before k1 (and sits on a later partition): --max
+    # takes the oldest, whatever order the partitions are read in.
     records = [
-        (b"k1", b"{not json", "invalid_json"),
-        (b"k2", b"{also not", "invalid_json"),
-        (b"k3", fixed, "registry_unavailable"),
-        (None, b"\xff\xfe\x00binary", "bad_framing"),
+        (b"k1", b"{not json", "invalid_json", now - 1_000),
+        (b"k2", b"{also not", "invalid_json", now - 5_000),
+        (b"k3", fixed, "registry_unavailable", now - 3_000),
+        (None, b"\xff\xfe\x00binary", "bad_framing", now - 2_000),
     ]
-    for i, (key, value, reason) in enumerate(records):
+    for i, (key, value, reason, ts) in enumerate(records):
         producer.produce(
-            dlq_topic, key=key, value=value, partition=i % 2, headers=dead_letter(reason, i)
+            dlq_topic,
+            key=key,
+            value=value,
+            partition=i % 2,
+            headers=dead_letter(reason, i),
+            timestamp=ts,
         )
     assert producer.flush(30) == 0
 
@@ -80,7 +87,7 @@ def test_inspect_and_replay(settings: Settings, pulse_env: dict[str, str]) -> No
         "registry_unavailable": 1,
         "bad_framing": 1,
     }
-    assert summary["invalid_json"]["example"]["value"] in ("{not json", "{also not")
+    assert summary["invalid_json"]["example"]["value"] == "{also not", "the oldest example"
     assert summary["invalid_json"]["example"]["message"] == "because invalid_json"
     assert "value_base64" in summary["bad_framing"]["example"]
     text = pulse(pulse_env, "dlq", "inspect").stdout
@@ -90,7 +97,7 @@ def test_inspect_and_replay(settings: Settings, pulse_env: dict[str, str]) -> No
     pulse(pulse_env, "dlq", "replay", "--reason", "invalid_json", "--max", "1")
     replayed = read_all(settings, settings.topic("events"), expect=2)
     by_key = {m.key(): m for m in replayed}
-    assert set(by_key) == {b"k3", b"k1"}
+    assert set(by_key) == {b"k3", b"k2"}, "--max 1 replays the oldest invalid_json"
     assert by_key[b"k3"].value() == fixed
     assert by_key[b"k3"].headers() == [("trace-id", b"t-2")], "pulse-dlq-* headers are dropped"
     assert decode_event(by_key[b"k3"].value()).message_id == "m-fixed"
