@@ -129,6 +129,18 @@ class _TableLinks(MutableMapping[str, str]):
     def __iter__(self) -> Iterator[str]:
         return (bytes(k).decode() for k in self.table if not bytes(k).startswith(b"__"))
 
+    def items(self) -> Iterator[tuple[str, str]]:  # type: ignore[override]
+        """Every link of the worker's active partitions, values read in the same pass.
+
+        Not ``__iter__`` + ``__getitem__``: inside an agent Faust looks a key up
+        only in the current record's partition, so the links of the worker's
+        other partitions would raise ``KeyError``.
+        """
+        for key, value in self.table.items():
+            name = bytes(key)
+            if not name.startswith(b"__"):
+                yield name.decode(), bytes(value).decode()
+
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
@@ -606,6 +618,10 @@ class PulseWorker:
 
     async def _on_revoked(self, app: Any, /, *args: Any, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        if revoked:
+            # its per-user index covers the links of the partitions it was built
+            # on: rebuilt on first use after the new assignment
+            self._stitcher = None
         for tp in revoked:
             self._tail_sought.pop(tp, None)
             if tp.topic == self.settings.topic(BY_PERSON):
