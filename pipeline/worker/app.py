@@ -245,11 +245,13 @@ class PulseWorker:
         self._children: dict[tuple[int, str], Any] = {}
         self._delivered: dict[str, float] = {}  # when Faust last gave an agent a record
         self._tail_sought: dict[TP, int] = {}  # the offset a tail seek went back to
+        self._starts: dict[TP, int] = {}  # where each assigned partition's backlog begins
         app.agent(self.events_topic, name="ingest")(self._ingest)
         app.agent(self.by_person, name="behavior")(self._behavior)
         app.timer(WATERMARK_INTERVAL_S, name="source-watermarks")(self._report_sources)
         app.timer(TAIL_CHECK_S, name="tail-gaps")(self._check_tails)
         app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_partitions_assigned.connect(self._on_assigned)
 
     @property
     def stitcher(self) -> Stitcher:
@@ -277,10 +279,10 @@ class PulseWorker:
         record = Record(msg.topic, msg.partition, msg.offset, ev.key, ev.value, _headers(msg))
         self._delivered[msg.topic] = time.monotonic()
         if msg.partition not in guard.expected:
-            # where Faust seeked the partition on assignment: a first record beyond
-            # it means the start of the backlog was skipped
-            start = self._committed(msg.tp)
-            if start is not None:
+            # where the backlog begins: a first record beyond it means its start
+            # was skipped
+            start = await self._start_offset(msg.tp)
+            if start is not None and msg.partition not in guard.expected:
                 guard.expected[msg.partition] = start
         verdict = guard.check(msg.partition, msg.offset)
         if verdict is Verdict.PROCESS:
@@ -439,8 +441,34 @@ class PulseWorker:
             highwater = (await self.app.consumer.highwaters(tp)).get(tp)
         except Exception:  # the consumer is between assignments: ask again later
             return False
-        start = self._committed(tp)  # None: a new group, which starts at the earliest
-        return highwater is not None and processed_all(src.next_offset, start or 0, highwater)
+        start = await self._start_offset(tp)
+        return (
+            highwater is not None
+            and start is not None
+            and processed_all(src.next_offset, start, highwater)
+        )
+
+    async def _start_offset(self, tp: TP) -> int | None:
+        """Where ``tp``'s backlog begins for this worker.
+
+        The group's committed offset, else (nothing committed) the earliest
+        offset, as ``auto_offset_reset`` says.
+
+        Asked of the broker once per assignment; None when it cannot say yet.
+        """
+        start = self._starts.get(tp)
+        if start is None:
+            start = self._committed(tp)
+            if start is None:
+                try:
+                    start = (await self.app.consumer.earliest_offsets(tp)).get(tp)
+                except Exception as exc:  # between assignments: ask again later
+                    log.debug("%s: no earliest offset yet (%s)", tp, exc)
+                    return None
+                if start is None:
+                    return None
+            self._starts[tp] = start
+        return start
 
     def _committed(self, tp: TP) -> int | None:
         """The group's committed offset of ``tp``, as Faust read it on assignment.
@@ -460,10 +488,14 @@ class PulseWorker:
         no record for a few seconds (nothing is in flight, so a seek cannot race
         with delivery), each of its partitions whose next expected offset is
         below the high watermark is sought back to that offset (once per offset:
-        a transaction marker at the end also looks like this).
+        a transaction marker at the end also looks like this). A partition that
+        has delivered nothing since its assignment is expected at the start of
+        its backlog: when Faust drops the first records of a partition the group
+        never committed, its seek to the committed offset does not bring them back.
         """
         if self.app.rebalancing or self.app.in_recovery:
             return
+        generation = self.app.consumer_generation_id
         now = time.monotonic()
         guards = {
             self.settings.topic(EVENTS): self.events_guard,
@@ -471,9 +503,13 @@ class PulseWorker:
         }
         for tp in self.app.assignor.assigned_actives():
             guard = guards.get(tp.topic)
-            expected = None if guard is None else guard.expected.get(tp.partition)
-            if expected is None or now - self._delivered.get(tp.topic, now) < TAIL_CHECK_S:
+            if guard is None or now - self._delivered.get(tp.topic, now) < TAIL_CHECK_S:
                 continue  # the agent is busy: what it lacks may still be on its way
+            expected = guard.expected.get(tp.partition)
+            if expected is None:
+                expected = await self._start_offset(tp)
+                if expected is None:
+                    continue
             if self._tail_sought.get(tp) == expected:
                 continue
             try:
@@ -483,14 +519,24 @@ class PulseWorker:
                 continue
             if highwater is None or highwater <= expected:
                 continue
+            if (
+                self.app.rebalancing
+                or self.app.in_recovery
+                or self.app.consumer_generation_id != generation
+            ):
+                return  # a rebalance began while we asked: the partition may be gone
             log.warning(
                 "%s[%d]: quiet for %.0f s with offsets %d..%d not delivered; seeking back to %d",
-                tp.topic, tp.partition, now - self._delivered[tp.topic], expected, highwater - 1,
-                expected,
+                tp.topic, tp.partition, max(0.0, now - self._delivered[tp.topic]), expected,
+                highwater - 1, expected,
             )  # fmt: skip
             self._counter(metrics.CONSUMER_GAPS, tp.topic).inc()
             self._tail_sought[tp] = expected
-            await self.app.consumer.seek_wait({tp: expected})
+            try:
+                await self.app.consumer.seek_wait({tp: expected})
+            except Exception as exc:  # revoked meanwhile: its next owner starts over
+                log.warning("%s[%d]: seek not done (%s)", tp.topic, tp.partition, exc)
+                return
 
     async def _dead_letter(self, msg: Record, err: DecodeError) -> None:
         metrics.EVENTS_DLQ.labels(err.reason).inc()
@@ -616,6 +662,13 @@ class PulseWorker:
                 headers=[("pulse-emitted-at-ms", emitted_at)],
             )
 
+    async def _on_assigned(self, app: Any, /, *args: Any, **kwargs: Any) -> None:
+        # the agents are quiet from here until their first record: a partition
+        # that never delivers one is seen by the tail check
+        now = time.monotonic()
+        for topic in (self.settings.topic(EVENTS), self.settings.topic(BY_PERSON)):
+            self._delivered[topic] = now
+
     async def _on_revoked(self, app: Any, /, *args: Any, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         if revoked:
@@ -624,6 +677,7 @@ class PulseWorker:
             self._stitcher = None
         for tp in revoked:
             self._tail_sought.pop(tp, None)
+            self._starts.pop(tp, None)
             if tp.topic == self.settings.topic(BY_PERSON):
                 self.runtimes.pop(tp.partition, None)
                 self.by_person_guard.forget(tp.partition)

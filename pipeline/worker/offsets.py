@@ -19,9 +19,10 @@ returns fewer records than offsets, which is fine. Records below the expected
 offset (delivered again after a seek back to the committed offset) were
 processed already and are dropped. A hole at the end of a quiet partition is
 not revealed by a later record; the worker's ``tail-gaps`` timer seeks such a
-partition back (``PulseWorker._check_tails``). The first record after an assignment is
-checked against the group's committed offset, so a skipped beginning of the
-backlog is noticed too.
+partition back (``PulseWorker._check_tails``), and a partition that delivered
+nothing since its assignment back to the start of its backlog. The first record
+after an assignment is checked against that start (the group's committed
+offset, else the earliest), so a skipped beginning of the backlog is noticed too.
 """
 
 from __future__ import annotations

@@ -112,12 +112,16 @@ async def test_behavior_fires_on_watermark_and_keeps_state_in_table(
 class FetchedAhead:
     """A consumer that fetched all of a partition's records before ingest processed any."""
 
-    def __init__(self, highwater: int, committed: int | None) -> None:
+    def __init__(self, highwater: int, committed: int | None, earliest: int = 0) -> None:
         self.highwater = highwater
+        self.earliest = earliest
         self._committed_offset = {} if committed is None else {TP_EVENTS: committed}
 
     async def highwaters(self, *tps: Any) -> dict[Any, int]:
         return dict.fromkeys(tps, self.highwater)
+
+    async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
+        return dict.fromkeys(tps, self.earliest)
 
     async def position(self, tp: Any) -> int:
         return self.highwater  # the fetcher is at the end: records wait in the agent's queue
@@ -146,12 +150,21 @@ async def test_a_source_is_empty_only_once_ingest_processed_its_records(
     worker.sources[0].next_offset = 5
     assert await caught_up()
     # after a restart with everything already committed, nothing is left to read
+    # (each case is a new assignment: the start offset is asked once per assignment)
     worker.sources[0] = SourceClock()
+    worker._starts.clear()
     consumer._committed_offset = {TP_EVENTS: 5}
     assert await caught_up()
     # a new group (nothing committed) starts at the earliest
+    worker._starts.clear()
     consumer._committed_offset = {}
     assert not await caught_up()
+    # ... which retention may have moved to the end: nothing to read either
+    worker._starts.clear()
+    consumer.earliest = 5
+    assert await caught_up()
+    consumer.earliest = 0
+    worker._starts.clear()
     # asked at most once a second
     worker.sources[0] = SourceClock(next_offset=0)
     assert not await worker._caught_up(TP_EVENTS)
@@ -217,12 +230,17 @@ async def test_ingest_reads_records_the_consumer_skipped_from_the_broker(
 
 
 class TailConsumer:
-    def __init__(self, highwater: int) -> None:
+    def __init__(self, highwater: int, earliest: int = 0) -> None:
         self.highwater = highwater
+        self.earliest = earliest
         self.seeks: list[tuple[Any, int]] = []
+        self._committed_offset: dict[Any, int] = {}
 
     async def highwaters(self, *tps: Any) -> dict[Any, int]:
         return dict.fromkeys(tps, self.highwater)
+
+    async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
+        return dict.fromkeys(tps, self.earliest)
 
     async def seek_wait(self, partitions: dict[Any, int]) -> None:
         self.seeks.extend(partitions.items())
@@ -246,3 +264,58 @@ async def test_a_hole_at_the_end_of_a_quiet_partition_is_sought_back(
     worker.events_guard.expected[0] = 5  # all delivered now
     await worker._check_tails()
     assert consumer.seeks == [(tp, 1)]
+
+
+async def test_a_partition_that_delivered_nothing_is_sought_to_its_start(
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # faust-streaming can drop the first records of a partition the group never
+    # committed, and its seek to the committed offset does not bring them back
+    # (the 2-worker benchmark stalled with 5,150 records never read)
+    tp = TP(worker.settings.topic("events"), 1)
+    consumer = TailConsumer(highwater=5150, earliest=3)
+    monkeypatch.setattr(type(worker.app), "consumer", consumer)
+    monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {tp})
+    await worker._on_assigned(worker.app, {tp})
+    await worker._check_tails()
+    assert consumer.seeks == []  # just assigned: records may be on their way
+    worker._delivered[tp.topic] = time.monotonic() - 10
+    await worker._check_tails()
+    assert consumer.seeks == [(tp, 3)]  # nothing committed: the earliest offset
+    # committed: from there
+    await worker._on_revoked(worker.app, {tp})
+    consumer._committed_offset = {tp: 40}
+    consumer.seeks.clear()
+    await worker._on_assigned(worker.app, {tp})
+    worker._delivered[tp.topic] = time.monotonic() - 10
+    await worker._check_tails()
+    assert consumer.seeks == [(tp, 40)]
+    # an empty partition (start == high watermark): nothing to seek
+    await worker._on_revoked(worker.app, {tp})
+    consumer._committed_offset = {tp: 5150}
+    consumer.seeks.clear()
+    worker._delivered[tp.topic] = time.monotonic() - 10
+    await worker._check_tails()
+    assert consumer.seeks == []
+
+
+async def test_a_rebalance_during_the_tail_check_cancels_its_seek(
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the check awaits the broker; a rebalance meanwhile may have revoked the
+    # partition, and seeking it then crashed the worker (IllegalStateError)
+    tp = TP(worker.settings.topic("events"), 0)
+    consumer = TailConsumer(highwater=5)
+    app = worker.app
+
+    async def highwaters_while_rebalancing(*tps: Any) -> dict[Any, int]:
+        app.consumer_generation_id += 1
+        return dict.fromkeys(tps, 5)
+
+    consumer.highwaters = highwaters_while_rebalancing  # type: ignore[method-assign]
+    monkeypatch.setattr(type(app), "consumer", consumer)
+    monkeypatch.setattr(app.assignor, "assigned_actives", lambda: {tp})
+    worker.events_guard.expected[0] = 1
+    worker._delivered[tp.topic] = time.monotonic() - 10
+    await worker._check_tails()
+    assert consumer.seeks == []
