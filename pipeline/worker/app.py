@@ -245,7 +245,8 @@ class PulseWorker:
         self._children: dict[tuple[int, str], Any] = {}
         self._delivered: dict[str, float] = {}  # when Faust last gave an agent a record
         self._tail_sought: dict[TP, int] = {}  # the offset a tail seek went back to
-        self._starts: dict[TP, int] = {}  # where each assigned partition's backlog begins
+        # where each assigned partition's backlog begins, and in which generation
+        self._starts: dict[TP, tuple[int, int]] = {}
         app.agent(self.events_topic, name="ingest")(self._ingest)
         app.agent(self.by_person, name="behavior")(self._behavior)
         app.timer(WATERMARK_INTERVAL_S, name="source-watermarks")(self._report_sources)
@@ -437,10 +438,7 @@ class PulseWorker:
         if now < src.next_check:
             return False
         src.next_check = now + CAUGHT_UP_INTERVAL_S
-        try:
-            highwater = (await self.app.consumer.highwaters(tp)).get(tp)
-        except Exception:  # the consumer is between assignments: ask again later
-            return False
+        highwater = await self._highwater(tp)
         start = await self._start_offset(tp)
         return (
             highwater is not None
@@ -448,26 +446,60 @@ class PulseWorker:
             and processed_all(src.next_offset, start, highwater)
         )
 
+    def _quiet_for(self, topic: str) -> float:
+        """Seconds since the agent of ``topic`` was last given a record (0: unknown)."""
+        now = time.monotonic()
+        return now - self._delivered.get(topic, now)
+
+    async def _highwater(self, tp: TP) -> int | None:
+        """``tp``'s high watermark.
+
+        The one the consumer's last fetch reported, else asked of the broker
+        (through the consumer's thread, which answers slowly when idle).
+        """
+        consumer = self.app.consumer
+        try:
+            cached = consumer.highwater(tp)
+        except Exception:  # not fetched yet, or not assigned
+            cached = None
+        if isinstance(cached, int) and cached >= 0:
+            return cached
+        try:
+            return (await consumer.highwaters(tp)).get(tp)
+        except Exception as exc:  # between assignments: next time
+            log.debug("%s: no high watermark yet (%s)", tp, exc)
+            return None
+
     async def _start_offset(self, tp: TP) -> int | None:
         """Where ``tp``'s backlog begins for this worker.
 
         The group's committed offset, else (nothing committed) the earliest
         offset, as ``auto_offset_reset`` says.
 
-        Asked of the broker once per assignment; None when it cannot say yet.
+        Asked of the broker once per assignment; None when it cannot say yet:
+        during a rebalance (Faust reads the committed offsets at its end), or
+        when the generation changed while the broker was asked.
         """
-        start = self._starts.get(tp)
+        generation = self.app.consumer_generation_id
+        cached = self._starts.get(tp)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        if self.app.rebalancing:
+            return None
+        start = self._committed(tp)
         if start is None:
-            start = self._committed(tp)
-            if start is None:
-                try:
-                    start = (await self.app.consumer.earliest_offsets(tp)).get(tp)
-                except Exception as exc:  # between assignments: ask again later
-                    log.debug("%s: no earliest offset yet (%s)", tp, exc)
-                    return None
-                if start is None:
-                    return None
-            self._starts[tp] = start
+            try:
+                start = (await self.app.consumer.earliest_offsets(tp)).get(tp)
+            except Exception as exc:  # between assignments: ask again later
+                log.debug("%s: no earliest offset yet (%s)", tp, exc)
+                return None
+            if (
+                start is None
+                or self.app.rebalancing
+                or self.app.consumer_generation_id != generation
+            ):
+                return None  # an answer for an assignment that is gone
+        self._starts[tp] = (generation, start)
         return start
 
     def _committed(self, tp: TP) -> int | None:
@@ -496,14 +528,13 @@ class PulseWorker:
         if self.app.rebalancing or self.app.in_recovery:
             return
         generation = self.app.consumer_generation_id
-        now = time.monotonic()
         guards = {
             self.settings.topic(EVENTS): self.events_guard,
             self.settings.topic(BY_PERSON): self.by_person_guard,
         }
         for tp in self.app.assignor.assigned_actives():
             guard = guards.get(tp.topic)
-            if guard is None or now - self._delivered.get(tp.topic, now) < TAIL_CHECK_S:
+            if guard is None or self._quiet_for(tp.topic) < TAIL_CHECK_S:
                 continue  # the agent is busy: what it lacks may still be on its way
             expected = guard.expected.get(tp.partition)
             if expected is None:
@@ -512,23 +543,22 @@ class PulseWorker:
                     continue
             if self._tail_sought.get(tp) == expected:
                 continue
-            try:
-                highwater = (await self.app.consumer.highwaters(tp)).get(tp)
-            except Exception as exc:  # between assignments: next time
-                log.debug("%s: no high watermark yet (%s)", tp, exc)
-                continue
+            highwater = await self._highwater(tp)
             if highwater is None or highwater <= expected:
                 continue
+            # the awaits above let the agents run: look again before seeking
             if (
                 self.app.rebalancing
                 or self.app.in_recovery
                 or self.app.consumer_generation_id != generation
             ):
                 return  # a rebalance began while we asked: the partition may be gone
+            quiet = self._quiet_for(tp.topic)
+            if quiet < TAIL_CHECK_S or guard.expected.get(tp.partition, expected) != expected:
+                continue  # records came meanwhile
             log.warning(
                 "%s[%d]: quiet for %.0f s with offsets %d..%d not delivered; seeking back to %d",
-                tp.topic, tp.partition, max(0.0, now - self._delivered[tp.topic]), expected,
-                highwater - 1, expected,
+                tp.topic, tp.partition, quiet, expected, highwater - 1, expected,
             )  # fmt: skip
             self._counter(metrics.CONSUMER_GAPS, tp.topic).inc()
             self._tail_sought[tp] = expected
