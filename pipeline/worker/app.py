@@ -73,6 +73,8 @@ CAUGHT_UP_INTERVAL_S = 1.0
 #: A partition quiet this long with records left below its high watermark has a
 #: hole at its end (no later record will reveal it): seek back to it.
 TAIL_CHECK_S = 2.0
+#: ... and sought there again this often while it stays stuck.
+TAIL_RETRY_S = 10.0
 
 
 STATE_TABLE, LINKS_TABLE = "person-state", "identity-links"
@@ -244,7 +246,8 @@ class PulseWorker:
         self._out_topics: dict[str, Any] = {}
         self._children: dict[tuple[int, str], Any] = {}
         self._delivered: dict[str, float] = {}  # when Faust last gave an agent a record
-        self._tail_sought: dict[TP, int] = {}  # the offset a tail seek went back to
+        # the offset a tail seek went back to, and when it may be sought again
+        self._tail_sought: dict[TP, tuple[int, float]] = {}
         # where each assigned partition's backlog begins, and in which generation
         self._starts: dict[TP, tuple[int, int]] = {}
         app.agent(self.events_topic, name="ingest")(self._ingest)
@@ -513,17 +516,20 @@ class PulseWorker:
         return offset if isinstance(offset, int) and offset >= 0 else None
 
     async def _check_tails(self) -> None:
-        """Seek back to a hole at the end of a quiet partition (see ``offsets.py``).
+        """Seek back to records a quiet partition never delivered (see ``offsets.py``).
 
         A skipped stretch in the middle is noticed when a later offset arrives;
         one at the end is not, until new records come. So when an agent has had
         no record for a few seconds (nothing is in flight, so a seek cannot race
         with delivery), each of its partitions whose next expected offset is
-        below the high watermark is sought back to that offset (once per offset:
-        a transaction marker at the end also looks like this). A partition that
-        has delivered nothing since its assignment is expected at the start of
-        its backlog: when Faust drops the first records of a partition the group
-        never committed, its seek to the committed offset does not bring them back.
+        below the high watermark is looked at. A partition that has delivered
+        nothing since its assignment is expected at the start of its backlog:
+        when Faust drops the first records of a partition the group never
+        committed, its seek to the committed offset does not bring them back.
+
+        If records are there (not only transaction markers or compacted-away
+        offsets), the partition is resumed in Faust's fetch set and sought back
+        to the expected offset; again every ``TAIL_RETRY_S`` while it stays stuck.
         """
         if self.app.rebalancing or self.app.in_recovery:
             return
@@ -541,11 +547,31 @@ class PulseWorker:
                 expected = await self._start_offset(tp)
                 if expected is None:
                     continue
-            if self._tail_sought.get(tp) == expected:
-                continue
+            last = self._tail_sought.get(tp)
+            if last is not None and last[0] == expected and time.monotonic() < last[1]:
+                continue  # sought there lately, or nothing but markers there
             highwater = await self._highwater(tp)
             if highwater is None or highwater <= expected:
                 continue
+            if last is None or last[0] != expected:
+                try:
+                    found = await asyncio.to_thread(
+                        read_range,
+                        self.settings.bootstrap_servers,
+                        tp.topic,
+                        tp.partition,
+                        expected,
+                        highwater,
+                        timeout_s=5.0,
+                        limit=1,
+                    )
+                except Exception as exc:  # the broker did not answer: next time
+                    log.warning("%s[%d]: could not look at offsets %d..%d (%s)",
+                                tp.topic, tp.partition, expected, highwater - 1, exc)  # fmt: skip
+                    continue
+                if not found:  # transaction markers or compaction: nothing to read
+                    self._tail_sought[tp] = (expected, float("inf"))
+                    continue
             # the awaits above let the agents run: look again before seeking
             if (
                 self.app.rebalancing
@@ -561,8 +587,11 @@ class PulseWorker:
                 tp.topic, tp.partition, quiet, expected, highwater - 1, expected,
             )  # fmt: skip
             self._counter(metrics.CONSUMER_GAPS, tp.topic).inc()
-            self._tail_sought[tp] = expected
+            self._tail_sought[tp] = (expected, time.monotonic() + TAIL_RETRY_S)
             try:
+                # back in the fetch set: Faust drops a partition from it while its
+                # stream buffer is full and, across a rebalance, may not add it back
+                self.app.consumer.resume_partitions({tp})
                 await self.app.consumer.seek_wait({tp: expected})
             except Exception as exc:  # revoked meanwhile: its next owner starts over
                 log.warning("%s[%d]: seek not done (%s)", tp.topic, tp.partition, exc)

@@ -80,11 +80,13 @@ def read_range(
     end: int,
     *,
     timeout_s: float = 30.0,
+    limit: int | None = None,
 ) -> list[Record]:
     """The records at offsets ``start <= offset < end`` of one partition, read directly.
 
-    Blocking (run it in a thread). Raises ``TimeoutError`` if the broker does not
-    deliver up to ``end`` in ``timeout_s``.
+    At most ``limit`` of them, when given. Blocking (run it in a thread).
+    Raises ``TimeoutError`` if the broker does not deliver up to ``end`` in
+    ``timeout_s``.
     """
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -117,7 +119,7 @@ def read_range(
                 return records
             headers = [(k, v if v is not None else b"") for k, v in msg.headers() or []]
             records.append(Record(topic, partition, offset, msg.key(), msg.value(), headers))
-            if offset == end - 1:
+            if offset == end - 1 or len(records) == limit:
                 return records
     finally:
         consumer.close()

@@ -234,7 +234,11 @@ class TailConsumer:
         self.highwater = highwater
         self.earliest = earliest
         self.seeks: list[tuple[Any, int]] = []
+        self.resumed: list[Any] = []
         self._committed_offset: dict[Any, int] = {}
+
+    def resume_partitions(self, tps: set[Any]) -> None:
+        self.resumed.extend(tps)
 
     async def highwaters(self, *tps: Any) -> dict[Any, int]:
         return dict.fromkeys(tps, self.highwater)
@@ -246,8 +250,20 @@ class TailConsumer:
         self.seeks.extend(partitions.items())
 
 
+@pytest.fixture
+def broker_has(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether the partition holds records past the expected offset (not only markers)."""
+    holds = [True]
+
+    def look(_servers: str, topic: str, partition: int, start: int, end: int, **_kw: Any) -> list:  # type: ignore[type-arg]
+        return [Record(topic, partition, start, None, b"x", [])] if holds[0] else []
+
+    monkeypatch.setattr(app_module, "read_range", look)
+    return holds
+
+
 async def test_a_hole_at_the_end_of_a_quiet_partition_is_sought_back(
-    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, broker_has: list[bool]
 ) -> None:
     tp = TP(worker.settings.topic("events"), 0)
     consumer = TailConsumer(highwater=5)
@@ -260,14 +276,33 @@ async def test_a_hole_at_the_end_of_a_quiet_partition_is_sought_back(
     worker._delivered[tp.topic] = time.monotonic() - 10
     await worker._check_tails()
     await worker._check_tails()
-    assert consumer.seeks == [(tp, 1)]  # once per offset
+    assert consumer.seeks == [(tp, 1)]  # not again at once
+    assert consumer.resumed == [tp]  # and back in Faust's fetch set
+    worker._tail_sought[tp] = (1, 0.0)  # TAIL_RETRY_S later, still stuck: again
+    await worker._check_tails()
+    assert consumer.seeks == [(tp, 1), (tp, 1)]
     worker.events_guard.expected[0] = 5  # all delivered now
     await worker._check_tails()
-    assert consumer.seeks == [(tp, 1)]
+    assert consumer.seeks == [(tp, 1), (tp, 1)]
+
+
+async def test_a_tail_of_transaction_markers_is_not_sought(
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, broker_has: list[bool]
+) -> None:
+    tp = TP(worker.settings.topic("events"), 0)
+    consumer = TailConsumer(highwater=5)
+    monkeypatch.setattr(type(worker.app), "consumer", consumer)
+    monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {tp})
+    broker_has[0] = False  # offsets 1-4 hold no record: markers, or compacted
+    worker.events_guard.expected[0] = 1
+    worker._delivered[tp.topic] = time.monotonic() - 10
+    await worker._check_tails()
+    await worker._check_tails()
+    assert consumer.seeks == []
 
 
 async def test_a_partition_that_delivered_nothing_is_sought_to_its_start(
-    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, broker_has: list[bool]
 ) -> None:
     # faust-streaming can drop the first records of a partition the group never
     # committed, and its seek to the committed offset does not bring them back
@@ -300,7 +335,7 @@ async def test_a_partition_that_delivered_nothing_is_sought_to_its_start(
 
 
 async def test_a_rebalance_during_the_tail_check_cancels_its_seek(
-    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, broker_has: list[bool]
 ) -> None:
     # the check awaits the broker; a rebalance meanwhile may have revoked the
     # partition, and seeking it then crashed the worker (IllegalStateError)
@@ -322,7 +357,7 @@ async def test_a_rebalance_during_the_tail_check_cancels_its_seek(
 
 
 async def test_records_arriving_during_the_tail_check_cancel_its_seek(
-    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, broker_has: list[bool]
 ) -> None:
     # a seek while records are being delivered races with them: only a partition
     # still quiet, still expecting the same offset, after the broker answered
