@@ -262,13 +262,21 @@ def broker_has(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return holds
 
 
+def only_partition(
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, consumer: Any, partition: int = 0
+) -> TP:
+    """The worker owns one ``pulse.events`` partition, read through ``consumer``."""
+    tp = TP(worker.settings.topic("events"), partition)
+    monkeypatch.setattr(type(worker.app), "consumer", consumer)
+    monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {tp})
+    return tp
+
+
 async def test_a_hole_at_the_end_of_a_quiet_partition_is_sought_back(
     worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, broker_has: list[bool]
 ) -> None:
-    tp = TP(worker.settings.topic("events"), 0)
     consumer = TailConsumer(highwater=5)
-    monkeypatch.setattr(type(worker.app), "consumer", consumer)
-    monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {tp})
+    tp = only_partition(worker, monkeypatch, consumer)
     worker.events_guard.expected[0] = 1  # offset 0 processed, 1-4 never delivered
     worker._delivered[tp.topic] = time.monotonic()
     await worker._check_tails()
@@ -289,10 +297,8 @@ async def test_a_hole_at_the_end_of_a_quiet_partition_is_sought_back(
 async def test_a_tail_of_transaction_markers_is_not_sought(
     worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, broker_has: list[bool]
 ) -> None:
-    tp = TP(worker.settings.topic("events"), 0)
     consumer = TailConsumer(highwater=5)
-    monkeypatch.setattr(type(worker.app), "consumer", consumer)
-    monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {tp})
+    tp = only_partition(worker, monkeypatch, consumer)
     broker_has[0] = False  # offsets 1-4 hold no record: markers, or compacted
     worker.events_guard.expected[0] = 1
     worker._delivered[tp.topic] = time.monotonic() - 10
@@ -307,10 +313,8 @@ async def test_a_partition_that_delivered_nothing_is_sought_to_its_start(
     # faust-streaming can drop the first records of a partition the group never
     # committed, and its seek to the committed offset does not bring them back
     # (the 2-worker benchmark stalled with 5,150 records never read)
-    tp = TP(worker.settings.topic("events"), 1)
     consumer = TailConsumer(highwater=5150, earliest=3)
-    monkeypatch.setattr(type(worker.app), "consumer", consumer)
-    monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {tp})
+    tp = only_partition(worker, monkeypatch, consumer, 1)
     await worker._on_assigned(worker.app, {tp})
     await worker._check_tails()
     assert consumer.seeks == []  # just assigned: records may be on their way
@@ -339,17 +343,14 @@ async def test_a_rebalance_during_the_tail_check_cancels_its_seek(
 ) -> None:
     # the check awaits the broker; a rebalance meanwhile may have revoked the
     # partition, and seeking it then crashed the worker (IllegalStateError)
-    tp = TP(worker.settings.topic("events"), 0)
     consumer = TailConsumer(highwater=5)
-    app = worker.app
 
     async def highwaters_while_rebalancing(*tps: Any) -> dict[Any, int]:
-        app.consumer_generation_id += 1
+        worker.app.consumer_generation_id += 1
         return dict.fromkeys(tps, 5)
 
     consumer.highwaters = highwaters_while_rebalancing  # type: ignore[method-assign]
-    monkeypatch.setattr(type(app), "consumer", consumer)
-    monkeypatch.setattr(app.assignor, "assigned_actives", lambda: {tp})
+    tp = only_partition(worker, monkeypatch, consumer)
     worker.events_guard.expected[0] = 1
     worker._delivered[tp.topic] = time.monotonic() - 10
     await worker._check_tails()
@@ -361,7 +362,6 @@ async def test_records_arriving_during_the_tail_check_cancel_its_seek(
 ) -> None:
     # a seek while records are being delivered races with them: only a partition
     # still quiet, still expecting the same offset, after the broker answered
-    tp = TP(worker.settings.topic("events"), 0)
     consumer = TailConsumer(highwater=5)
 
     async def highwaters_while_delivering(*tps: Any) -> dict[Any, int]:
@@ -370,8 +370,7 @@ async def test_records_arriving_during_the_tail_check_cancel_its_seek(
         return dict.fromkeys(tps, 5)
 
     consumer.highwaters = highwaters_while_delivering  # type: ignore[method-assign]
-    monkeypatch.setattr(type(worker.app), "consumer", consumer)
-    monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {tp})
+    tp = only_partition(worker, monkeypatch, consumer)
     worker.events_guard.expected[0] = 1
     worker._delivered[tp.topic] = time.monotonic() - 10
     await worker._check_tails()
