@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from pipeline.topics import wait_for_topics
+
 
 class Broker:
     def __init__(self, bootstrap: str) -> None:
@@ -31,6 +33,7 @@ class Broker:
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
+        wait_for_topics(self.admin, [name])
 
     def delete_topics(self, names: Iterable[str]) -> None:
         names = list(names)

@@ -22,6 +22,7 @@ Output values are Avro single-object encoded with the schema named below.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -122,7 +123,36 @@ def ensure_topics(
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise PulseError(f"could not create topic {topic}: {exc}") from exc
+    wait_for_topics(admin, [t.topic for t in missing], timeout_s=timeout_s)
     return created
+
+
+def wait_for_topics(admin: Any, topics: Iterable[str], *, timeout_s: float = 30.0) -> None:
+    """Until the broker's metadata shows every partition of ``topics`` with a leader.
+
+    A topic is created before every broker knows it: a producer or consumer
+    that asks at once can get "unknown topic or partition" (seen on a freshly
+    started, loaded broker).
+    """
+    names = list(topics)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
+        pending = [
+            name
+            for name in names
+            if name not in metadata
+            or metadata[name].error is not None
+            or not metadata[name].partitions
+            or any(p.leader < 0 for p in metadata[name].partitions.values())
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(
+                f"topics {', '.join(pending)} have no leader after {timeout_s:.0f} s"
+            )
+        time.sleep(0.1)
 
 
 def check_partitions(
