@@ -302,14 +302,7 @@ class PulseWorker:
         )  # fmt: skip
         self._counter(metrics.CONSUMER_GAPS, msg.topic).inc()
         try:
-            filled = await asyncio.to_thread(
-                read_range,
-                self.settings.bootstrap_servers,
-                msg.topic,
-                msg.partition,
-                missing,
-                msg.offset,
-            )
+            filled = await self._read_range(msg.tp, missing, msg.offset)
         except Exception:
             log.exception(
                 "%s[%d]: could not read offsets %d..%d; they are skipped",
@@ -328,6 +321,11 @@ class PulseWorker:
         if add_gap is not None:
             await add_gap(msg.tp, missing, msg.offset - 1)
         return [*filled, record]
+
+    async def _read_range(self, tp: TP, start: int, end: int, **kw: Any) -> list[Record]:
+        """:func:`read_range` for one of the worker's partitions, off the event loop."""
+        servers, topic, partition = self.settings.bootstrap_servers, tp.topic, tp.partition
+        return await asyncio.to_thread(read_range, servers, topic, partition, start, end, **kw)
 
     async def _ingest(self, stream: Any) -> None:
         async for ev in stream.events():
@@ -442,12 +440,11 @@ class PulseWorker:
             return False
         src.next_check = now + CAUGHT_UP_INTERVAL_S
         highwater = await self._highwater(tp)
-        start = await self._start_offset(tp)
-        return (
-            highwater is not None
-            and start is not None
-            and processed_all(src.next_offset, start, highwater)
-        )
+        if highwater is None:
+            return False
+        # where ingest began matters only while it has processed nothing
+        start = src.next_offset if src.next_offset is not None else await self._start_offset(tp)
+        return start is not None and processed_all(src.next_offset, start, highwater)
 
     def _quiet_for(self, topic: str) -> float:
         """Seconds since the agent of ``topic`` was last given a record (0: unknown)."""
@@ -555,16 +552,7 @@ class PulseWorker:
                 continue
             if last is None or last[0] != expected:
                 try:
-                    found = await asyncio.to_thread(
-                        read_range,
-                        self.settings.bootstrap_servers,
-                        tp.topic,
-                        tp.partition,
-                        expected,
-                        highwater,
-                        timeout_s=5.0,
-                        limit=1,
-                    )
+                    found = await self._read_range(tp, expected, highwater, timeout_s=5, limit=1)
                 except Exception as exc:  # the broker did not answer: next time
                     log.warning("%s[%d]: could not look at offsets %d..%d (%s)",
                                 tp.topic, tp.partition, expected, highwater - 1, exc)  # fmt: skip
