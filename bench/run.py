@@ -1,6 +1,9 @@
 """One benchmark run: the same workload through (a) raw, (b) Faust, (c) Quix, (d) Pulse.
 
-``python -m bench.run [--events N] [--people P] [--only a,b,c,d] [--workers 1,2] [--tiny]``
+(b) runs three ways: one event at a time (b), in ``take_events`` batches (bt), and
+batched without a table (bs: what Faust's stream path alone allows).
+
+``python -m bench.run [--events N] [--people P] [--only a,b,bt,bs,c,d] [--workers 1,2] [--tiny]``
 appends a dated table to ``bench/RESULTS.md``. See ``bench/README.md``.
 """
 
@@ -29,10 +32,13 @@ from bench import state as rstate
 from bench.kafkautil import Broker
 from bench.procstat import CpuSampler, dir_bytes, machine, peak_rss_mb
 from bench.workload import Workload, build, produce
+from pipeline.config import Settings
+from pipeline.worker.app import PRODUCER_SETTINGS as PULSE_PRODUCER
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 PY = sys.executable
+TAKE = Settings().batch_max  # the batch size Pulse's agents take by default
 
 
 @dataclass
@@ -47,7 +53,7 @@ class Row:
     value_bytes: float | None = None
     cpu: dict[str, float] = field(default_factory=dict)
     note: str = ""
-    key: str = ""  # a, b, c, dx1, dx2: what the ratios use
+    key: str = ""  # a, b, bt, bs, c, dx1, dx2: what the ratios use
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -250,7 +256,7 @@ class Bench:
             BENCH_STATS=str(stats),
             BENCH_FAUST_SETTINGS=self.args.b_settings or "{}",
         )
-        if kind == "faust":
+        if kind.startswith("faust"):
             argv = [
                 PY,
                 "-m",
@@ -261,7 +267,15 @@ class Bench:
                 "--without-web",
             ]
             name = "b Faust agent + RocksDB table"
-            if self.args.b_settings:
+            if kind != "faust":
+                # batched like Pulse's agents, with Pulse's producer settings
+                env["BENCH_FAUST_TAKE"] = str(TAKE)
+                env["BENCH_FAUST_SETTINGS"] = json.dumps(PULSE_PRODUCER)
+                name = f"bt Faust take_events({TAKE}) + RocksDB table"
+                if kind == "faust-stream":
+                    env["BENCH_FAUST_STATELESS"] = "1"
+                    name = f"bs Faust take_events({TAKE}), no table"
+            if self.args.b_settings and kind == "faust":
                 name += " (tuned)"
             if self.args.loglevel != "info":
                 name += f" -l {self.args.loglevel}"
@@ -292,13 +306,19 @@ class Bench:
                 spy.wait(120)
             proc.stop()
         row = self._row(name, st["count"], len(w), st["first"], st["last"], sam, [proc])
-        counts = rstate.faust_counts(datadir) if kind == "faust" else rstate.quix_counts(datadir)
+        row.key = {"faust": "b", "faust-take": "bt", "faust-stream": "bs"}.get(kind, "c")
+        if kind == "faust-stream":  # no state: the events it decoded and counted
+            row.counted = st["count"]
+            row.note = "decode only: Faust's stream path"
+            self.rows.append(row)
+            log(f"{name}: {row.events_per_s:,.0f} ev/s")
+            return
+        counts = rstate.quix_counts(datadir) if kind == "quix" else rstate.faust_counts(datadir)
         row.counted = sum(counts.values())
         row.state_bytes_per_person = dir_bytes(datadir) / max(len(counts), 1)
         sizes = [len(str(v)) for v in counts.values()]
         row.value_bytes = sum(sizes) / max(len(sizes), 1)
         row.note = f"{len(counts)} keys"
-        row.key = "b" if kind == "faust" else "c"
         self.rows.append(row)
         log(f"{name}: {row.events_per_s:,.0f} ev/s, counted {row.counted}/{len(w)}")
 
@@ -461,6 +481,10 @@ class Bench:
                 self.run_raw(w)
             if "b" in only:
                 self.run_counter(w, "faust")
+            if "bt" in only:
+                self.run_counter(w, "faust-take")
+            if "bs" in only:
+                self.run_counter(w, "faust-stream")
             if "c" in only:
                 self.run_counter(w, "quix")
             if "d" in only:
@@ -553,7 +577,7 @@ def render(result: dict[str, Any], args: argparse.Namespace, bootstrap: str) -> 
     d = by.get("dx1")
     ratios = []
     if d:
-        for key, label in (("a", "a"), ("b", "b"), ("c", "c")):
+        for key, label in (("a", "a"), ("b", "b"), ("bt", "bt"), ("bs", "bs"), ("c", "c")):
             base = by.get(key)
             if base:
                 ratios.append(f"d/{label} = {d.events_per_s / base.events_per_s:.2f}")
@@ -579,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--people", type=int, default=10_000)
-    p.add_argument("--only", default="a,b,c,d", help="systems to run, e.g. a,d")
+    p.add_argument("--only", default="a,b,bt,bs,c,d", help="systems to run, e.g. a,d")
     p.add_argument("--workers", default="1,2", help="Pulse worker counts for (d)")
     p.add_argument("--tiny", action="store_true", help="smoke test: 3000 events, 1 worker")
     p.add_argument("--latency-seconds", type=float, default=15.0, help="0 skips the latency part")

@@ -11,6 +11,10 @@ Every Pulse command reads the same variables:
 ``PULSE_IDLE_ADVANCE_MS``    after this much wall-clock quiet on a partition its
                              watermark advances with the wall clock (0 = never)
 ``PULSE_METRICS_PORT``       the worker's Prometheus port (default 9108, 0 = off)
+``PULSE_BATCH_MAX``          most records an agent takes from Faust at a time
+                             (default 500; 1 = one at a time)
+``PULSE_BATCH_WAIT_MS``      how long an agent waits to fill a batch before it
+                             processes what it has (default 5)
 ``PULSE_REPLICATION_FACTOR`` replication factor of the topics Pulse creates,
                              changelogs included (default 1: a one-broker
                              cluster; use 3 on a production cluster)
@@ -54,6 +58,8 @@ class Settings:
     allowed_lateness_ms: int = 5_000
     idle_advance_ms: int = 10_000
     replication_factor: int = 1
+    batch_max: int = 500
+    batch_wait_ms: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +75,8 @@ class Settings:
             replication_factor=_int_env(
                 env, "PULSE_REPLICATION_FACTOR", 1, what="replicas", least=1
             ),
+            batch_max=_int_env(env, "PULSE_BATCH_MAX", 500, what="records", least=1),
+            batch_wait_ms=_int_env(env, "PULSE_BATCH_WAIT_MS", 5, least=1),
         )
 
     @staticmethod

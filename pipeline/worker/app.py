@@ -32,7 +32,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,7 @@ from pipeline.worker.clocks import (
     watermark_record,
 )
 from pipeline.worker.offsets import OffsetGuard, Record, Verdict, read_range
+from pipeline.worker.partition import in_partition_of
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,12 @@ TAIL_RETRY_S = 10.0
 
 
 STATE_TABLE, LINKS_TABLE = "person-state", "identity-links"
+
+#: Faust's default linger of 0 sends a produce request for almost every by-person
+#: record and changelog write (1.06 records per batch); 5 ms batches 2.5-3.3 per
+#: request and costs at most 5 ms per hop (bench/RESULTS.md: +25% events/s and
+#: -35% broker CPU in the trial).
+PRODUCER_SETTINGS: dict[str, Any] = {"producer_linger": 0.005, "producer_max_batch_size": 256 * 1024}
 
 
 def partitioned_topics(settings: Settings) -> list[str]:
@@ -224,12 +231,7 @@ class PulseWorker:
             value_serializer="raw",
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
-            # Faust's default linger of 0 sends a produce request for almost every
-            # by-person record and changelog write (1.06 records per batch); 5 ms
-            # batches 2.5-3.3 per request and costs at most 5 ms per hop
-            # (bench/RESULTS.md: +25% events/s and -35% broker CPU in the trial).
-            producer_linger=0.005,
-            producer_max_batch_size=256 * 1024,
+            **PRODUCER_SETTINGS,
         )
         app = self.app
         self.events_topic = app.topic(s.topic(EVENTS), partitions=self.partitions)
@@ -327,10 +329,27 @@ class PulseWorker:
         servers, topic, partition = self.settings.bootstrap_servers, tp.topic, tp.partition
         return await asyncio.to_thread(read_range, servers, topic, partition, start, end, **kw)
 
+    async def _batches(self, stream: Any) -> AsyncIterator[Sequence[Any]]:
+        """The agent's Faust events, a batch at a time (see ``PULSE_BATCH_MAX``).
+
+        Faust's per-record stream iteration costs more than Pulse's processing
+        (bench/RESULTS.md); ``take_events`` gathers records in the background and
+        acks them only after the agent has processed the whole batch.
+        """
+        s = self.settings
+        if s.batch_max == 1:
+            async for ev in stream.events():
+                yield [ev]
+        else:
+            async for events in stream.take_events(s.batch_max, within=s.batch_wait_ms / 1000):
+                yield events
+
     async def _ingest(self, stream: Any) -> None:
-        async for ev in stream.events():
-            for record in await self._records(self.events_guard, ev):
-                await self._ingest_one(record)
+        async for batch in self._batches(stream):
+            for ev in batch:
+                with in_partition_of(ev):
+                    for record in await self._records(self.events_guard, ev):
+                        await self._ingest_one(record)
 
     async def _ingest_one(self, msg: Record) -> None:
         self._counter(metrics.EVENTS_IN, msg.topic).inc()
@@ -625,17 +644,22 @@ class PulseWorker:
         return rt
 
     async def _behavior(self, stream: Any) -> None:
-        async for ev in stream.events():
-            for record in await self._records(self.by_person_guard, ev):
-                started = time.perf_counter()
-                try:
-                    await self._behave(record)
-                except Exception as exc:
-                    log.exception("processing %s[%d]@%d failed; record sent to the DLQ",
-                                  record.topic, record.partition, record.offset)  # fmt: skip
-                    err = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
-                    await self._dead_letter(record, err)
-                metrics.PROCESS_SECONDS.observe(time.perf_counter() - started)
+        async for batch in self._batches(stream):
+            for ev in batch:
+                with in_partition_of(ev):
+                    for record in await self._records(self.by_person_guard, ev):
+                        await self._behave_one(record)
+
+    async def _behave_one(self, record: Record) -> None:
+        started = time.perf_counter()
+        try:
+            await self._behave(record)
+        except Exception as exc:
+            log.exception("processing %s[%d]@%d failed; record sent to the DLQ",
+                          record.topic, record.partition, record.offset)  # fmt: skip
+            err = DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
+            await self._dead_letter(record, err)
+        metrics.PROCESS_SECONDS.observe(time.perf_counter() - started)
 
     async def _behave(self, msg: Record) -> None:
         rt = self._runtime(msg.partition)

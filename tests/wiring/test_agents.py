@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -55,6 +56,11 @@ def emitted(worker: PulseWorker, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return captured
 
 
+async def settled(worker: PulseWorker) -> None:
+    """Let the agent process the batch it is gathering (``PULSE_BATCH_WAIT_MS``)."""
+    await asyncio.sleep(5 * worker.settings.batch_wait_ms / 1000 + 0.02)
+
+
 class Sent:
     def __init__(self) -> None:
         self.records: list[tuple[Any, Any, Any]] = []
@@ -101,6 +107,7 @@ async def test_behavior_fires_on_watermark_and_keeps_state_in_table(
         await ctx.put(key=b"u1", value=encode_event(ev("c1", "checkout_started", 0, "u1")))
         await ctx.put(key=b"", value=watermark_record(0, T0), headers=wm)
         await ctx.put(key=b"u2", value=encode_event(ev("p1", "page_viewed", 31, "u2")))
+        await settled(worker)
         assert emitted == []  # data records do not move time: the source watermarks do
         assert worker.state.get(b"u1") is not None  # the pending timer is persisted state
         await ctx.put(key=b"", value=watermark_record(0, T0 + 31 * MIN), headers=wm)
@@ -399,3 +406,42 @@ async def test_a_start_offset_asked_across_a_rebalance_is_not_kept(
     app.rebalancing = True  # the next rebalance: nothing known until it ends
     app.consumer_generation_id += 1
     assert await worker._start_offset(TP_EVENTS) is None
+
+
+async def test_a_batch_across_partitions_writes_each_persons_state_to_its_own_partition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(home=tmp_path, allowed_lateness_ms=0, idle_advance_ms=0)
+    w = PulseWorker(settings, default_operators(), partitions=2, store_url="memory://")
+    w.app.finalize()
+    w.app.conf.store = "memory://"
+    w.app.flow_control.resume()
+    dlq = Sent()
+    monkeypatch.setattr(w.dlq, "send", dlq)
+    changelog: list[tuple[int, bytes]] = []
+
+    def send_changelog(partition: int, key: bytes, value: Any, *_a: Any, **_kw: Any) -> Any:
+        changelog.append((partition, key))
+        return SimpleNamespace(message=SimpleNamespace(partition=partition))
+
+    monkeypatch.setattr(w.state, "send_changelog", send_changelog)
+    batches: list[int] = []
+    take = w._batches
+
+    async def counted(stream: Any) -> Any:
+        async for batch in take(stream):
+            batches.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(w, "_batches", counted)
+    agent = w.app.agents["behavior"]
+    async with agent.test_context() as ctx:
+        for offset, (person, partition) in enumerate([("u1", 0), ("u2", 1), ("u3", 0)]):
+            ctx.sent_offset = offset // 2  # each partition's own offsets: 0, 0, 1
+            value = encode_event(ev(f"m{offset}", "page_viewed", offset, person))
+            await ctx.put(key=person.encode(), value=value, partition=partition, wait=False)
+        await settled(w)
+    assert batches == [3]  # one batch held records of both partitions ...
+    assert dlq.records == []
+    # ... and each person's state went to the changelog partition its record came from
+    assert sorted(changelog) == [(0, b"u1"), (0, b"u3"), (1, b"u2")]
