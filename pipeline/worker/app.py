@@ -84,7 +84,10 @@ STATE_TABLE, LINKS_TABLE = "person-state", "identity-links"
 #: record and changelog write (1.06 records per batch); 5 ms batches 2.5-3.3 per
 #: request and costs at most 5 ms per hop (bench/RESULTS.md: +25% events/s and
 #: -35% broker CPU in the trial).
-PRODUCER_SETTINGS: dict[str, Any] = {"producer_linger": 0.005, "producer_max_batch_size": 256 * 1024}
+PRODUCER_SETTINGS: dict[str, Any] = {
+    "producer_linger": 0.005,
+    "producer_max_batch_size": 256 * 1024,
+}
 
 
 def partitioned_topics(settings: Settings) -> list[str]:
