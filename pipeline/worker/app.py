@@ -59,7 +59,7 @@ from pipeline.worker.clocks import (
     processed_all,
     watermark_record,
 )
-from pipeline.worker.offsets import OffsetGuard, Record, Verdict, read_range
+from pipeline.worker.offsets import OffsetGuard, Record, Verdict, partition_bounds, read_range
 from pipeline.worker.partition import in_partition_of
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ CAUGHT_UP_INTERVAL_S = 1.0
 TAIL_CHECK_S = 2.0
 #: ... and sought there again this often while it stays stuck.
 TAIL_RETRY_S = 10.0
+#: How often to look up where newly assigned partitions' backlogs begin.
+START_LOOKUP_S = 0.5
 
 
 STATE_TABLE, LINKS_TABLE = "person-state", "identity-links"
@@ -259,6 +261,7 @@ class PulseWorker:
         app.agent(self.by_person, name="behavior")(self._behavior)
         app.timer(WATERMARK_INTERVAL_S, name="source-watermarks")(self._report_sources)
         app.timer(TAIL_CHECK_S, name="tail-gaps")(self._check_tails)
+        app.timer(START_LOOKUP_S, name="backlog-starts")(self._look_up_starts)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_partitions_assigned.connect(self._on_assigned)
 
@@ -453,8 +456,7 @@ class PulseWorker:
 
         Not the consumer's position: that counts records fetched but still queued
         for the agent, and reporting their partition empty would make them late.
-        Asked at most once a second per partition: the broker calls go through the
-        consumer's thread, which also fetches.
+        Asked at most once a second per partition (it may ask the broker).
         """
         src = self.sources[tp.partition]
         now = time.monotonic()
@@ -474,23 +476,23 @@ class PulseWorker:
         return now - self._delivered.get(topic, now)
 
     async def _highwater(self, tp: TP) -> int | None:
-        """``tp``'s high watermark.
-
-        The one the consumer's last fetch reported, else asked of the broker
-        (through the consumer's thread, which answers slowly when idle).
-        """
-        consumer = self.app.consumer
+        """``tp``'s high watermark: as the consumer's last fetch saw it, else the broker's."""
         try:
-            cached = consumer.highwater(tp)
+            cached = self.app.consumer.highwater(tp)
         except Exception:  # not fetched yet, or not assigned
             cached = None
         if isinstance(cached, int) and cached >= 0:
             return cached
         try:
-            return (await consumer.highwaters(tp)).get(tp)
-        except Exception as exc:  # between assignments: next time
+            return (await self._bounds(tp))[1]
+        except Exception as exc:  # the broker did not answer: next time
             log.debug("%s: no high watermark yet (%s)", tp, exc)
             return None
+
+    async def _bounds(self, tp: TP) -> tuple[int, int]:
+        """``tp``'s earliest offset and high watermark, asked of the broker off the event loop."""
+        servers = self.settings.bootstrap_servers
+        return await asyncio.to_thread(partition_bounds, servers, tp.topic, tp.partition)
 
     async def _start_offset(self, tp: TP) -> int | None:
         """Where ``tp``'s backlog begins for this worker.
@@ -511,18 +513,35 @@ class PulseWorker:
         start = self._committed(tp)
         if start is None:
             try:
-                start = (await self.app.consumer.earliest_offsets(tp)).get(tp)
-            except Exception as exc:  # between assignments: ask again later
+                start = (await self._bounds(tp))[0]
+            except Exception as exc:  # the broker did not answer: ask again later
                 log.debug("%s: no earliest offset yet (%s)", tp, exc)
                 return None
-            if (
-                start is None
-                or self.app.rebalancing
-                or self.app.consumer_generation_id != generation
-            ):
+            if self.app.rebalancing or self.app.consumer_generation_id != generation:
                 return None  # an answer for an assignment that is gone
         self._starts[tp] = (generation, start)
         return start
+
+    async def _look_up_starts(self) -> None:
+        """Learn where each newly assigned partition's backlog begins, ahead of its records.
+
+        Else an agent's first record of a partition the group never committed
+        waits while the broker is asked, and every record behind it waits too.
+        """
+        if self.app.rebalancing or self.app.in_recovery:
+            return
+        guards = self._guards()
+        for tp in self.app.assignor.assigned_actives():
+            guard = guards.get(tp.topic)
+            if guard is not None and tp.partition not in guard.expected:
+                await self._start_offset(tp)
+
+    def _guards(self) -> dict[str, OffsetGuard]:
+        """The offset guard of each agent, by its input topic."""
+        return {
+            self.settings.topic(EVENTS): self.events_guard,
+            self.settings.topic(BY_PERSON): self.by_person_guard,
+        }
 
     def _committed(self, tp: TP) -> int | None:
         """The group's committed offset of ``tp``, as Faust read it on assignment.
@@ -553,10 +572,7 @@ class PulseWorker:
         if self.app.rebalancing or self.app.in_recovery:
             return
         generation = self.app.consumer_generation_id
-        guards = {
-            self.settings.topic(EVENTS): self.events_guard,
-            self.settings.topic(BY_PERSON): self.by_person_guard,
-        }
+        guards = self._guards()
         for tp in self.app.assignor.assigned_actives():
             guard = guards.get(tp.topic)
             if guard is None or self._quiet_for(tp.topic) < TAIL_CHECK_S:

@@ -123,3 +123,31 @@ def read_range(
                 return records
     finally:
         consumer.close()
+
+
+def partition_bounds(
+    bootstrap_servers: str, topic: str, partition: int, *, timeout_s: float = 5.0
+) -> tuple[int, int]:
+    """The earliest offset and the high watermark of one partition, asked of the broker.
+
+    Blocking (run it in a thread). Not through Faust's consumer: its thread
+    answers such questions between fetches, which took ~1.5 s on an idle worker,
+    and a new worker's first records waited that long. Raises
+    ``confluent_kafka.KafkaException`` if the broker does not answer in ``timeout_s``.
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "pulse-gap-reader",  # asks offsets only: never joins, never commits
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=timeout_s, cached=False
+        )
+    finally:
+        consumer.close()
+    return int(low), int(high)

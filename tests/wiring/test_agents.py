@@ -116,6 +116,17 @@ async def test_behavior_fires_on_watermark_and_keeps_state_in_table(
     assert ("sessions", "u1") in [(o.topic, o.key) for o in emitted]  # u1's session closed too
 
 
+@pytest.fixture(autouse=True)
+def bounds_from_the_consumer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker's answer on a partition's bounds: the fake consumer's numbers."""
+
+    async def bounds(self: PulseWorker, tp: TP) -> tuple[int, int]:
+        consumer = self.app.consumer
+        return (await consumer.earliest_offsets(tp))[tp], (await consumer.highwaters(tp))[tp]
+
+    monkeypatch.setattr(PulseWorker, "_bounds", bounds)
+
+
 class FetchedAhead:
     """A consumer that fetched all of a partition's records before ingest processed any."""
 
