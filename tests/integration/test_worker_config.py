@@ -66,3 +66,24 @@ def test_read_range_reads_exactly_the_missing_offsets(settings: Settings) -> Non
     # past the end of the partition: what there is
     assert [r.offset for r in read_range(settings.bootstrap_servers, topic, 0, 3, 9)] == [3, 4]
 
+
+
+def test_partition_bounds_are_the_earliest_offset_and_the_high_watermark(
+    settings: Settings,
+) -> None:
+    from confluent_kafka import Producer, TopicPartition
+
+    from pipeline.worker.offsets import partition_bounds
+
+    topic = settings.topic("events")
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result()
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    for i in range(3):
+        producer.produce(topic, value=b"v%d" % i, partition=1)
+    assert producer.flush(30) == 0
+    assert partition_bounds(settings.bootstrap_servers, topic, 0) == (0, 0)
+    assert partition_bounds(settings.bootstrap_servers, topic, 1) == (0, 3)
+    # retention moved the start: the earliest offset follows it
+    admin.delete_records([TopicPartition(topic, 1, 2)])[TopicPartition(topic, 1, 2)].result()
+    assert partition_bounds(settings.bootstrap_servers, topic, 1) == (2, 3)
