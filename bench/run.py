@@ -628,7 +628,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the topology (d) runs ('' = the built-in checkout abandonment)",
     )
     p.add_argument("--tiny", action="store_true", help="smoke test: 3000 events, 1 worker")
-    p.add_argument("--latency-seconds", type=float, default=15.0, help="0 skips the latency part")
+    p.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=None,
+        help="0 skips the latency part (default 15; 4 with --tiny)",
+    )
     p.add_argument(
         "--latency-rate", type=float, default=0.0, help="events/s (default: half of d x1)"
     )
@@ -650,9 +655,10 @@ def main(argv: list[str] | None = None) -> int:
         "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     )
     args = p.parse_args(argv)
+    if args.latency_seconds is None:
+        args.latency_seconds = 4.0 if args.tiny else 15.0
     if args.tiny:
         args.events, args.people, args.workers = 3000, 300, "1"
-        args.latency_seconds = 0.0
     Bench(args).run()
     return 0
 

@@ -162,25 +162,54 @@ class _TableLinks(MutableMapping[str, str]):
 class TableStore:
     """A :class:`~pipeline.core.engine.PersonStore` over the Faust table.
 
-    Reads and writes happen inside stream iteration, so Faust routes them to the
-    current partition's RocksDB and changelog partition.
+    Reads and writes happen under one of the partition's records (see
+    :mod:`pipeline.worker.partition`), so Faust routes them to the partition's
+    RocksDB and changelog partition.
+
+    Between :meth:`begin` and :meth:`flush` (one batch) saves are kept here and a
+    person is written once, however many of the batch's records changed them: one
+    RocksDB write and one changelog record per person per batch. They are held
+    encoded, so a load sees exactly what the last save stored, never a state an
+    event that failed half-way left behind.
     """
 
     def __init__(self, table: Any, partition: int) -> None:
         self.table = table
         self.partition = partition
+        self._pending: dict[str, bytes | None] | None = None
+
+    def begin(self) -> None:
+        """Keep saves until :meth:`flush`."""
+        if self._pending is None:
+            self._pending = {}
+
+    def flush(self) -> int:
+        """Write what the batch saved, once per person; returns how many persons."""
+        pending, self._pending = self._pending, None
+        for person_id, raw in (pending or {}).items():
+            self._write(person_id.encode(), raw)
+        return len(pending or ())
 
     def load(self, person_id: str) -> PersonState | None:
-        raw = self.table.get(person_id.encode())
+        pending = self._pending
+        if pending is not None and person_id in pending:
+            raw = pending[person_id]
+        else:
+            raw = self.table.get(person_id.encode())
         return None if raw is None else decode_state(raw)
 
     def save(self, person_id: str, state: PersonState | None) -> None:
-        key = person_id.encode()
-        if state is None:
-            if self.table.get(key) is not None:
-                del self.table[key]
+        raw = None if state is None else encode_state(state)
+        if self._pending is not None:
+            self._pending[person_id] = raw
         else:
-            self.table[key] = encode_state(state)
+            self._write(person_id.encode(), raw)
+
+    def _write(self, key: bytes, raw: bytes | None) -> None:
+        if raw is not None:
+            self.table[key] = raw
+        elif self.table.get(key) is not None:
+            del self.table[key]
 
     def items(self) -> list[tuple[str, PersonState]]:
         store = self.table.data
@@ -197,6 +226,7 @@ class TableStore:
 class _PartitionRuntime:
     processor: Processor
     inputs: InputWatermarks
+    store: TableStore
     metrics_wall: float = 0.0
 
 
@@ -659,15 +689,25 @@ class PulseWorker:
                 proc.clock.stream_time_ms,
                 found,
             )
-            rt = self.runtimes[partition] = _PartitionRuntime(proc, inputs)
+            rt = self.runtimes[partition] = _PartitionRuntime(proc, inputs, store)
         return rt
 
     async def _behavior(self, stream: Any) -> None:
         async for batch in self._batches(stream):
+            # partition -> its store and its last record in the batch (kept here: a
+            # rebalance during the batch drops the runtime, its writes must still go)
+            touched: dict[int, tuple[TableStore, Any]] = {}
             for ev in batch:
+                store = self._runtime(ev.message.partition).store
+                store.begin()
+                touched[ev.message.partition] = (store, ev)
                 with in_partition_of(ev):
                     for record in await self._records(self.by_person_guard, ev):
                         await self._behave_one(record)
+            # each person's state once per batch, before Faust acks the batch
+            for store, ev in touched.values():
+                with in_partition_of(ev):
+                    store.flush()
 
     async def _behave_one(self, record: Record) -> None:
         started = time.perf_counter()

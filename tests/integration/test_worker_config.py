@@ -67,7 +67,6 @@ def test_read_range_reads_exactly_the_missing_offsets(settings: Settings) -> Non
     assert [r.offset for r in read_range(settings.bootstrap_servers, topic, 0, 3, 9)] == [3, 4]
 
 
-
 def test_partition_bounds_are_the_earliest_offset_and_the_high_watermark(
     settings: Settings,
 ) -> None:

@@ -14,6 +14,7 @@ from faust.types import TP
 
 from pipeline.config import Settings
 from pipeline.core.events import Event
+from pipeline.records import decode_state
 from pipeline.topology import default_operators
 from pipeline.wire import encode_event
 from pipeline.worker import app as app_module
@@ -419,7 +420,7 @@ async def test_a_start_offset_asked_across_a_rebalance_is_not_kept(
     assert await worker._start_offset(TP_EVENTS) is None
 
 
-async def test_a_batch_across_partitions_writes_each_persons_state_to_its_own_partition(
+async def test_a_batch_writes_each_persons_state_once_to_its_own_partition(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(home=tmp_path, allowed_lateness_ms=0, idle_advance_ms=0)
@@ -429,10 +430,10 @@ async def test_a_batch_across_partitions_writes_each_persons_state_to_its_own_pa
     w.app.flow_control.resume()
     dlq = Sent()
     monkeypatch.setattr(w.dlq, "send", dlq)
-    changelog: list[tuple[int, bytes]] = []
+    changelog: list[tuple[int, bytes, Any]] = []
 
     def send_changelog(partition: int, key: bytes, value: Any, *_a: Any, **_kw: Any) -> Any:
-        changelog.append((partition, key))
+        changelog.append((partition, key, value))
         return SimpleNamespace(message=SimpleNamespace(partition=partition))
 
     monkeypatch.setattr(w.state, "send_changelog", send_changelog)
@@ -446,13 +447,17 @@ async def test_a_batch_across_partitions_writes_each_persons_state_to_its_own_pa
 
     monkeypatch.setattr(w, "_batches", counted)
     agent = w.app.agents["behavior"]
+    records = [("u1", 0, 0), ("u2", 1, 0), ("u3", 0, 1), ("u1", 0, 2)]  # person, partition, offset
     async with agent.test_context() as ctx:
-        for offset, (person, partition) in enumerate([("u1", 0), ("u2", 1), ("u3", 0)]):
-            ctx.sent_offset = offset // 2  # each partition's own offsets: 0, 0, 1
-            value = encode_event(ev(f"m{offset}", "page_viewed", offset, person))
+        for i, (person, partition, offset) in enumerate(records):
+            ctx.sent_offset = offset
+            value = encode_event(ev(f"m{i}", "page_viewed", i, person))
             await ctx.put(key=person.encode(), value=value, partition=partition, wait=False)
         await settled(w)
-    assert batches == [3]  # one batch held records of both partitions ...
+    assert batches == [4]  # one batch held records of both partitions ...
     assert dlq.records == []
-    # ... and each person's state went to the changelog partition its record came from
-    assert sorted(changelog) == [(0, b"u1"), (0, b"u3"), (1, b"u2")]
+    # ... each person's state went once to the changelog partition of its records
+    assert sorted((p, k) for p, k, _v in changelog) == [(0, b"u1"), (0, b"u3"), (1, b"u2")]
+    # and u1's one write holds both of its page views
+    (u1,) = [decode_state(v) for _p, k, v in changelog if k == b"u1"]
+    assert [s["n"] for s in u1["behavior"]["o"]] == [{"page_viewed": 2}]
