@@ -33,7 +33,7 @@ from bench.kafkautil import Broker
 from bench.procstat import CpuSampler, dir_bytes, machine, peak_rss_mb
 from bench.workload import Workload, build, produce
 from pipeline.config import Settings
-from pipeline.worker.app import PRODUCER_SETTINGS as PULSE_PRODUCER
+from pipeline.worker.app import producer_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -270,7 +270,7 @@ class Bench:
             if kind != "faust":
                 # batched like Pulse's agents, with Pulse's producer settings
                 env["BENCH_FAUST_TAKE"] = str(TAKE)
-                env["BENCH_FAUST_SETTINGS"] = json.dumps(PULSE_PRODUCER)
+                env["BENCH_FAUST_SETTINGS"] = json.dumps(producer_settings(Settings.from_env()))
                 name = f"bt Faust take_events({TAKE}) + RocksDB table"
                 if kind == "faust-stream":
                     env["BENCH_FAUST_STATELESS"] = "1"

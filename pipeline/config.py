@@ -15,6 +15,8 @@ Every Pulse command reads the same variables:
                              (default 500; 1 = one at a time)
 ``PULSE_BATCH_WAIT_MS``      how long an agent waits to fill a batch before it
                              processes what it has (default 5)
+``PULSE_LINGER_MS``          how long the worker's producer waits to fill a produce
+                             request (default 5; by-person records, outputs, changelogs)
 ``PULSE_REPLICATION_FACTOR`` replication factor of the topics Pulse creates,
                              changelogs included (default 1: a one-broker
                              cluster; use 3 on a production cluster)
@@ -60,6 +62,7 @@ class Settings:
     replication_factor: int = 1
     batch_max: int = 500
     batch_wait_ms: int = 5
+    linger_ms: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +80,7 @@ class Settings:
             ),
             batch_max=_int_env(env, "PULSE_BATCH_MAX", 500, what="records", least=1),
             batch_wait_ms=_int_env(env, "PULSE_BATCH_WAIT_MS", 5, least=1),
+            linger_ms=_int_env(env, "PULSE_LINGER_MS", 5),
         )
 
     @staticmethod

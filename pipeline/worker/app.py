@@ -82,14 +82,16 @@ START_LOOKUP_S = 0.5
 
 STATE_TABLE, LINKS_TABLE = "person-state", "identity-links"
 
-#: Faust's default linger of 0 sends a produce request for almost every by-person
-#: record and changelog write (1.06 records per batch); 5 ms batches 2.5-3.3 per
-#: request and costs at most 5 ms per hop (bench/RESULTS.md: +25% events/s and
-#: -35% broker CPU in the trial).
-PRODUCER_SETTINGS: dict[str, Any] = {
-    "producer_linger": 0.005,
-    "producer_max_batch_size": 256 * 1024,
-}
+
+def producer_settings(settings: Settings) -> dict[str, Any]:
+    """The worker's Faust producer settings.
+
+    Faust's default linger of 0 sends a produce request for almost every
+    by-person record and changelog write (1.06 records per batch); 5 ms
+    (``PULSE_LINGER_MS``) batches 2.5-3.3 per request and costs at most 5 ms per
+    hop (bench/RESULTS.md: +25% events/s and -35% broker CPU in the trial).
+    """
+    return {"producer_linger": settings.linger_ms / 1000, "producer_max_batch_size": 256 * 1024}
 
 
 def partitioned_topics(settings: Settings) -> list[str]:
@@ -266,7 +268,7 @@ class PulseWorker:
             value_serializer="raw",
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
-            **PRODUCER_SETTINGS,
+            **producer_settings(s),
         )
         app = self.app
         self.events_topic = app.topic(s.topic(EVENTS), partitions=self.partitions)

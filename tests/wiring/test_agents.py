@@ -461,3 +461,9 @@ async def test_a_batch_writes_each_persons_state_once_to_its_own_partition(
     # and u1's one write holds both of its page views
     (u1,) = [decode_state(v) for _p, k, v in changelog if k == b"u1"]
     assert [s["n"] for s in u1["behavior"]["o"]] == [{"page_viewed": 2}]
+
+
+def test_the_producer_lingers_as_configured(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, linger_ms=1)
+    w = PulseWorker(settings, default_operators(), partitions=1, store_url="memory://")
+    assert w.app.conf.producer_linger == 0.001
