@@ -696,13 +696,14 @@ class PulseWorker:
 
     async def _behavior(self, stream: Any) -> None:
         async for batch in self._batches(stream):
-            # partition -> its store and its last record in the batch (kept here: a
-            # rebalance during the batch drops the runtime, its writes must still go)
+            # each store the batch saved to, with its partition's last record in the
+            # batch (kept here: a rebalance during the batch replaces the runtime,
+            # and what the old one kept must still be written)
             touched: dict[int, tuple[TableStore, Any]] = {}
             for ev in batch:
                 store = self._runtime(ev.message.partition).store
                 store.begin()
-                touched[ev.message.partition] = (store, ev)
+                touched[id(store)] = (store, ev)
                 with in_partition_of(ev):
                     for record in await self._records(self.by_person_guard, ev):
                         await self._behave_one(record)

@@ -467,3 +467,30 @@ def test_the_producer_lingers_as_configured(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, linger_ms=1)
     w = PulseWorker(settings, default_operators(), partitions=1, store_url="memory://")
     assert w.app.conf.producer_linger == 0.001
+
+
+async def test_saves_kept_before_a_rebalance_in_mid_batch_are_still_written(
+    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[bytes] = []
+
+    def send_changelog(partition: int, key: bytes, value: Any, *_a: Any, **_kw: Any) -> Any:
+        written.append(key)
+        return SimpleNamespace(message=SimpleNamespace(partition=partition))
+
+    monkeypatch.setattr(worker.state, "send_changelog", send_changelog)
+    behave_one = worker._behave_one
+
+    async def then_revoked(record: Any) -> None:
+        await behave_one(record)
+        if record.offset == 0:  # a rebalance while the batch is processed
+            await worker._on_revoked(worker.app, {TP(record.topic, record.partition)})
+
+    monkeypatch.setattr(worker, "_behave_one", then_revoked)
+    agent = worker.app.agents["behavior"]
+    async with agent.test_context() as ctx:
+        for i, person in enumerate(["u1", "u2"]):
+            value = encode_event(ev(f"m{i}", "page_viewed", i, person))
+            await ctx.put(key=person.encode(), value=value, wait=False)
+        await settled(worker)
+    assert sorted(written) == [b"u1", b"u2"]  # u1 was kept by the runtime the rebalance dropped
