@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -117,33 +118,38 @@ async def test_behavior_fires_on_watermark_and_keeps_state_in_table(
     assert ("sessions", "u1") in [(o.topic, o.key) for o in emitted]  # u1's session closed too
 
 
+class FakeConsumer:
+    """Faust's consumer as the worker's offset checks use it.
+
+    ``bounds`` stands for the broker's answer on a partition's earliest offset and
+    high watermark (``PulseWorker._bounds``, see the fixture below).
+    """
+
+    def __init__(self, highwater: int, earliest: int = 0, committed: int | None = None) -> None:
+        self.high = highwater
+        self.earliest = earliest
+        self._committed_offset: dict[Any, int] = {} if committed is None else {TP_EVENTS: committed}
+        self.seeks: list[tuple[Any, int]] = []
+        self.resumed: list[Any] = []
+
+    async def bounds(self, tp: Any) -> tuple[int, int]:
+        return self.earliest, self.high
+
+    def resume_partitions(self, tps: set[Any]) -> None:
+        self.resumed.extend(tps)
+
+    async def seek_wait(self, partitions: dict[Any, int]) -> None:
+        self.seeks.extend(partitions.items())
+
+
 @pytest.fixture(autouse=True)
 def bounds_from_the_consumer(monkeypatch: pytest.MonkeyPatch) -> None:
     """The broker's answer on a partition's bounds: the fake consumer's numbers."""
 
     async def bounds(self: PulseWorker, tp: TP) -> tuple[int, int]:
-        consumer = self.app.consumer
-        return (await consumer.earliest_offsets(tp))[tp], (await consumer.highwaters(tp))[tp]
+        return await self.app.consumer.bounds(tp)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(PulseWorker, "_bounds", bounds)
-
-
-class FetchedAhead:
-    """A consumer that fetched all of a partition's records before ingest processed any."""
-
-    def __init__(self, highwater: int, committed: int | None, earliest: int = 0) -> None:
-        self.highwater = highwater
-        self.earliest = earliest
-        self._committed_offset = {} if committed is None else {TP_EVENTS: committed}
-
-    async def highwaters(self, *tps: Any) -> dict[Any, int]:
-        return dict.fromkeys(tps, self.highwater)
-
-    async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
-        return dict.fromkeys(tps, self.earliest)
-
-    async def position(self, tp: Any) -> int:
-        return self.highwater  # the fetcher is at the end: records wait in the agent's queue
 
 
 TP_EVENTS = TP("pulse.events", 0)
@@ -155,7 +161,8 @@ async def test_a_source_is_empty_only_once_ingest_processed_its_records(
     # Reporting a source partition empty while its fetched records still wait for
     # ingest lets time run ahead on the others, and those records arrive late
     # (the restart test lost a browse_abandoned that way in CI).
-    consumer = FetchedAhead(highwater=5, committed=2)
+    # the consumer fetched all of the partition's records before ingest processed any
+    consumer = FakeConsumer(highwater=5, committed=2)
     monkeypatch.setattr(type(worker.app), "consumer", consumer)
 
     async def caught_up() -> bool:
@@ -248,27 +255,6 @@ async def test_ingest_reads_records_the_consumer_skipped_from_the_broker(
     assert [x for x in sources if x] == [b"0:%d" % i for i in range(6)]  # each once, in order
 
 
-class TailConsumer:
-    def __init__(self, highwater: int, earliest: int = 0) -> None:
-        self.highwater = highwater
-        self.earliest = earliest
-        self.seeks: list[tuple[Any, int]] = []
-        self.resumed: list[Any] = []
-        self._committed_offset: dict[Any, int] = {}
-
-    def resume_partitions(self, tps: set[Any]) -> None:
-        self.resumed.extend(tps)
-
-    async def highwaters(self, *tps: Any) -> dict[Any, int]:
-        return dict.fromkeys(tps, self.highwater)
-
-    async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
-        return dict.fromkeys(tps, self.earliest)
-
-    async def seek_wait(self, partitions: dict[Any, int]) -> None:
-        self.seeks.extend(partitions.items())
-
-
 @pytest.fixture
 def broker_has(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Whether the partition holds records past the expected offset (not only markers)."""
@@ -294,7 +280,7 @@ def only_partition(
 async def test_a_hole_at_the_end_of_a_quiet_partition_is_sought_back(
     worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, broker_has: list[bool]
 ) -> None:
-    consumer = TailConsumer(highwater=5)
+    consumer = FakeConsumer(highwater=5)
     tp = only_partition(worker, monkeypatch, consumer)
     worker.events_guard.expected[0] = 1  # offset 0 processed, 1-4 never delivered
     worker._delivered[tp.topic] = time.monotonic()
@@ -316,7 +302,7 @@ async def test_a_hole_at_the_end_of_a_quiet_partition_is_sought_back(
 async def test_a_tail_of_transaction_markers_is_not_sought(
     worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, broker_has: list[bool]
 ) -> None:
-    consumer = TailConsumer(highwater=5)
+    consumer = FakeConsumer(highwater=5)
     tp = only_partition(worker, monkeypatch, consumer)
     broker_has[0] = False  # offsets 1-4 hold no record: markers, or compacted
     worker.events_guard.expected[0] = 1
@@ -332,7 +318,7 @@ async def test_a_partition_that_delivered_nothing_is_sought_to_its_start(
     # faust-streaming can drop the first records of a partition the group never
     # committed, and its seek to the committed offset does not bring them back
     # (the 2-worker benchmark stalled with 5,150 records never read)
-    consumer = TailConsumer(highwater=5150, earliest=3)
+    consumer = FakeConsumer(highwater=5150, earliest=3)
     tp = only_partition(worker, monkeypatch, consumer, 1)
     await worker._on_assigned(worker.app, {tp})
     await worker._check_tails()
@@ -357,39 +343,35 @@ async def test_a_partition_that_delivered_nothing_is_sought_to_its_start(
     assert consumer.seeks == []
 
 
-async def test_a_rebalance_during_the_tail_check_cancels_its_seek(
-    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, broker_has: list[bool]
+def rebalance(worker: PulseWorker, tp: TP) -> None:
+    # a rebalance meanwhile may have revoked the partition, and seeking it then
+    # crashed the worker (IllegalStateError)
+    worker.app.consumer_generation_id += 1
+
+
+def delivery(worker: PulseWorker, tp: TP) -> None:
+    # a seek while records are being delivered races with them
+    worker.events_guard.expected[0] = 3  # the agent got offsets 1 and 2
+    worker._delivered[tp.topic] = time.monotonic()
+
+
+@pytest.mark.parametrize("meanwhile", [rebalance, delivery])
+async def test_what_happens_while_the_tail_check_asks_the_broker_cancels_its_seek(
+    worker: PulseWorker,
+    monkeypatch: pytest.MonkeyPatch,
+    broker_has: list[bool],
+    meanwhile: Callable[[PulseWorker, TP], None],
 ) -> None:
-    # the check awaits the broker; a rebalance meanwhile may have revoked the
-    # partition, and seeking it then crashed the worker (IllegalStateError)
-    consumer = TailConsumer(highwater=5)
-
-    async def highwaters_while_rebalancing(*tps: Any) -> dict[Any, int]:
-        worker.app.consumer_generation_id += 1
-        return dict.fromkeys(tps, 5)
-
-    consumer.highwaters = highwaters_while_rebalancing  # type: ignore[method-assign]
+    # the check awaits the broker: only a partition still assigned, still quiet and
+    # still expecting the same offset once it answered is sought
+    consumer = FakeConsumer(highwater=5)
     tp = only_partition(worker, monkeypatch, consumer)
-    worker.events_guard.expected[0] = 1
-    worker._delivered[tp.topic] = time.monotonic() - 10
-    await worker._check_tails()
-    assert consumer.seeks == []
 
+    async def bounds_while(_tp: Any) -> tuple[int, int]:
+        meanwhile(worker, tp)
+        return 0, 5
 
-async def test_records_arriving_during_the_tail_check_cancel_its_seek(
-    worker: PulseWorker, monkeypatch: pytest.MonkeyPatch, broker_has: list[bool]
-) -> None:
-    # a seek while records are being delivered races with them: only a partition
-    # still quiet, still expecting the same offset, after the broker answered
-    consumer = TailConsumer(highwater=5)
-
-    async def highwaters_while_delivering(*tps: Any) -> dict[Any, int]:
-        worker.events_guard.expected[0] = 3  # the agent got offsets 1 and 2
-        worker._delivered[tp.topic] = time.monotonic()
-        return dict.fromkeys(tps, 5)
-
-    consumer.highwaters = highwaters_while_delivering  # type: ignore[method-assign]
-    tp = only_partition(worker, monkeypatch, consumer)
+    consumer.bounds = bounds_while  # type: ignore[method-assign]
     worker.events_guard.expected[0] = 1
     worker._delivered[tp.topic] = time.monotonic() - 10
     await worker._check_tails()
@@ -402,14 +384,14 @@ async def test_a_start_offset_asked_across_a_rebalance_is_not_kept(
     # the earliest offset asked in one generation, answered in the next, must not
     # stand for the new assignment (whose committed offset Faust reads later):
     # the 2-worker benchmark re-read 10,310 committed records that way
-    consumer = FetchedAhead(highwater=5, committed=None)
+    consumer = FakeConsumer(highwater=5)
     app = worker.app
 
-    async def earliest_while_rebalancing(*tps: Any) -> dict[Any, int]:
+    async def bounds_while_rebalancing(_tp: Any) -> tuple[int, int]:
         app.consumer_generation_id += 1
-        return dict.fromkeys(tps, 0)
+        return 0, 5
 
-    consumer.earliest_offsets = earliest_while_rebalancing  # type: ignore[method-assign]
+    consumer.bounds = bounds_while_rebalancing  # type: ignore[method-assign]
     monkeypatch.setattr(type(app), "consumer", consumer)
     assert await worker._start_offset(TP_EVENTS) is None
     assert worker._starts == {}
