@@ -185,12 +185,11 @@ class TableStore:
         if self._pending is None:
             self._pending = {}
 
-    def flush(self) -> int:
-        """Write what the batch saved, once per person; returns how many persons."""
+    def flush(self) -> None:
+        """Write what the batch saved, once per person."""
         pending, self._pending = self._pending, None
         for person_id, raw in (pending or {}).items():
             self._write(person_id.encode(), raw)
-        return len(pending or ())
 
     def load(self, person_id: str) -> PersonState | None:
         pending = self._pending
