@@ -6,7 +6,7 @@
     pulse produce --file events.jsonl  JSON-lines events -> pulse.events (Avro)
     pulse produce --csv F --map ... | --synthetic [--out F]   CSV input, realistic shoppers
     pulse dlq inspect | replay [--reason R] [--max N]          the dead-letter topic
-    pulse worker                       run the stream worker (ingest + behavior agents)
+    pulse worker                       run a stream worker (exactly-once, RocksDB state)
     pulse tail TOPIC [--max N] [--timeout S]   decode a topic to JSON lines
     pulse replay FILE [--out DIR]      run the core over a file, without Kafka
 
@@ -121,27 +121,23 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline import metrics
-    from pipeline.topics import ACTIVATIONS, ALL_TOPICS, check_partitions, ensure_topics
-    from pipeline.worker.app import PulseWorker, partitioned_topics
+    import logging
 
+    from pipeline import metrics
+    from pipeline.topics import ACTIVATIONS, ALL_TOPICS, ensure_topics
+    from pipeline.worker.partition import Topology
+    from pipeline.worker.run import run_worker
+
+    logging.basicConfig(
+        level=args.loglevel.upper(),
+        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
+    )
     topo = _load_topology(args.topology, args.plugin)
     activations = [ACTIVATIONS + dest for dest in topo.destinations]
     ensure_topics(settings, [*ALL_TOPICS, *activations], partitions=args.partitions)
-    check_partitions(settings, partitioned_topics(settings), args.partitions)
     metrics.serve(args.metrics_port)
-    worker = PulseWorker(
-        settings,
-        topo.operators,
-        stage=topo.stage,
-        partitions=args.partitions,
-        identity=topo.identity,
-    )
-    from faust.worker import Worker
-
-    # Logging at info, not warn: below info Faust turns on its terminal spinner,
-    # which sets the root logger to DEBUG (every library debug call then costs).
-    Worker(worker.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    topology = Topology(topo.operators, topo.stage, topo.identity)
+    return run_worker(settings, topology, args.partitions)
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -162,6 +158,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         allowed_lateness_ms=settings.allowed_lateness_ms,
         stage=topo.stage,
         identity=topo.identity,
+        partitions=args.partitions,
     )
     counts = write_outputs(
         outputs,
@@ -284,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="run the core over a JSON-lines file, no Kafka")
     replay.add_argument("file")
     replay.add_argument("--out", help="write DIR/<topic>.jsonl instead of stdout")
+    replay.add_argument(
+        "--partitions",
+        type=int,
+        default=4,
+        help="partitions of pulse.events to model (the workers' --partitions; default 4)",
+    )
     _add_topology_args(replay)
     replay.set_defaults(func=_replay)
     return parser

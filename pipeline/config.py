@@ -11,12 +11,24 @@ Every Pulse command reads the same variables:
 ``PULSE_IDLE_ADVANCE_MS``    after this much wall-clock quiet on a partition its
                              watermark advances with the wall clock (0 = never)
 ``PULSE_METRICS_PORT``       the worker's Prometheus port (default 9108, 0 = off)
-``PULSE_BATCH_MAX``          most records an agent takes from Faust at a time
-                             (default 500; 1 = one at a time)
-``PULSE_BATCH_WAIT_MS``      how long an agent waits to fill a batch before it
+``PULSE_BATCH_MAX``          most records the worker takes from the consumer at a time
+                             (default 500)
+``PULSE_BATCH_WAIT_MS``      how long the worker waits to fill a batch before it
                              processes what it has (default 5)
 ``PULSE_LINGER_MS``          how long the worker's producer waits to fill a produce
                              request (default 5; by-person records, outputs, changelogs)
+``PULSE_PROCESSING_GUARANTEE`` ``exactly_once`` (default: outputs, state and input
+                             offsets commit in one Kafka transaction) or ``at_least_once``
+``PULSE_COMMIT_INTERVAL_MS`` how often the worker commits (default 100; outputs become
+                             visible to ``read_committed`` consumers at a commit)
+``PULSE_IDLE_TIMEOUT_MS``    a source partition with nothing new at the broker for this
+                             long stops holding the watermark back (default 1000)
+``PULSE_CLOCK_INTERVAL_MS``  how often a worker tells other partitions how far its
+                             sources got, when data did not (default 200)
+``PULSE_SESSION_TIMEOUT_MS`` consumer group session timeout (default 10000)
+``PULSE_INSTANCE_ID``        this worker's static group membership id and the root of
+                             its transactional id (default ``<hostname>-<n>``, the first
+                             free slot ``n`` under ``PULSE_HOME``)
 ``PULSE_REPLICATION_FACTOR`` replication factor of the topics Pulse creates,
                              changelogs included (default 1: a one-broker
                              cluster; use 3 on a production cluster)
@@ -49,6 +61,18 @@ def _int_env(
     return value
 
 
+GUARANTEES = ("exactly_once", "at_least_once")
+
+
+def _guarantee(env: Mapping[str, str]) -> str:
+    raw = env.get("PULSE_PROCESSING_GUARANTEE", "").strip() or "exactly_once"
+    if raw not in GUARANTEES:
+        raise ConfigError(
+            f"PULSE_PROCESSING_GUARANTEE={raw!r} is not one of {', '.join(GUARANTEES)}"
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process-wide settings; build with :meth:`from_env` and pass down explicitly."""
@@ -63,6 +87,12 @@ class Settings:
     batch_max: int = 500
     batch_wait_ms: int = 5
     linger_ms: int = 5
+    processing_guarantee: str = "exactly_once"
+    commit_interval_ms: int = 100
+    idle_timeout_ms: int = 1_000
+    clock_interval_ms: int = 200
+    session_timeout_ms: int = 10_000
+    instance_id: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +111,12 @@ class Settings:
             batch_max=_int_env(env, "PULSE_BATCH_MAX", 500, what="records", least=1),
             batch_wait_ms=_int_env(env, "PULSE_BATCH_WAIT_MS", 5, least=1),
             linger_ms=_int_env(env, "PULSE_LINGER_MS", 5),
+            processing_guarantee=_guarantee(env),
+            commit_interval_ms=_int_env(env, "PULSE_COMMIT_INTERVAL_MS", 100, least=1),
+            idle_timeout_ms=_int_env(env, "PULSE_IDLE_TIMEOUT_MS", 1_000, least=1),
+            clock_interval_ms=_int_env(env, "PULSE_CLOCK_INTERVAL_MS", 200, least=1),
+            session_timeout_ms=_int_env(env, "PULSE_SESSION_TIMEOUT_MS", 10_000, least=1_000),
+            instance_id=env.get("PULSE_INSTANCE_ID", "").strip(),
         )
 
     @staticmethod
@@ -92,10 +128,10 @@ class Settings:
 
     @property
     def app_id(self) -> str:
-        """Faust app id, derived from the topic prefix (``pulse.`` -> ``pulse``).
+        """The worker's application id, derived from the topic prefix (``pulse.`` -> ``pulse``).
 
-        It names the consumer group and the changelog topics
-        (``pulse-person-state-changelog``).
+        It names the consumer group, the state changelog topic
+        (``pulse-state-changelog``) and the root of transactional ids.
         """
         return self.topic_prefix.rstrip("._-") or "pulse"
 

@@ -1,13 +1,18 @@
 """``pulse replay FILE``: the same core as the worker, over a file, without Kafka.
 
-Events are applied in file order with event time only; at the end of the input
-the watermark moves to infinity so every pending timer fires. The output is
-deterministic: the same input gives the same bytes.
-
-With ``identity`` rules (the CLI passes the topology's), replay stitches
-identities like the worker: a :class:`~pipeline.core.stitching.Stitcher` routes
-each event to its person, and a link moves the anonymous person's state into
-the user's (``Processor.extract`` / ``merge_in``) before the event is applied.
+Replay models what the workers do, partition by partition, so that the same
+events give the same outputs live and here. Each event's record key (its
+anonymous id, else its user id: ``pipeline.produce.partition_key``) names its
+``pulse.events`` partition among ``partitions``, and each partition is a
+:class:`~pipeline.worker.source.SourcePartition` with its own stream time,
+duplicate window and identity links, exactly as a worker keeps them: an event
+is late if it is earlier than *its partition's* stream time minus the allowed
+lateness. The persons' watermark is the minimum over partitions of their
+stream times (minus infinity until every partition has had an event), as on a
+worker's person partitions; at the end of the input it moves to infinity so
+every pending timer fires. Identity links move the anonymous person's state
+into the user's at the event that links them. The output is deterministic:
+the same input gives the same bytes.
 """
 
 from __future__ import annotations
@@ -17,14 +22,19 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline.core.clock import POS_INF_MS
+from pipeline.core.clock import NEG_INF_MS, POS_INF_MS
+from pipeline.core.dedupe import DedupeWindow
 from pipeline.core.engine import MemoryStore, Operator, Processor, Stage
 from pipeline.core.events import Event
 from pipeline.core.identity import IDENTITIES, IdentityRules
 from pipeline.core.outputs import Output
-from pipeline.core.stitching import StitchAction, Stitcher
+from pipeline.core.stitching import StitchAction
 from pipeline.errors import PulseError
-from pipeline.produce import BadLine, read_json_lines
+from pipeline.produce import BadLine, partition_key, read_json_lines
+from pipeline.worker.partitioner import partition_for
+from pipeline.worker.source import SourcePartition
+
+DEFAULT_PARTITIONS = 4
 
 
 def replay_events(
@@ -36,14 +46,17 @@ def replay_events(
     identity: IdentityRules | None = None,
     end_ms: int = POS_INF_MS,
     processor: Processor | None = None,
+    partitions: int = DEFAULT_PARTITIONS,
+    dedupe_window: DedupeWindow | None = None,
 ) -> list[Output]:
-    """Run ``operators`` (and a topology's rule ``stage``) over ``events``.
+    """Run ``operators`` (and a topology's rule ``stage``) over ``events``, as the workers would.
 
-    Events are applied in order; then stream time moves to ``end_ms`` (by
-    default infinity, which fires every pending timer). With ``identity``,
-    identities are stitched (see the module docstring); without, the person is
-    the event's user id, else its anonymous id. Pass ``processor`` to inspect
-    the person states afterwards (its operators and stage are used instead).
+    ``partitions`` is the partition count of ``pulse.events`` (the workers'
+    ``--partitions``). With ``identity``, identities are stitched; without,
+    the person is the event's user id, else its anonymous id. At the end,
+    stream time moves to ``end_ms`` (by default infinity, which fires every
+    pending timer). Pass ``processor`` to inspect the person states afterwards
+    (its operators and stage are used instead).
     """
     proc = processor or Processor(
         operators,
@@ -52,16 +65,27 @@ def replay_events(
         stage=stage,
         identity=identity,
     )
-    stitcher = None if identity is None else Stitcher(identity)
+    window = DedupeWindow() if dedupe_window is None else dedupe_window
+    sources = [SourcePartition(allowed_lateness_ms, identity, window) for _ in range(partitions)]
+    times = [NEG_INF_MS] * partitions
     outputs: list[Output] = []
     for event in events:
-        if stitcher is None:
-            outputs.extend(proc.process(event))
+        s = partition_for(partition_key(event), partitions)
+        verdict = sources[s].accept(event)
+        if verdict.kind == "duplicate":
             continue
-        person, actions = stitcher.route(event)
-        for action in actions:
+        if verdict.kind == "late":
+            assert verdict.late is not None
+            outputs.append(verdict.late)
+            continue
+        for action in verdict.actions:
             outputs.extend(_apply(proc, action, event))
-        outputs.extend(proc.process(event, person or None))
+        outputs.extend(proc.process(event, verdict.person, advance_clock=False))
+        if event.timestamp_ms > times[s]:
+            times[s] = event.timestamp_ms
+            watermark = min(times)
+            if watermark > proc.clock.stream_time_ms:
+                outputs.extend(proc.advance_to(watermark))
     outputs.extend(proc.advance_to(end_ms))
     return outputs
 

@@ -1,114 +1,120 @@
-"""Event time across the repartition: source watermarks for by-person partitions.
+"""Event time across partitions: each person partition's watermark.
 
-Ingest reads ``pulse.events`` (keyed by device) and re-keys each event onto
-``pulse.events.by-person``, so every by-person partition receives the events of
-*every* source partition, interleaved in whatever order ingest happened to read
-them. Taking "the largest event time seen" on a by-person partition would then
-make events of a source partition that ingest read later look late.
+A person partition ``p`` receives events from every source partition of
+``pulse.events``: its own directly (an event whose key already is its person
+is processed where it lands) and the others' through ``pulse.events.by-person``.
+Its stream time is the **minimum** over source partitions of how far each has
+got (:class:`InputClocks`), like Flink's and Kafka Streams' input watermarks.
+Since lateness is judged on the source partition (``source.py``), every event
+that is not late there is at or above this watermark, so a timer at ``D``
+fires only once every event before ``D`` has been applied.
 
-So stream time is tracked where order holds, per **source** partition, and sent
-along: after forwarding events, ingest broadcasts a *watermark record*
-(``pulse-control: wm``, ``{"src": p, "t": stream_time_ms | null}``) to every
-by-person partition. Because it follows the data on each destination partition,
-when behavior reads ``(p, t)`` it has every record of source ``p`` up to ``t``.
-A by-person partition's stream time is the **minimum** over source partitions
-of their reported times (like Flink's and Kafka Streams' input watermarks);
-``t = null`` means "empty and caught up" and leaves that source out. *Caught
-up* counts what ingest has **processed**, never the consumer's fetch position:
-records fetched but still queued for the agent would otherwise be declared
-absent, time would run ahead on the other sources, and they would arrive late.
+How far a source got reaches ``p`` in order with the source's data: each
+forwarded record names its source's stream time (header ``pulse-src``), and the
+owner of a source sends a small *clock* record (``pulse-control: clock``) to a
+person partition only when its time moved and no data record said so (every
+``PULSE_CLOCK_INTERVAL_MS``). Under load, data carries time and control
+records stay a few percent of the data.
 
-On a quiet source partition (no record for ``PULSE_IDLE_ADVANCE_MS``), ingest
-reports its last stream time plus the wall-clock time that has passed, so live
-timers still fire; replay never does this.
+**Idle sources.** A source partition counts as idle only when its owner has
+processed everything the broker holds for it and has seen no new record for
+``PULSE_IDLE_TIMEOUT_MS`` (wall clock); it stops being idle with its next
+record. An idle source does not hold the watermark back; if every source is
+idle, the watermark is the largest stream time (a quiet system decides its
+timers). Whenever a source wakes up, exclusions pause for one idle timeout so
+the other sources' owners can see their own new records first (a producer
+that starts writing all partitions at once must not make one partition's
+first records look old). Replay has no wall clock and no idleness.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline.core.clock import NEG_INF_MS
 
 CONTROL_HEADER = "pulse-control"
-WATERMARK = b"wm"
+CLOCK = b"clock"
+#: On a forwarded record: ``<source partition>:<offset>:<source stream time>``.
+SOURCE_HEADER = "pulse-src"
+
+
+def source_header(partition: int, offset: int, stream_time_ms: int) -> bytes:
+    return b"%d:%d:%d" % (partition, offset, stream_time_ms)
+
+
+def parse_source(value: bytes) -> tuple[int, int, int]:
+    partition, offset, stream_time = value.split(b":")
+    return int(partition), int(offset), int(stream_time)
+
+
+def clock_record(reports: dict[int, tuple[int, bool]]) -> bytes:
+    """``{source: [stream time, idle]}`` as the value of a clock record."""
+    return json.dumps({str(s): [t, idle] for s, (t, idle) in sorted(reports.items())}).encode()
+
+
+def parse_clock(value: bytes) -> dict[int, tuple[int, bool]]:
+    obj: dict[str, list[Any]] = json.loads(value)
+    return {int(s): (int(t), bool(idle)) for s, (t, idle) in obj.items()}
 
 
 @dataclass
-class SourceClock:
-    """Ingest's view of one ``pulse.events`` partition."""
-
-    stream_time_ms: int = NEG_INF_MS
-    last_record_wall: float = field(default_factory=time.monotonic)
-    reported_ms: int | None = None
-    reported_wall: float = 0.0
-    reported_empty: bool = False
-    #: The offset after the last record ingest processed (forwarded, dropped as a
-    #: duplicate or dead-lettered); None until it processed one since assignment.
-    next_offset: int | None = None
-    #: When to ask again whether the partition is empty (monotonic seconds).
-    next_check: float = 0.0
-
-    def observe(self, timestamp_ms: int) -> None:
-        self.stream_time_ms = max(self.stream_time_ms, timestamp_ms)
-        self.last_record_wall = time.monotonic()
-
-    def due(self, now: float, min_interval_s: float) -> bool:
-        """A new stream time that has not been reported for ``min_interval_s``."""
-        return (
-            self.stream_time_ms > NEG_INF_MS
-            and self.stream_time_ms != self.reported_ms
-            and now - self.reported_wall >= min_interval_s
-        )
-
-    def idle_target(self, now: float, idle_advance_ms: int) -> int | None:
-        """Stream time advanced by the wall clock on an idle partition, or None."""
-        if idle_advance_ms <= 0 or self.stream_time_ms <= NEG_INF_MS:
-            return None
-        idle_ms = int((now - self.last_record_wall) * 1000)
-        if idle_ms < idle_advance_ms:
-            return None
-        return self.stream_time_ms + idle_ms
-
-
-def processed_all(next_offset: int | None, start_offset: int, highwater: int) -> bool:
-    """Whether ingest has processed every record of a source partition.
-
-    ``next_offset`` is what ingest processed since its assignment; without one
-    it has processed nothing since it started at ``start_offset`` (the group's
-    committed offset, else the earliest).
-    """
-    return (next_offset if next_offset is not None else start_offset) >= highwater
-
-
-def watermark_record(source: int, stream_time_ms: int | None) -> bytes:
-    return json.dumps({"src": source, "t": stream_time_ms}).encode()
-
-
-def parse_watermark(value: bytes) -> tuple[int, int | None]:
-    obj = json.loads(value)
-    return int(obj["src"]), None if obj["t"] is None else int(obj["t"])
-
-
-@dataclass
-class InputWatermarks:
-    """Behavior's view: the latest report of each of ``sources`` source partitions."""
+class InputClocks:
+    """Person partition ``p``'s view of every source partition: time and idleness."""
 
     sources: int
-    reports: dict[int, int | None] = field(default_factory=dict)
+    idle_timeout_s: float
+    times: dict[int, int] = field(default_factory=dict)
+    idle: set[int] = field(default_factory=set)
+    paused_until: float = 0.0
 
-    def update(self, source: int, stream_time_ms: int | None) -> None:
-        previous = self.reports.get(source)
-        if stream_time_ms is None:
-            if source not in self.reports:
-                self.reports[source] = None
-            return
-        self.reports[source] = stream_time_ms if previous is None else max(previous, stream_time_ms)
+    def observe(self, source: int, stream_time_ms: int, idle: bool, now: float) -> None:
+        """A source reached ``stream_time_ms`` (never goes back) and is or is not idle."""
+        if stream_time_ms > self.times.get(source, NEG_INF_MS):
+            self.times[source] = stream_time_ms
+        else:
+            self.times.setdefault(source, stream_time_ms)
+        if idle:
+            self.idle.add(source)
+        elif source in self.idle:
+            self.idle.discard(source)
+            self.paused_until = now + self.idle_timeout_s
 
-    def stream_time_ms(self) -> int:
-        """Minimum over reporting sources; minus infinity until every source reported."""
-        if len(self.reports) < self.sources:
+    def stream_time_ms(self, now: float) -> int:
+        """Minimum over sources that hold time back; minus infinity until all were heard of."""
+        if len(self.times) < self.sources:
             return NEG_INF_MS
-        times = [t for t in self.reports.values() if t is not None]
-        return min(times) if times else NEG_INF_MS
+        if now < self.paused_until:
+            return min(self.times.values())
+        active = [t for s, t in self.times.items() if s not in self.idle]
+        return min(active) if active else max(self.times.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"t": {str(s): t for s, t in self.times.items()}, "idle": sorted(self.idle)}
+
+    def restore(self, snapshot: dict[str, Any], now: float) -> None:
+        """Back from a snapshot; exclusions pause for one idle timeout (owners re-check)."""
+        self.times = {int(s): int(t) for s, t in snapshot.get("t", {}).items()}
+        self.idle = {int(s) for s in snapshot.get("idle", [])}
+        self.paused_until = now + self.idle_timeout_s
+
+
+@dataclass
+class SourceActivity:
+    """The owner's view of one source partition: whether it is idle."""
+
+    last_record: float
+    idle: bool = False
+
+    def saw_record(self, now: float) -> bool:
+        """A record came; True if the partition was idle (it woke up)."""
+        self.last_record = now
+        woke, self.idle = self.idle, False
+        return woke
+
+    def check(self, now: float, caught_up: bool, quiet_since: float, timeout_s: float) -> bool:
+        """Update idleness: caught up and nothing new since ``quiet_since`` for ``timeout_s``."""
+        self.idle = caught_up and now - max(self.last_record, quiet_since) >= timeout_s
+        return self.idle

@@ -1,26 +1,342 @@
-"""Faust table access for one partition outside per-event stream iteration.
+"""One partition number's work: its source events, its persons, its clocks.
 
-A Faust table reads and writes the RocksDB database and changelog partition of
-the stream's "current event". Inside ``stream.take_events`` the agent's task
-has no current event (the events are gathered by a background task), so a
-batch's table access is made under one of its own events of that partition.
+A :class:`PartitionTask` owns partition ``p`` of ``pulse.events`` (the source)
+and of ``pulse.events.by-person`` (its persons), with their store. It is
+driven record by record by the consumer loop (``loop.py``) and sends what it
+produces through a :class:`Sink`, so it can be tested without a broker.
+
+An event read on ``pulse.events[p]`` is decoded (undecodable: to the DLQ with
+its reason and original bytes), judged by the source model (``source.py``:
+duplicate, late, or its person and identity actions), then applied here if its
+person lives on ``p`` or forwarded to the person's partition. An identity link
+moves the anonymous person's state: it lives on ``p`` (events are keyed by
+anonymous id), so it is taken out here and merged in here too when the user
+lives on ``p``, else sent as a ``merge-in`` record to the user's partition.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from faust.streams import _current_event
+from pipeline import metrics
+from pipeline.core.dedupe import DedupeWindow
+from pipeline.core.engine import Operator, Processor, Stage
+from pipeline.core.events import Event
+from pipeline.core.identity import IDENTITIES, IdentityRules
+from pipeline.core.outputs import LATE, Output
+from pipeline.core.stitching import StitchAction
+from pipeline.errors import DecodeError
+from pipeline.topics import encode_output
+from pipeline.wire import decode_for_forwarding, decode_trusted
+from pipeline.worker.clocks import (
+    CLOCK,
+    CONTROL_HEADER,
+    SOURCE_HEADER,
+    InputClocks,
+    SourceActivity,
+    parse_clock,
+    parse_source,
+    source_header,
+)
+from pipeline.worker.partitioner import partition_for
+from pipeline.worker.source import SourcePartition
+from pipeline.worker.store import Links, PartitionStore, PersonStates, meta_key
+
+log = logging.getLogger(__name__)
+
+MERGE_OUT, MERGE_IN, RESTORE = b"merge-out", b"merge-in", b"restore"
+Headers = list[tuple[str, bytes]]
 
 
-@contextmanager
-def in_partition_of(event: Any) -> Iterator[None]:
-    """Table reads and writes in the block go to ``event``'s partition."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+class Sink(Protocol):
+    """Where a task's records go (the transactional producer, or a list in tests)."""
+
+    def send(
+        self, topic: str, key: bytes, value: bytes | None, headers: Headers, partition: int | None
+    ) -> None:
+        """``topic`` is logical (``"triggers"``); ``partition`` None: by key."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """A consumed record, as the task needs it (built from a confluent-kafka Message)."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+    @classmethod
+    def of(cls, msg: Any) -> Record:
+        raw = msg.headers() or []
+        return cls(
+            msg.partition(),
+            msg.offset(),
+            msg.key(),
+            msg.value(),
+            [(k, v if v is not None else b"") for k, v in raw],
+        )
+
+
+@dataclass
+class Topology:
+    """What a task runs: the compiled topology's operators, stage and identity rules."""
+
+    operators: Sequence[Operator]
+    stage: Stage | None = None
+    identity: IdentityRules = field(default_factory=IdentityRules)
+    dedupe_window: DedupeWindow = field(default_factory=DedupeWindow)
+
+
+class PartitionTask:
+    """Source ``p``, persons of ``p``, and ``p``'s watermark (see the module docs)."""
+
+    def __init__(
+        self,
+        partition: int,
+        partitions: int,
+        store: PartitionStore,
+        topology: Topology,
+        sink: Sink,
+        *,
+        allowed_lateness_ms: int,
+        idle_timeout_s: float,
+        prefix: str = "pulse.",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.partition = partition
+        self.prefix = prefix
+        self.partitions = partitions
+        self.store = store
+        self.sink = sink
+        self.now = clock
+        self.processor = Processor(
+            topology.operators,
+            allowed_lateness_ms=allowed_lateness_ms,
+            store=PersonStates(store),
+            stage=topology.stage,
+            identity=topology.identity,
+        )
+        self.source = SourcePartition(
+            allowed_lateness_ms, topology.identity, topology.dedupe_window, Links(store)
+        )
+        self.inputs = InputClocks(partitions, idle_timeout_s)
+        self.activity = SourceActivity(last_record=clock())
+        self.forwarded = 0
+        #: per person partition, the source time the last forwarded record carried
+        self.told: dict[int, int] = {}
+        self._load_meta()
+        self.timers_restored = self.processor.rebuild_index()
+
+    # -- persistence of the clocks --------------------------------------------------
+
+    def _load_meta(self) -> None:
+        raw = self.store.get(meta_key("clocks"))
+        if raw is None:
+            return
+        meta = json.loads(raw)
+        self.source.restore(meta.get("source", {}))
+        self.inputs.restore(meta.get("inputs", {}), self.now())
+        self.processor.clock.observe(
+            int(meta.get("stream_time", self.processor.clock.stream_time_ms))
+        )
+
+    def save_meta(self) -> None:
+        """Written with every commit, so clocks and offsets always agree."""
+        meta = {
+            "source": self.source.snapshot(),
+            "inputs": self.inputs.snapshot(),
+            "stream_time": self.processor.clock.stream_time_ms,
+        }
+        self.store.put(meta_key("clocks"), json.dumps(meta, separators=(",", ":")).encode())
+
+    # -- pulse.events[p] ------------------------------------------------------------
+
+    def on_event_record(self, rec: Record) -> None:
+        """One source record (the next offset of ``pulse.events[p]``)."""
+        if self.activity.saw_record(self.now()):
+            self.woke = True
+        try:
+            self._ingest(rec)
+        except DecodeError as err:
+            self.dead_letter("events", rec, err)
+        except Exception as exc:
+            log.exception(
+                "ingesting events[%d]@%d failed; record sent to the DLQ", rec.partition, rec.offset
+            )
+            self.dead_letter(
+                "events", rec, DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
+            )
+        # the source's own events reach its persons without a hop: its clock is direct
+        self.inputs.observe(self.partition, self.source.stream_time_ms, False, self.now())
+
+    woke = False
+
+    def _ingest(self, rec: Record) -> None:
+        event, forward = decode_for_forwarding(rec.value)
+        verdict = self.source.accept(event)
+        if verdict.kind == "duplicate":
+            metrics.EVENTS_DUPLICATE.inc()
+            return
+        if verdict.kind == "late":
+            assert verdict.late is not None
+            self.emit([verdict.late])
+            return
+        person = verdict.person
+        if not person:
+            raise DecodeError("missing_id", "every id of the event is a blocked placeholder")
+        for action in verdict.actions:
+            self.emit([Output(IDENTITIES, action.user_id, action.record)])
+            if action.kind == "link":
+                self._link(action, event)
+        target = partition_for(person.encode(), self.partitions)
+        if target == self.partition:
+            self.emit(
+                self.processor.process(
+                    event, person, advance_clock=False, source=(self.partition, rec.offset)
+                )
+            )
+            return
+        header = source_header(self.partition, rec.offset, self.source.stream_time_ms)
+        self.sink.send(
+            "events.by-person", person.encode(), forward, [(SOURCE_HEADER, header)], target
+        )
+        self.forwarded += 1
+        self.told[target] = self.source.stream_time_ms
+
+    def _link(self, action: StitchAction, event: Event) -> None:
+        anon, user = action.anonymous_id, action.user_id
+        body: dict[str, Any] = {
+            "anon": anon,
+            "user": user,
+            "t": event.timestamp_ms,
+            "mid": event.message_id,
+        }
+        anon_at = partition_for(anon.encode(), self.partitions)
+        if anon_at != self.partition:
+            # the event was not keyed by its anonymous id: its state lives elsewhere
+            self.control(anon_at, anon, MERGE_OUT, body)
+            return
+        body["state"] = self.processor.extract(anon) or {}
+        self.merge_in(body)
+
+    def merge_in(self, body: dict[str, Any]) -> None:
+        """Merge here if the user lives here, else send it to the user's partition."""
+        user_at = partition_for(body["user"].encode(), self.partitions)
+        if user_at != self.partition:
+            self.control(user_at, body["user"], MERGE_IN, body)
+            return
+        outputs = self.processor.merge_in(
+            body["user"],
+            body["state"],
+            body["anon"],
+            event_time_ms=body["t"],
+            message_id=body["mid"],
+        )
+        self.emit(outputs)
+        refused = any(o.topic == IDENTITIES and o.record["kind"] == "conflict" for o in outputs)
+        if refused and body["state"]:
+            anon_at = partition_for(body["anon"].encode(), self.partitions)
+            if anon_at == self.partition:
+                self.emit(self.processor.restore(body["anon"], body["state"]))
+            else:
+                self.control(anon_at, body["anon"], RESTORE, body)
+
+    def control(self, partition: int, key: str, kind: bytes, body: dict[str, Any]) -> None:
+        self.sink.send(
+            "events.by-person",
+            key.encode(),
+            json.dumps(body).encode(),
+            [(CONTROL_HEADER, kind)],
+            partition,
+        )
+
+    # -- pulse.events.by-person[p] -----------------------------------------------------
+
+    def on_person_record(self, rec: Record) -> None:
+        """One record of ``pulse.events.by-person[p]``: data, a merge, or a clock."""
+        try:
+            self._behave(rec)
+        except Exception as exc:
+            log.exception(
+                "processing events.by-person[%d]@%d failed; record sent to the DLQ",
+                rec.partition,
+                rec.offset,
+            )
+            self.dead_letter(
+                "events.by-person",
+                rec,
+                DecodeError("processing_error", f"{type(exc).__name__}: {exc}"),
+            )
+
+    def _behave(self, rec: Record) -> None:
+        headers = dict(rec.headers)
+        control = headers.get(CONTROL_HEADER)
+        now = self.now()
+        if control is None:
+            src = headers.get(SOURCE_HEADER)
+            source = None
+            if src is not None:
+                s, offset, stream_time = parse_source(src)
+                self.inputs.observe(s, stream_time, False, now)
+                source = (s, offset)
+            event = decode_trusted(rec.value or b"")
+            self.emit(
+                self.processor.process(
+                    event, (rec.key or b"").decode(), advance_clock=False, source=source
+                )
+            )
+        elif control == CLOCK:
+            for s, (stream_time, idle) in parse_clock(rec.value or b"{}").items():
+                if s != self.partition:
+                    self.inputs.observe(s, stream_time, idle, now)
+        elif control == MERGE_IN:
+            self.merge_in(json.loads(rec.value or b""))
+        elif control == MERGE_OUT:
+            body = json.loads(rec.value or b"")
+            body["state"] = self.processor.extract(body["anon"]) or {}
+            self.merge_in(body)
+        elif control == RESTORE:
+            body = json.loads(rec.value or b"")
+            self.emit(self.processor.restore(body["anon"], body["state"]))
+
+    # -- time ---------------------------------------------------------------------------
+
+    def advance(self) -> None:
+        """Move the persons' stream time to the minimum over sources; fire what is due."""
+        target = self.inputs.stream_time_ms(self.now())
+        if target > self.processor.clock.stream_time_ms:
+            self.emit(self.processor.advance_to(target))
+
+    # -- outputs ------------------------------------------------------------------------
+
+    def emit(self, outputs: list[Output]) -> None:
+        if not outputs:
+            return
+        emitted_at = [("pulse-emitted-at-ms", str(int(time.time() * 1000)).encode())]
+        for out in outputs:
+            if out.topic == "triggers":
+                metrics.TRIGGERS.labels(out.record["rule"]).inc()
+            elif out.topic == LATE:
+                metrics.EVENTS_LATE.inc()
+            self.sink.send(
+                out.topic, out.key.encode(), encode_output(out.topic, out.record), emitted_at, None
+            )
+
+    def dead_letter(self, topic: str, rec: Record, err: DecodeError) -> None:
+        metrics.EVENTS_DLQ.labels(err.reason).inc()
+        headers = [
+            *rec.headers,
+            ("pulse-dlq-reason", err.reason.encode()),
+            ("pulse-dlq-message", str(err).encode()),
+            ("pulse-dlq-source-topic", (self.prefix + topic).encode()),
+            ("pulse-dlq-source-partition", str(rec.partition).encode()),
+            ("pulse-dlq-source-offset", str(rec.offset).encode()),
+        ]
+        self.sink.send("events.dlq", rec.key or b"", rec.value, headers, None)

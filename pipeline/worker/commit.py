@@ -1,0 +1,198 @@
+"""Commits: a batch's outputs, state and input offsets land together, or not at all.
+
+With ``PULSE_PROCESSING_GUARANTEE=exactly_once`` (the default) every record the
+worker produces (outputs, re-keyed events, clock and merge records, changelog
+writes) goes into one Kafka transaction with the consumed offsets
+(``send_offsets_to_transaction`` with the consumer's group metadata, KIP-447):
+after a crash, the next owner of a partition sees either all of a batch's
+effects or none, and ``read_committed`` consumers never see an aborted one.
+The local RocksDB stores are written only after the transaction committed.
+
+With ``at_least_once`` there is no transaction: the producer is flushed, the
+stores written and then the offsets committed, so a crash in between repeats
+work (outputs may repeat, with the same deterministic ids) but loses none.
+
+A transaction that must be aborted (a broker outage longer than the
+transaction timeout, a produce error) is aborted, its cached state dropped,
+and the caller goes back to the last committed offsets. A fatal error (another
+process took this instance's transactional id) stops the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from confluent_kafka import KafkaException, Producer
+
+from pipeline.config import Settings
+from pipeline.errors import PulseError
+from pipeline.worker.kafkalog import RateLimitedLog
+from pipeline.worker.partition import Headers
+from pipeline.worker.store import PartitionStore
+
+log = logging.getLogger(__name__)
+
+#: A dead worker's open transaction blocks ``read_committed`` readers of the
+#: partitions it wrote until it times out (a restarted instance aborts it at once).
+TRANSACTION_TIMEOUT_MS = 10_000
+
+
+def producer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": settings.linger_ms,
+        "partitioner": "murmur2_random",
+        "compression.type": "lz4",
+    }
+    if settings.processing_guarantee == "exactly_once":
+        config["transactional.id"] = f"{settings.app_id}-{instance_id}"
+        config["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
+    return config
+
+
+class Committer:
+    """The worker's producer, and its commit protocol (see the module docs)."""
+
+    def __init__(self, settings: Settings, consumer: Any, instance_id: str, changelog: str) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.changelog = changelog
+        self.eos = settings.processing_guarantee == "exactly_once"
+        config = producer_config(settings, instance_id)
+        config["logger"] = RateLimitedLog(logging.getLogger("pipeline.worker.kafka"))
+        self.producer = Producer(config)
+        self.in_txn = False
+        self.dirty = False
+        self.errors: list[str] = []
+        self.changelog_offsets: dict[int, int] = {}
+        self.commits = 0
+
+    def start(self) -> None:
+        if self.eos:
+            self.producer.init_transactions(60)
+
+    def touch(self) -> None:
+        """Something was consumed: its offset needs committing."""
+        self.dirty = True
+
+    def send(
+        self, topic: str, key: bytes, value: bytes | None, headers: Headers, partition: int | None
+    ) -> None:
+        """Produce to logical ``topic`` (the changelog by its full name) in the open transaction."""
+        if self.eos and not self.in_txn:
+            self.producer.begin_transaction()
+            self.in_txn = True
+        full = topic if topic == self.changelog else self.settings.topic(topic)
+        kwargs: dict[str, Any] = {
+            "key": key,
+            "value": value,
+            "headers": headers,
+            "on_delivery": self._delivered,
+        }
+        if partition is not None:
+            kwargs["partition"] = partition
+        self.dirty = True
+        while True:
+            try:
+                self.producer.produce(full, **kwargs)
+                return
+            except BufferError:  # the local queue is full: let it drain
+                self.producer.poll(0.05)
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.errors.append(f"{msg.topic()}[{msg.partition()}]: {err}")
+        elif msg.topic() == self.changelog:
+            p = msg.partition()
+            self.changelog_offsets[p] = max(msg.offset(), self.changelog_offsets.get(p, -1))
+
+    def commit(self, stores: Mapping[int, PartitionStore]) -> bool:
+        """Commit what the batch did; False if it was aborted (the caller rewinds)."""
+        self.producer.poll(0)
+        if not self.dirty:
+            return True
+        for p, store in stores.items():
+            for key, value in store.take_cache().items():
+                self.send(self.changelog, key, value, [], p)
+        offsets = [
+            tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0
+        ]
+        ok = self._commit_eos(offsets) if self.eos else self._commit_alo(offsets)
+        if not ok:
+            self.abort(stores.values())
+            return False
+        for p, store in stores.items():
+            store.applied(self.changelog_offsets.get(p))
+        self.changelog_offsets.clear()
+        self.dirty = False
+        self.commits += 1
+        return True
+
+    def _commit_eos(self, offsets: list[Any]) -> bool:
+        try:
+            if not self.in_txn:
+                self.producer.begin_transaction()
+                self.in_txn = True
+            group = self.consumer.consumer_group_metadata()
+            self.producer.send_offsets_to_transaction(offsets, group, 30)
+            for attempt in range(10):
+                try:
+                    self.producer.commit_transaction(30)
+                    break
+                except KafkaException as exc:
+                    if not exc.args[0].retriable() or attempt == 9:
+                        raise
+                    time.sleep(0.5)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.fatal():
+                raise PulseError(f"the worker's producer hit a fatal error: {err}") from exc
+            log.warning("commit failed (%s); the transaction is aborted", err)
+            return False
+        self.in_txn = False
+        self.errors.clear()
+        return True
+
+    def _commit_alo(self, offsets: list[Any]) -> bool:
+        left = self.producer.flush(30)
+        if left or self.errors:
+            log.warning(
+                "%d records not delivered (%s); going back to the last commit",
+                left,
+                "; ".join(self.errors[:3]),
+            )
+            self.errors.clear()
+            return False
+        if offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                log.warning("offset commit failed (%s); going back to the last commit", exc)
+                return False
+        return True
+
+    def abort(self, stores: Iterable[PartitionStore]) -> None:
+        """Drop the open transaction and the stores' uncommitted writes."""
+        if self.eos and self.in_txn:
+            try:
+                self.producer.abort_transaction(30)
+            except KafkaException as exc:
+                if exc.args[0].fatal():
+                    raise PulseError(f"the worker's producer hit a fatal error: {exc}") from exc
+                log.warning("abort failed: %s", exc)
+            self.in_txn = False
+        for store in stores:
+            store.discard()
+        self.changelog_offsets.clear()
+        self.errors.clear()
+        self.dirty = False
+
+    def close(self) -> None:
+        if self.eos and self.in_txn:
+            self.abort([])
+        self.producer.flush(10)

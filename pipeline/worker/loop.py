@@ -1,0 +1,270 @@
+"""The consumer loop: assignment, batches, clocks and commits.
+
+One confluent-kafka consumer in the group reads ``pulse.events`` and
+``pulse.events.by-person``. The ``range`` assignor gives one worker the same
+partition number of both topics, so partition ``p``'s source events, persons
+and store live together in one :class:`~pipeline.worker.partition.PartitionTask`.
+
+Each loop turn takes a batch (``PULSE_BATCH_MAX`` / ``PULSE_BATCH_WAIT_MS``),
+hands each record to its task, reports source clocks, moves every task's
+watermark, and every ``PULSE_COMMIT_INTERVAL_MS`` commits (``commit.py``).
+Rebalance callbacks run inside ``consume()``, on this thread: a revoke commits
+what was processed, then closes the tasks; an assignment restores each store
+from its changelog before its partition is processed; a lost assignment
+discards uncommitted work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from pipeline import metrics
+from pipeline.config import Settings
+from pipeline.topics import BY_PERSON, EVENTS
+from pipeline.worker.clocks import CLOCK, CONTROL_HEADER, clock_record
+from pipeline.worker.commit import Committer
+from pipeline.worker.kafkalog import RateLimitedLog
+from pipeline.worker.partition import PartitionTask, Record, Topology
+from pipeline.worker.restore import restore
+from pipeline.worker.store import PartitionStore
+
+log = logging.getLogger(__name__)
+
+
+def changelog_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-state-changelog"
+
+
+def consumer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": settings.app_id,
+        "partition.assignment.strategy": "range",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 5),
+        "fetch.wait.max.ms": 100,
+        "group.instance.id": instance_id,
+        "logger": RateLimitedLog(logging.getLogger("pipeline.worker.kafka")),
+    }
+
+
+class Runtime:
+    """A worker's consumer loop over its assigned partitions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topology: Topology,
+        partitions: int,
+        instance_id: str,
+        state_dir: Path,
+    ) -> None:
+        self.settings = settings
+        self.topology = topology
+        self.partitions = partitions
+        self.instance_id = instance_id
+        self.state_dir = state_dir
+        self.events_topic = settings.topic(EVENTS)
+        self.by_person_topic = settings.topic(BY_PERSON)
+        self.changelog = changelog_topic(settings)
+        self.stores: dict[int, PartitionStore] = {}
+        self.tasks: dict[int, PartitionTask] = {}
+        self.consumer = Consumer(consumer_config(settings, instance_id))
+        self.committer = Committer(settings, self.consumer, instance_id, self.changelog)
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.told: dict[tuple[int, int], tuple[int, bool]] = {}  # (dest, source) -> report
+        self.starts: dict[int, int] = {}  # committed offset of pulse.events[p] at assignment
+        self.last_wake = 0.0
+        self.next_clock = 0.0
+        self.timeout_s = settings.idle_timeout_ms / 1000
+
+    # -- assignment -----------------------------------------------------------------
+
+    def _on_assign(self, consumer: Any, tps: list[TopicPartition]) -> None:
+        numbers = sorted({tp.partition for tp in tps})
+        started = time.monotonic()
+        for p in list(self.stores):
+            if p not in numbers:
+                self.stores.pop(p).close()
+        for p in numbers:
+            if p not in self.stores:
+                self.stores[p] = PartitionStore(self.state_dir / f"p{p}", p)
+        read = restore(self.settings.bootstrap_servers, self.changelog, self.stores)
+        events = [TopicPartition(self.events_topic, p) for p in numbers]
+        self.starts = {tp.partition: tp.offset for tp in consumer.committed(events, timeout=30)}
+        self._build_tasks()
+        log.info(
+            "assigned partitions %s; restored %d changelog records in %.2f s; %d timers pending",
+            numbers,
+            sum(read.values()),
+            time.monotonic() - started,
+            sum(t.timers_restored for t in self.tasks.values()),
+        )
+        self.ready.set()
+
+    def _build_tasks(self) -> None:
+        s = self.settings
+        self.tasks = {
+            p: PartitionTask(
+                p,
+                self.partitions,
+                store,
+                self.topology,
+                self.committer,
+                allowed_lateness_ms=s.allowed_lateness_ms,
+                idle_timeout_s=self.timeout_s,
+                prefix=s.topic_prefix,
+            )
+            for p, store in sorted(self.stores.items())
+        }
+        self.told.clear()
+        self.last_wake = time.monotonic()
+
+    def _on_revoke(self, consumer: Any, tps: list[TopicPartition]) -> None:
+        if self.tasks:
+            self._commit()
+        self.tasks = {}
+        log.info("partitions revoked: %s", sorted({tp.partition for tp in tps}))
+
+    def _on_lost(self, consumer: Any, tps: list[TopicPartition]) -> None:
+        log.warning(
+            "assignment lost (%s): uncommitted work is discarded",
+            sorted({tp.partition for tp in tps}),
+        )
+        self.committer.abort(self.stores.values())
+        self.tasks = {}
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.committer.start()
+        self.consumer.subscribe(
+            [self.events_topic, self.by_person_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        s = self.settings
+        next_commit = time.monotonic() + s.commit_interval_ms / 1000
+        try:
+            while not self.stop.is_set():
+                msgs = self.consumer.consume(s.batch_max, timeout=s.batch_wait_ms / 1000)
+                started = time.perf_counter()
+                for msg in msgs:
+                    self._dispatch(msg)
+                now = time.monotonic()
+                if now >= self.next_clock:
+                    self._clocks(now)
+                for task in self.tasks.values():
+                    task.advance()
+                if msgs:
+                    metrics.PROCESS_SECONDS.observe(time.perf_counter() - started)
+                if now >= next_commit:
+                    self._commit()
+                    next_commit = time.monotonic() + s.commit_interval_ms / 1000
+            self._commit()
+        finally:
+            self._close()
+
+    def _dispatch(self, msg: Any) -> None:
+        err = msg.error()
+        if err is not None:
+            if err.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer: %s", err)
+            return
+        task = self.tasks.get(msg.partition())
+        if task is None:
+            return  # not ours any more (a rebalance is on its way)
+        self.committer.touch()
+        topic = msg.topic()
+        metrics.EVENTS_IN.labels(topic).inc()
+        if topic == self.events_topic:
+            task.on_event_record(Record.of(msg))
+            if task.woke:
+                task.woke = False
+                self.last_wake = time.monotonic()
+        else:
+            task.on_person_record(Record.of(msg))
+
+    def _commit(self) -> None:
+        for task in self.tasks.values():
+            task.save_meta()
+        if not self.committer.commit(self.stores):
+            self._rewind()
+
+    def _rewind(self) -> None:
+        """After an aborted transaction: back to the last commit, state and offsets."""
+        log.warning("transaction aborted: going back to the last committed offsets")
+        self._build_tasks()
+        assignment = self.consumer.assignment()
+        for tp in self.consumer.committed(assignment, timeout=30):
+            offset = tp.offset if tp.offset >= 0 else -2  # OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    # -- source clocks ----------------------------------------------------------------------
+
+    def _clocks(self, now: float) -> None:
+        """Idleness of this worker's sources, and their clocks told where data did not."""
+        self.next_clock = now + self.settings.clock_interval_ms / 1000
+        if not self.tasks:
+            return
+        reports: dict[int, tuple[int, bool]] = {}
+        for p, task in self.tasks.items():
+            caught_up = self._caught_up(p)
+            idle = task.activity.check(now, caught_up, self.last_wake, self.timeout_s)
+            stream_time = task.source.stream_time_ms
+            advance = self.settings.idle_advance_ms
+            quiet_ms = int((now - task.activity.last_record) * 1000)
+            if idle and advance > 0 and quiet_ms >= advance and stream_time > -(2**62):
+                stream_time += quiet_ms  # a quiet system's timers still fire (live only)
+            reports[p] = (stream_time, idle)
+            task.inputs.observe(p, stream_time, idle, now)
+        for dest in range(self.partitions):
+            changed = {}
+            for source, report in reports.items():
+                if source == dest:
+                    continue
+                if self.told.get((dest, source)) == report:
+                    continue
+                by_data = self.tasks[source].told.get(dest)  # what its last forward said
+                if report[1] or by_data is None or by_data < report[0]:
+                    changed[source] = report
+            if changed:
+                self.committer.send(
+                    "events.by-person", b"", clock_record(changed), [(CONTROL_HEADER, CLOCK)], dest
+                )
+                self.told.update({(dest, s): r for s, r in changed.items()})
+
+    def _caught_up(self, p: int) -> bool:
+        """Everything the broker holds for ``pulse.events[p]`` (as last fetched) is processed."""
+        tp = TopicPartition(self.events_topic, p)
+        try:
+            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            position = self.consumer.position([tp])[0].offset
+        except Exception:  # not fetched yet
+            return False
+        if high is None or high < 0:
+            return False
+        if position < 0:  # nothing consumed since the assignment: where it began
+            position = self.starts.get(p, -1)
+        return bool(position >= high)
+
+    def _close(self) -> None:
+        self.committer.close()
+        try:
+            self.consumer.close()
+        finally:
+            for store in self.stores.values():
+                store.close()
+            self.stores = {}

@@ -1,0 +1,90 @@
+"""Reading a partition's changelog back into its store, before the partition runs.
+
+Called on assignment for every newly assigned partition number at once: one
+consumer, outside the group, reads each changelog partition from its store's
+checkpoint to the end of what is committed (``read_committed``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from pipeline.errors import BrokerUnavailable
+from pipeline.worker.store import PartitionStore
+
+log = logging.getLogger(__name__)
+
+
+def restore(
+    bootstrap: str, changelog: str, stores: dict[int, PartitionStore], *, timeout_s: float = 120
+) -> dict[int, int]:
+    """Bring each store up to its changelog partition's end; returns records read per partition."""
+    if not stores:
+        return {}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{changelog}-restore",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 50,
+        }
+    )
+    read = dict.fromkeys(stores, 0)
+    try:
+        starts = []
+        pending = set()
+        for p, store in stores.items():
+            low, high = consumer.get_watermark_offsets(TopicPartition(changelog, p), timeout=30)
+            start = store.checkpoint + 1
+            if start > high or (start < low and store.checkpoint >= 0):
+                # the local copy does not belong to this changelog (recreated topic,
+                # other cluster) or fell behind what compaction kept: start over
+                log.warning(
+                    "partition %d: local state (checkpoint %d) does not match the "
+                    "changelog (%d..%d); restoring from scratch",
+                    p,
+                    store.checkpoint,
+                    low,
+                    high,
+                )
+                store.wipe()
+                start = low
+            if start < high:
+                starts.append(TopicPartition(changelog, p, start))
+                pending.add(p)
+        if not starts:
+            return read
+        consumer.assign(starts)
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"restoring {changelog} partitions {sorted(pending)} "
+                    f"took over {timeout_s:.0f} s"
+                )
+            for msg in consumer.consume(1000, timeout=0.5):
+                _apply(msg, stores, read, pending)
+    finally:
+        consumer.close()
+    return read
+
+
+def _apply(
+    msg: Any, stores: dict[int, PartitionStore], read: dict[int, int], pending: set[int]
+) -> None:
+    err = msg.error()
+    if err is not None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            pending.discard(msg.partition())
+            return
+        log.warning("restoring: %s", err)
+        return
+    p = msg.partition()
+    stores[p].restore_record(msg.offset(), msg.key(), msg.value())
+    read[p] += 1

@@ -1,0 +1,109 @@
+"""``pulse worker``: claim an instance id, create the topics, run the loop until told to stop.
+
+The instance id is the worker's static group membership (``group.instance.id``:
+a restarted worker gets its partitions back without a rebalance, within a
+second of starting) and the root of its transactional id (a restarted worker
+aborts its predecessor's open transaction at once). It is
+``PULSE_INSTANCE_ID`` when set (a Kubernetes StatefulSet's pod name), else
+``<hostname>-<n>`` with ``n`` the first slot free under ``PULSE_HOME`` (a
+file lock), so two workers on one machine get different ids and a worker
+restarted after ``kill -9`` gets its old one back.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import IO, Any
+
+from pipeline.config import Settings
+from pipeline.errors import ConfigError, PulseError
+from pipeline.topics import BY_PERSON, EVENTS, check_partitions
+from pipeline.worker.loop import Runtime, changelog_topic
+from pipeline.worker.partition import Topology
+
+log = logging.getLogger(__name__)
+MAX_SLOTS = 64
+
+
+def claim_instance(settings: Settings) -> tuple[str, IO[str] | None]:
+    """The worker's instance id, and the lock that holds its slot (None if given)."""
+    if settings.instance_id:
+        return settings.instance_id, None
+    slots = settings.home / "worker" / settings.app_id / "slots"
+    slots.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname() or "pulse"
+    for n in range(MAX_SLOTS):
+        handle = (slots / f"{n}.lock").open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return f"{host}-{n}", handle
+    raise ConfigError(f"{MAX_SLOTS} workers already run from {slots}; set PULSE_INSTANCE_ID")
+
+
+def ensure_changelog(settings: Settings, partitions: int) -> None:
+    """The compacted state changelog (one partition per partition number)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from pipeline.topics import wait_for_topics
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    name = changelog_topic(settings)
+    if name in admin.list_topics(timeout=30).topics:
+        return
+    topic = NewTopic(
+        name,
+        num_partitions=partitions,
+        replication_factor=settings.replication_factor,
+        config={"cleanup.policy": "compact", "delete.retention.ms": "604800000"},
+    )
+    for _, future in admin.create_topics([topic], operation_timeout=30).items():
+        try:
+            future.result()
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise PulseError(f"could not create topic {name}: {exc}") from exc
+    wait_for_topics(admin, [name])
+
+
+def partitioned_topics(settings: Settings) -> list[str]:
+    """The topics that must share one partition count."""
+    return [settings.topic(EVENTS), settings.topic(BY_PERSON), changelog_topic(settings)]
+
+
+def run_worker(settings: Settings, topology: Topology, partitions: int) -> int:
+    """Run until SIGTERM/SIGINT; commits what was processed before it returns."""
+    ensure_changelog(settings, partitions)
+    check_partitions(settings, partitioned_topics(settings), partitions)
+    instance_id, lock = claim_instance(settings)
+    state_dir = settings.home / "worker" / settings.app_id / instance_id
+    runtime = Runtime(settings, topology, partitions, instance_id, Path(state_dir))
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: committing and stopping", signum)
+        runtime.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info(
+        "Pulse worker %s (pid %d): %s, %d partitions, group %s",
+        instance_id,
+        os.getpid(),
+        settings.processing_guarantee,
+        partitions,
+        settings.app_id,
+    )
+    try:
+        runtime.run()
+    finally:
+        if lock is not None:
+            lock.close()
+    log.info("Pulse worker %s stopped", instance_id)
+    return 0

@@ -1,0 +1,191 @@
+"""One RocksDB store per assigned partition, backed by a compacted changelog.
+
+A :class:`PartitionStore` holds everything partition ``p`` knows: person state
+(keys ``p<person id>``), identity links of the source partition (``l<anonymous
+id>``) and the partition's clocks (``m<name>``). Writes go to a **write cache**
+first; at a commit the cache is sent to the changelog (``<app>-state-changelog``,
+partition ``p``) inside the Kafka transaction that also carries the batch's
+outputs and input offsets, and only once that transaction committed is it
+written to RocksDB, in one write batch together with the changelog offset it
+reflects (the *checkpoint*). So the local database never holds a write that
+Kafka did not commit, and a person is written once per commit however many
+events changed them.
+
+**Restore.** On assignment the store reads its changelog partition from the
+checkpoint on (``read_committed``: aborted writes are never seen) up to its
+end. A store that never saw the partition reads it all; one that was closed
+cleanly reads nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any, cast
+
+from rocksdict import Options, Rdict, WriteBatch
+
+from pipeline.core.engine import PersonState
+from pipeline.records import decode_state, encode_state
+
+log = logging.getLogger(__name__)
+
+PERSON, LINK, META = b"p", b"l", b"m"
+_CHECKPOINT = b"\x00checkpoint"
+
+
+def _options() -> Options:
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(True)
+    return opts
+
+
+class PartitionStore:
+    """RocksDB for one partition, with a write cache flushed at each commit."""
+
+    def __init__(self, path: Path, partition: int) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.partition = partition
+        self.db = Rdict(str(path), _options())
+        self.cache: dict[bytes, bytes | None] = {}
+
+    # -- reads and writes ------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.cache:
+            return self.cache[key]
+        value = self.db.get(key)
+        return None if value is None else bytes(value)
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        """Write (``None`` deletes) in the cache, until the next commit."""
+        self.cache[key] = value
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Committed and cached entries whose key starts with ``prefix`` (key without it)."""
+        seen = set()
+        for key, value in self.cache.items():
+            if key.startswith(prefix):
+                seen.add(key)
+                if value is not None:
+                    yield key[len(prefix) :], value
+        for raw_key, raw_value in cast(Any, self.db).items(from_key=prefix):
+            name = bytes(raw_key)
+            if not name.startswith(prefix):
+                break
+            if name not in seen:
+                yield name[len(prefix) :], bytes(raw_value)
+
+    # -- commits -------------------------------------------------------------------
+
+    @property
+    def checkpoint(self) -> int:
+        """The changelog offset the database reflects (-1: none)."""
+        raw = self.db.get(_CHECKPOINT)
+        return -1 if raw is None else int(bytes(raw))
+
+    def take_cache(self) -> dict[bytes, bytes | None]:
+        """The writes since the last commit (kept until :meth:`applied` or :meth:`discard`)."""
+        return self.cache
+
+    def applied(self, changelog_offset: int | None) -> None:
+        """The cache's transaction committed: write it to RocksDB with the checkpoint."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in self.cache.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        if changelog_offset is not None:
+            batch.put(_CHECKPOINT, str(changelog_offset).encode())
+        self.db.write(batch)
+        self.cache = {}
+
+    def discard(self) -> None:
+        """The transaction aborted: forget the cache (RocksDB holds the last commit)."""
+        self.cache = {}
+
+    def restore_record(self, offset: int, key: bytes, value: bytes | None) -> None:
+        """One changelog record read back on assignment (applied at once)."""
+        batch = WriteBatch(raw_mode=True)
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+        batch.put(_CHECKPOINT, str(offset).encode())
+        self.db.write(batch)
+
+    def wipe(self) -> None:
+        """Drop the local copy (it is ahead of the changelog: restore from scratch)."""
+        self.db.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.db = Rdict(str(self.path), _options())
+        self.cache = {}
+
+    def close(self) -> None:
+        self.cache = {}
+        self.db.close()
+
+
+class PersonStates:
+    """Person state in a :class:`PartitionStore`: the core's ``PersonStore``.
+
+    Saves are kept encoded, so a load sees exactly what the last save stored,
+    never a state an event that failed half-way left behind.
+    """
+
+    def __init__(self, store: PartitionStore) -> None:
+        self.store = store
+
+    def load(self, person_id: str) -> PersonState | None:
+        raw = self.store.get(PERSON + person_id.encode())
+        return None if raw is None else decode_state(raw)
+
+    def save(self, person_id: str, state: PersonState | None) -> None:
+        self.store.put(PERSON + person_id.encode(), None if state is None else encode_state(state))
+
+    def items(self) -> list[tuple[str, PersonState]]:
+        return [(k.decode(), decode_state(v)) for k, v in self.store.scan(PERSON)]
+
+
+class Links(MutableMapping[str, str]):
+    """The source partition's identity links (anonymous id -> user id) for the Stitcher."""
+
+    def __init__(self, store: PartitionStore) -> None:
+        self.store = store
+
+    def __getitem__(self, key: str) -> str:
+        raw = self.store.get(LINK + key.encode())
+        if raw is None:
+            raise KeyError(key)
+        return raw.decode()
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.store.put(LINK + key.encode(), value.encode())
+
+    def __delitem__(self, key: str) -> None:
+        if self.store.get(LINK + key.encode()) is None:
+            raise KeyError(key)
+        self.store.put(LINK + key.encode(), None)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode() for k, _ in self.store.scan(LINK))
+
+    def items(self) -> Iterator[tuple[str, str]]:  # type: ignore[override]
+        return ((k.decode(), v.decode()) for k, v in self.store.scan(LINK))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.store.scan(LINK))
+
+
+def meta_key(name: str) -> bytes:
+    return META + name.encode()
+
+
+def changelog_key_ok(key: Any) -> bool:
+    """A changelog record's key is one of the store's namespaces."""
+    return isinstance(key, bytes) and key[:1] in (PERSON, LINK, META)
