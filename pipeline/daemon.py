@@ -1,0 +1,119 @@
+"""A detached background process tracked by a pid file, and the small file helpers it needs.
+
+The local Kafka broker outlives ``pulse kafka start``: :func:`spawn` starts it
+in its own session through a short-lived ``sh`` that prints its pid, so it is
+never our child (no zombie, no Popen ResourceWarning) and its output goes
+straight to a log file. A pid alone is not trusted: :func:`is_running` also
+looks for a marker (e.g. the path of the broker's config) in the process's
+command line, so a pid reused after a reboot never counts. POSIX only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from pipeline.errors import KafkaLauncherError
+
+_SPAWN = 'log=$1; shift; "$@" >"$log" 2>&1 </dev/null & echo $!'
+
+
+def spawn(argv: Sequence[str], log_path: Path, cwd: Path) -> int:
+    """Start ``argv`` detached with stdout and stderr to ``log_path``; return its pid."""
+    done = subprocess.run(
+        ["/bin/sh", "-c", _SPAWN, "sh", str(log_path), *argv],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    if done.returncode != 0 or not done.stdout.strip().isdigit():
+        raise KafkaLauncherError(f"could not launch {argv[0]}: {done.stderr.strip()}")
+    return int(done.stdout)
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file``, or None if it is missing or garbled."""
+    try:
+        text = pid_file.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def is_running(pid: int, marker: bytes) -> bool:
+    """Tell whether ``pid`` is alive, not a zombie, and has ``marker`` in its command line."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()  # empty for zombies
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return False  # Linux: the process is gone
+        done = subprocess.run(  # no /proc (macOS)
+            ["/bin/ps", "-o", "command=", "-p", str(pid)],
+            capture_output=True,
+            check=False,
+        )
+        raw = done.stdout
+    except PermissionError:
+        return False
+    return marker in raw
+
+
+def signal_and_wait(pid: int, marker: bytes, sig: signal.Signals, timeout_s: float) -> bool:
+    """Send ``sig`` and wait up to ``timeout_s`` for the process to go; True if it went."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return True
+    except PermissionError as exc:
+        raise KafkaLauncherError(f"not allowed to signal pid {pid}: stop it as its owner") from exc
+    deadline = time.monotonic() + timeout_s
+    while is_running(pid, marker):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def read_tail(path: Path, max_bytes: int = 64 * 1024) -> str:
+    """The last ``max_bytes`` of a (log) file, or "" if there is none."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(path.stat().st_size - max_bytes, 0))
+            return handle.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def last_lines(text: str, count: int = 20) -> str:
+    """The last ``count`` non-blank lines, indented with ``  | `` for quoting in an error."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(f"  | {line}" for line in lines[-count:]) or "  | (no output)"
