@@ -289,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_topology_args(replay)
     replay.set_defaults(func=_replay)
+    from pipeline.deliver.cli import add_parsers as add_deliver_parsers
+
+    add_deliver_parsers(sub)
     return parser
 
 

@@ -16,6 +16,12 @@ dead-lettered) to ``pulse.events`` with their original key, value and
 headers, without the ``pulse-dlq-*`` ones. Replaying twice sends
 twice: the ingest's message-id dedupe drops repeats of events that went
 through.
+
+The same tools work on ``pulse.activations.dlq`` (``topic="activations.dlq"``,
+``pulse dlq inspect|replay --activations``), where the delivery worker puts
+activations it gave up on, with ``pulse-dlq-destination``, ``-attempts`` and
+``-status`` headers besides the reason; replay sends each back to its
+destination's ``pulse.activations.<destination>`` topic.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ from pipeline.config import Settings
 from pipeline.errors import BrokerUnavailable, PulseError
 
 DLQ_HEADER_PREFIX = "pulse-dlq-"
+EVENTS_DLQ = "events.dlq"
+ACTIVATIONS_DLQ = "activations.dlq"
 _EXAMPLE_BYTES = 300
+_ACTIVATION_FIELDS = ("destination", "attempts", "status")
 
 
 @dataclass(frozen=True)
@@ -81,8 +90,20 @@ class DeadLetter:
             f"{self.header('pulse-dlq-source-partition')}@"
             f"{self.header('pulse-dlq-source-offset')}",
             "bytes": len(value),
+            **{k: self.header(f"pulse-dlq-{k}") for k in _ACTIVATION_FIELDS
+               if self.header(f"pulse-dlq-{k}") is not None},
             **shown,
-        }
+        }  # fmt: skip
+
+
+def _target(settings: Settings, topic: str, letter: DeadLetter) -> str:
+    """Where a replayed record goes: ``pulse.events``, or its destination's activation topic."""
+    if topic != ACTIVATIONS_DLQ:
+        return settings.topic("events")
+    destination = letter.header("pulse-dlq-destination")
+    if not destination:
+        raise PulseError(f"dead letter at {letter.partition}@{letter.offset} names no destination")
+    return settings.topic(f"activations.{destination}")
 
 
 @dataclass
@@ -91,13 +112,15 @@ class ReasonSummary:
     example: dict[str, Any] = field(default_factory=dict)
 
 
-def read_dlq(settings: Settings, *, timeout_s: float = 30.0) -> Iterator[DeadLetter]:
-    """Every record of the DLQ topic, from the beginning to its end as of now."""
+def read_dlq(
+    settings: Settings, *, timeout_s: float = 30.0, topic: str = EVENTS_DLQ
+) -> Iterator[DeadLetter]:
+    """Every record of a DLQ topic (logical name), from the beginning to its end as of now."""
     from confluent_kafka import Consumer, TopicPartition
 
     from pipeline.tail import topic_partitions
 
-    topic = settings.topic("events.dlq")
+    topic = settings.topic(topic)
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
                          "group.id": "pulse-dlq-tool", "enable.auto.commit": False,
                          "enable.partition.eof": False})  # fmt: skip
@@ -146,22 +169,34 @@ def read_dlq(settings: Settings, *, timeout_s: float = 30.0) -> Iterator[DeadLet
         consumer.close()
 
 
-def inspect(settings: Settings) -> dict[str, ReasonSummary]:
-    """Reason -> count and the oldest example, for the whole DLQ."""
+def inspect(settings: Settings, *, topic: str = EVENTS_DLQ) -> dict[str, ReasonSummary]:
+    """Reason -> count and the oldest example, for the whole DLQ.
+
+    On the activations DLQ the reason is prefixed with the destination
+    (``crm: rejected``).
+    """
     summary: dict[str, ReasonSummary] = {}
     oldest: dict[str, DeadLetter] = {}
-    for letter in read_dlq(settings):
-        summary.setdefault(letter.reason, ReasonSummary()).count += 1
-        seen = oldest.get(letter.reason)
+    for letter in read_dlq(settings, topic=topic):
+        destination = letter.header("pulse-dlq-destination")
+        label = f"{destination}: {letter.reason}" if destination else letter.reason
+        summary.setdefault(label, ReasonSummary()).count += 1
+        seen = oldest.get(label)
         if seen is None or letter.age_order < seen.age_order:
-            oldest[letter.reason] = letter
+            oldest[label] = letter
     for reason, letter in oldest.items():
         summary[reason].example = letter.example()
     return dict(sorted(summary.items(), key=lambda kv: (-kv[1].count, kv[0])))
 
 
-def replay(settings: Settings, *, reason: str | None = None, max_records: int | None = None) -> int:
-    """Re-drive DLQ records to ``pulse.events``; returns how many.
+def replay(
+    settings: Settings,
+    *,
+    reason: str | None = None,
+    max_records: int | None = None,
+    topic: str = EVENTS_DLQ,
+) -> int:
+    """Re-drive DLQ records to ``pulse.events`` (or their activation topic); returns how many.
 
     All records, or those with ``reason``; with ``max_records`` the oldest
     that many (partitions are read in parallel, so "the first N read" would be
@@ -172,7 +207,6 @@ def replay(settings: Settings, *, reason: str | None = None, max_records: int | 
 
     from pipeline.produce import kafka_producer_config
 
-    target = settings.topic("events")
     errors: list[str] = []
 
     def on_delivery(err: Any, _msg: Any) -> None:
@@ -182,14 +216,16 @@ def replay(settings: Settings, *, reason: str | None = None, max_records: int | 
     producer = Producer(kafka_producer_config(settings))
     sent = 0
     chosen: Iterable[DeadLetter] = (
-        letter for letter in read_dlq(settings) if reason is None or letter.reason == reason
+        letter
+        for letter in read_dlq(settings, topic=topic)
+        if reason is None or letter.reason == reason
     )
     if max_records is not None:
         chosen = heapq.nsmallest(max(max_records, 0), chosen, key=lambda d: d.age_order)
     try:
         for letter in chosen:
             producer.produce(
-                target,
+                _target(settings, topic, letter),
                 key=letter.key,
                 value=letter.value,
                 headers=letter.original_headers,
