@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.deliver.book import Entry, Headers
+from pipeline.deliver.entries import Entry, Headers
 from pipeline.topics import ACTIVATIONS
 
 DLQ = "activations.dlq"

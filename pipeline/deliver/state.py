@@ -90,6 +90,24 @@ def ensure_delivery_topics(
     return counts
 
 
+def watermarks(consumer: Any, tp: Any, timeout_s: float = 15) -> tuple[int, int]:
+    """A partition's low and high watermarks, asked again while the metadata settles.
+
+    A topic created a moment ago answers NOT_LEADER_FOR_PARTITION for a while.
+    """
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            return int(low), int(high)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 class StateReader:
     """Follows ``pulse.deliver.state`` from its beginning: destination -> latest state."""
 
@@ -107,7 +125,7 @@ class StateReader:
     def read_to_end(self, timeout_s: float = 30) -> dict[str, dict[str, Any]]:
         from confluent_kafka import TopicPartition
 
-        _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)
+        _, high = watermarks(self.consumer, TopicPartition(self.topic, 0))
         deadline = time.monotonic() + timeout_s
         while True:
             position = self.consumer.position([TopicPartition(self.topic, 0)])[0].offset

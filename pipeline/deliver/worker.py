@@ -25,39 +25,19 @@ import functools
 import logging
 import signal
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import metrics
 from pipeline.config import Settings
 from pipeline.deliver import records
-from pipeline.deliver.book import Book, Entry, Kind, Read, Write
-from pipeline.deliver.config import Destination, Destinations
-from pipeline.deliver.http import Sender
-from pipeline.deliver.policy import Verdict, judge
-from pipeline.deliver.state import StateReader, ensure_delivery_topics, write_state
+from pipeline.deliver.config import Destinations
+from pipeline.deliver.dispatch import Dispatcher, now_ms
+from pipeline.deliver.entries import Kind, Read, Write
+from pipeline.deliver.state import StateReader, ensure_delivery_topics, watermarks, write_state
 from pipeline.errors import PulseError
 from pipeline.topics import ACTIVATIONS, decode_output
 
 log = logging.getLogger("pulse.deliver")
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass(eq=False)
-class _Dest:
-    config: Destination
-    book: Book
-    sender: Sender
-    input_topic: str
-    retry_topic: str
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    requests: int = 0
-    records_in_flight: int = 0
-    fill_since: int | None = None
-    paused: set[int] = field(default_factory=set)
 
 
 class DeliveryWorker:
@@ -73,15 +53,21 @@ class DeliveryWorker:
         self.max_pending = max_pending
         self.commit_interval_s = commit_interval_s
         self.poll_batch = poll_batch
-        self.dests: dict[str, _Dest] = {}
-        self.by_topic: dict[str, tuple[_Dest, Kind]] = {}
+        self.dests: dict[str, Dispatcher] = {}
+        self.by_topic: dict[str, tuple[Dispatcher, Kind]] = {}
         self.catching: dict[tuple[str, int], int] = {}
         self.committed: dict[tuple[str, int], int] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
         self.consumer: Any = None
         self.producer: Any = None
         self.state: StateReader | None = None
         self._stop: asyncio.Event | None = None
+        for dest in destinations:
+            d = Dispatcher(dest, records.input_topic(settings, dest.name),
+                           records.retry_topic(settings, dest.name), self._flush_outboxes,
+                           self._disable)  # fmt: skip
+            self.dests[dest.name] = d
+            self.by_topic[d.input_topic] = (d, "main")
+            self.by_topic[d.retry_topic] = (d, "retry")
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -90,7 +76,15 @@ class DeliveryWorker:
         ensure_delivery_topics(self.settings, [d.name for d in self.destinations],
                                partitions=partitions)  # fmt: skip
         self.state = StateReader(self.settings)
-        self.state.read_to_end()
+        states = self.state.read_to_end()
+        for name, d in self.dests.items():
+            disabled = bool(states.get(name, {}).get("disabled"))
+            d.book.disabled = disabled
+            metrics.DELIVER_DISABLED.labels(name).set(int(disabled))
+            if disabled:
+                log.error("destination %s is disabled (%s): its activations wait; "
+                          "`pulse deliver enable %s` resumes it", name,
+                          states[name].get("reason", ""), name)  # fmt: skip
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -107,19 +101,6 @@ class DeliveryWorker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
-        for dest in self.destinations:
-            d = _Dest(dest, Book(dest), Sender(dest), records.input_topic(self.settings, dest.name),
-                      records.retry_topic(self.settings, dest.name))  # fmt: skip
-            self.dests[dest.name] = d
-            self.by_topic[d.input_topic] = (d, "main")
-            self.by_topic[d.retry_topic] = (d, "retry")
-            disabled = bool(self.state.states.get(dest.name, {}).get("disabled"))
-            d.book.disabled = disabled
-            metrics.DELIVER_DISABLED.labels(dest.name).set(int(disabled))
-            if disabled:
-                log.error("destination %s is disabled (%s): its activations wait; "
-                          "`pulse deliver enable %s` resumes it", dest.name,
-                          self.state.states[dest.name].get("reason", ""), dest.name)  # fmt: skip
         self.producer = Producer({
             "bootstrap.servers": self.settings.bootstrap_servers, "acks": "all",
             "enable.idempotence": True, "linger.ms": 5,
@@ -132,7 +113,8 @@ class DeliveryWorker:
         })  # fmt: skip
         self.consumer.subscribe(list(self.by_topic), on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)  # fmt: skip
-        dispatchers = [asyncio.create_task(self._dispatch(d)) for d in self.dests.values()]
+        stop = self._stop
+        dispatchers = [asyncio.create_task(d.run(stop)) for d in self.dests.values()]
         try:
             await self._poll_loop()
         finally:
@@ -142,10 +124,8 @@ class DeliveryWorker:
 
     async def _drain(self) -> None:
         """Let requests in flight finish (10 s at most), write what they ask, commit, close."""
-        deadline = time.monotonic() + 10
-        while self.tasks and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-            self.producer.poll(0)
+        await asyncio.gather(*(d.drain(10) for d in self.dests.values()))
+        self.producer.poll(0)
         self._flush_outboxes()
         self.producer.flush(10)
         self._commit(sync=True)
@@ -162,7 +142,7 @@ class DeliveryWorker:
         next_commit = next_state = next_gauges = 0.0
         while not self._stop.is_set():
             messages = self.consumer.consume(self.poll_batch, timeout=0)
-            now = _now_ms()
+            now = now_ms()
             for msg in messages:
                 self._on_message(msg, now)
             if self.catching:
@@ -245,7 +225,7 @@ class DeliveryWorker:
                     self.producer.poll(0.01)
                     break
 
-    def _produce(self, d: _Dest, write: Write) -> None:
+    def _produce(self, d: Dispatcher, write: Write) -> None:
         entry = write.entry
         callback = functools.partial(self._written, d, write)
         if write.kind == "dlq":
@@ -261,7 +241,7 @@ class DeliveryWorker:
         self.producer.produce(d.retry_topic, key=entry.key, value=value, headers=headers,
                               partition=entry.partition, on_delivery=callback)  # fmt: skip
 
-    def _written(self, d: _Dest, write: Write, err: Any, _msg: Any) -> None:
+    def _written(self, d: Dispatcher, write: Write, err: Any, _msg: Any) -> None:
         error = None if err is None else str(err)
         if error is not None:
             log.warning("%s: writing a %s record failed (%s); trying again", d.config.name,
@@ -270,7 +250,7 @@ class DeliveryWorker:
             metrics.DELIVER_DEAD_LETTERED.labels(d.config.name, write.reason).inc()
             log.info("%s: dead-lettered %s (%s: %s)", d.config.name, write.entry.activation_id,
                      write.reason, write.entry.last_error)  # fmt: skip
-        d.book.written(write, error, _now_ms())
+        d.book.written(write, error, now_ms())
         d.wake.set()
 
     # -- commits, rebalances, back-pressure, state -----------------------------------------
@@ -305,12 +285,12 @@ class DeliveryWorker:
             self.committed.clear()  # commit everything again next time
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        now = _now_ms()
+        now = now_ms()
         for tp in partitions:
             d, kind = self.by_topic[tp.topic]
             if kind != "retry":
                 continue
-            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            low, high = watermarks(consumer, tp)
             if high <= low:
                 d.book.set_caught_up(tp.partition, now)
             else:
@@ -365,77 +345,7 @@ class DeliveryWorker:
             metrics.DELIVER_DISABLED.labels(name).set(int(d.book.disabled))
             d.wake.set()
 
-    # -- dispatching --------------------------------------------------------------------
-
-    def _wait_s(self, d: _Dest, now: int) -> float | None:
-        """How long the dispatcher should wait before sending (None: send now)."""
-        book, dest = d.book, d.config
-        if book.disabled or d.requests >= dest.concurrency:
-            return 1.0
-        if now < book.not_before_ms:
-            return (book.not_before_ms - now) / 1000
-        ready = book.ready_count(now)
-        if not ready:
-            due = book.next_due_ms()
-            return 1.0 if due is None else max(0.0, (due - now) / 1000)
-        batch = dest.batch
-        if batch.max_records > 1 and ready < batch.max_records and batch.wait_ms:
-            d.fill_since = d.fill_since or now
-            left = d.fill_since + batch.wait_ms - now
-            if left > 0:
-                return left / 1000
-        return None
-
-    async def _dispatch(self, d: _Dest) -> None:
-        assert self._stop is not None
-        while not self._stop.is_set():
-            d.wake.clear()
-            wait = self._wait_s(d, _now_ms())
-            if wait is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(d.wake.wait(), min(wait, 1.0))
-                continue
-            await d.sender.wait_for_token()
-            entries = d.book.take(_now_ms(), d.config.batch.max_records)
-            d.fill_since = None
-            if not entries:
-                continue
-            d.requests += 1
-            d.records_in_flight += len(entries)
-            task = asyncio.create_task(self._send(d, entries))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    async def _send(self, d: _Dest, entries: list[Entry]) -> None:
-        name = d.config.name
-        try:
-            body, headers = d.sender.build([e.activation or {} for e in entries], int(time.time()))
-            answer = await d.sender.post(body, headers)
-            now = _now_ms()
-            judgement = judge(answer, now)
-            status = answer.status
-            outcome = "error" if status is None else f"{status // 100}xx"
-            metrics.DELIVER_REQUESTS.labels(name, outcome).inc()
-            d.book.finish(entries, judgement, now, status, answer.summary)
-            if judgement.verdict is Verdict.DELIVERED:
-                delivered = [e for e in entries if e.state == "done"]
-                metrics.DELIVER_DELIVERED.labels(name).inc(len(delivered))
-                histogram = metrics.DELIVER_LATENCY.labels(name)
-                for e in delivered:
-                    if e.emitted_ms:
-                        histogram.observe(max(0, now - e.emitted_ms) / 1000)
-            elif judgement.verdict is Verdict.RETRY:
-                retried = sum(1 for e in entries if e.state == "idle")
-                metrics.DELIVER_RETRIED.labels(name).inc(retried)
-            elif judgement.verdict is Verdict.GONE:
-                self._disable(d, answer.summary, status)
-            self._flush_outboxes()
-        finally:
-            d.requests -= 1
-            d.records_in_flight -= len(entries)
-            d.wake.set()
-
-    def _disable(self, d: _Dest, reason: str, status: int | None) -> None:
+    def _disable(self, d: Dispatcher, reason: str, status: int | None) -> None:
         name = d.config.name
         log.error("DESTINATION DISABLED: %s answered %s at %s. Its activations are parked (kept, "
                   "not committed) until `pulse deliver enable %s`.", name, reason, d.config.url,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.deliver.book import Book, Read, Write
+from pipeline.deliver.book import Book
 from pipeline.deliver.config import Batch, Destination, Retry
+from pipeline.deliver.entries import Read, Write
 from pipeline.deliver.policy import Judgement, Verdict
 from pipeline.deliver.records import marker_headers, retry_headers, retry_meta
 
