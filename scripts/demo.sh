@@ -25,12 +25,11 @@ trap 'kill $worker 2>/dev/null || true; wait $worker 2>/dev/null || true' EXIT
 # partition (person ids chosen to cover all 4) closes the 30-minute window.
 python - > .pulse/demo-clock.jsonl <<'PY'
 import json
-from aiokafka.partitioner import DefaultPartitioner
-part, parts = DefaultPartitioner(), [0, 1, 2, 3]
+from pipeline.worker.partitioner import partition_for
 seen = {}
 for i in range(1000):
     key = f"demo-clock-{i}"
-    seen.setdefault(part(key.encode(), parts, parts), key)
+    seen.setdefault(partition_for(key.encode(), 4), key)
 for p, key in sorted(seen.items()):
     print(json.dumps({"messageId": f"clock-{p}", "type": "page", "userId": key,
                       "timestamp": "2026-11-20T21:40:00Z"}))
