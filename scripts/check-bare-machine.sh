@@ -74,7 +74,7 @@ for dir in "${dirs[@]}"; do
   [ -d "$dir" ] || continue
   for tool in "$dir"/*; do
     name=${tool##*/}
-    [ -x "$tool" ] && [ ! -d "$tool" ] && [ ! -e "$bin/$name" ] || continue
+    if [ ! -x "$tool" ] || [ -d "$tool" ] || [ -e "$bin/$name" ]; then continue; fi
     case " $hidden " in *" $name "*) echo "hiding $tool"; continue ;; esac
     ln -s "$tool" "$bin/$name"
   done
