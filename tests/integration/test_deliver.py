@@ -168,3 +168,36 @@ destinations:
             pulse(pulse_env, "deliver", "enable", "gone")
             wait_for(lambda: len(rx.delivered_ids("/gone")) >= 5, what="parked records")
     assert sorted(set(rx.delivered_ids("/gone"))) == [f"act-gone-{n}" for n in range(5)]
+
+
+def test_dlq_inspect_and_replay_and_status_from_the_cli(
+    settings: Settings, pulse_env: dict[str, str], tmp_path
+) -> None:
+    import json
+
+    with Receiver() as rx:
+        rx.plan("/crm", Answer(400), Answer(400))
+        config = tmp_path / "d.yaml"
+        config.write_text(f"""
+destinations:
+  crm: {{type: webhook, url: "{rx.url('/crm')}", {FAST_RETRY}}}
+""")
+        dests = destinations(config.read_text())
+        with running(settings, dests, group_id=f"{settings.app_id}-deliver"):
+            produce_activations(settings, [activation("crm", n) for n in range(3)])
+            wait_for(lambda: len(rx.got("/crm")) >= 3, what="three answers")
+            time.sleep(0.5)  # the dead letters are acknowledged
+        inspected = json.loads(pulse(pulse_env, "dlq", "inspect", "--activations", "--json").stdout)
+        assert inspected["crm: rejected"]["count"] == 2
+        example = inspected["crm: rejected"]["example"]
+        assert example["destination"] == "crm"
+        assert example["status"] == "400"
+        status = json.loads(pulse(pulse_env, "deliver", "status", "--destinations", str(config),
+                                  "--json").stdout)  # fmt: skip
+        assert status["crm"]["disabled"] is False
+        assert status["crm"]["backlog"] == 0
+        # the receiver is fixed: re-drive the dead letters, a worker delivers them
+        out = pulse(pulse_env, "dlq", "replay", "--activations", "--reason", "rejected")
+        assert "re-drove 2 record(s)" in out.stderr
+        with running(settings, dests, group_id=f"{settings.app_id}-deliver"):
+            wait_for(lambda: len(set(rx.delivered_ids("/crm"))) == 3, what="all three")
