@@ -21,10 +21,12 @@ processed everything the broker holds for it and has seen no new record for
 ``PULSE_IDLE_TIMEOUT_MS`` (wall clock); it stops being idle with its next
 record. An idle source does not hold the watermark back; if every source is
 idle, the watermark is the largest stream time (a quiet system decides its
-timers). Whenever a source wakes up, exclusions pause for one idle timeout so
-the other sources' owners can see their own new records first (a producer
-that starts writing all partitions at once must not make one partition's
-first records look old). Replay has no wall clock and no idleness.
+timers). An idle report is trusted only while the person partition has read
+everything the broker holds for it (a newer report may wait there, behind a
+backlog), and whenever a source wakes up, exclusions pause for one idle
+timeout so the other sources' owners can see their own new records first (a
+producer that starts writing all partitions at once must not make one
+partition's first records look old). Replay has no wall clock and no idleness.
 """
 
 from __future__ import annotations
@@ -82,11 +84,16 @@ class InputClocks:
             self.idle.discard(source)
             self.paused_until = now + self.idle_timeout_s
 
-    def stream_time_ms(self, now: float) -> int:
-        """Minimum over sources that hold time back; minus infinity until all were heard of."""
+    def stream_time_ms(self, now: float, caught_up: bool = True) -> int:
+        """Minimum over sources that hold time back; minus infinity until all were heard of.
+
+        ``caught_up``: everything the broker holds for this partition's input
+        (``pulse.events.by-person[p]``) was read. Until then a newer report may
+        be waiting there, so no source counts as idle.
+        """
         if len(self.times) < self.sources:
             return NEG_INF_MS
-        if now < self.paused_until:
+        if now < self.paused_until or not caught_up:
             return min(self.times.values())
         active = [t for s, t in self.times.items() if s not in self.idle]
         return min(active) if active else max(self.times.values())

@@ -84,7 +84,7 @@ class Runtime:
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.told: dict[tuple[int, int], tuple[int, bool]] = {}  # (dest, source) -> report
-        self.starts: dict[int, int] = {}  # committed offset of pulse.events[p] at assignment
+        self.starts: dict[tuple[str, int], int] = {}  # where each input began at assignment
         self.last_wake = 0.0
         self.next_clock = 0.0
         self.timeout_s = settings.idle_timeout_ms / 1000
@@ -101,8 +101,13 @@ class Runtime:
             if p not in self.stores:
                 self.stores[p] = PartitionStore(self.state_dir / f"p{p}", p)
         read = restore(self.settings.bootstrap_servers, self.changelog, self.stores)
-        events = [TopicPartition(self.events_topic, p) for p in numbers]
-        self.starts = {tp.partition: tp.offset for tp in consumer.committed(events, timeout=30)}
+        inputs = [TopicPartition(t, p) for t in (self.events_topic, self.by_person_topic)
+                  for p in numbers]  # fmt: skip
+        self.starts = {}
+        for tp in consumer.committed(inputs, timeout=30):
+            if tp.offset < 0:  # never committed: the backlog begins at the earliest offset
+                tp.offset = consumer.get_watermark_offsets(tp, timeout=30, cached=False)[0]
+            self.starts[(tp.topic, tp.partition)] = tp.offset
         self._build_tasks()
         log.info(
             "assigned partitions %s; restored %d changelog records in %.2f s; %d timers pending",
@@ -221,7 +226,8 @@ class Runtime:
             return
         reports: dict[int, tuple[int, bool]] = {}
         for p, task in self.tasks.items():
-            caught_up = self._caught_up(p)
+            task.caught_up = self._caught_up(self.by_person_topic, p)
+            caught_up = self._caught_up(self.events_topic, p)
             idle = task.activity.check(now, caught_up, self.last_wake, self.timeout_s)
             stream_time = task.source.stream_time_ms
             advance = self.settings.idle_advance_ms
@@ -246,9 +252,9 @@ class Runtime:
                 )
                 self.told.update({(dest, s): r for s, r in changed.items()})
 
-    def _caught_up(self, p: int) -> bool:
-        """Everything the broker holds for ``pulse.events[p]`` (as last fetched) is processed."""
-        tp = TopicPartition(self.events_topic, p)
+    def _caught_up(self, topic: str, p: int) -> bool:
+        """Everything the broker holds for ``topic[p]`` (as last fetched) is processed."""
+        tp = TopicPartition(topic, p)
         try:
             _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
             position = self.consumer.position([tp])[0].offset
@@ -257,7 +263,7 @@ class Runtime:
         if high is None or high < 0:
             return False
         if position < 0:  # nothing consumed since the assignment: where it began
-            position = self.starts.get(p, -1)
+            position = self.starts.get((topic, p), -1)
         return bool(position >= high)
 
     def _close(self) -> None:

@@ -131,6 +131,8 @@ class PartitionTask:
         self.forwarded = 0
         #: per person partition, the source time the last forwarded record carried
         self.told: dict[int, int] = {}
+        #: whether ``pulse.events.by-person[p]`` was read to its end (the loop says)
+        self.caught_up = False
         self._load_meta()
         self.timers_restored = self.processor.rebuild_index()
 
@@ -310,7 +312,7 @@ class PartitionTask:
 
     def advance(self) -> None:
         """Move the persons' stream time to the minimum over sources; fire what is due."""
-        target = self.inputs.stream_time_ms(self.now())
+        target = self.inputs.stream_time_ms(self.now(), self.caught_up)
         if target > self.processor.clock.stream_time_ms:
             self.emit(self.processor.advance_to(target))
 
