@@ -45,6 +45,18 @@ METRICS_PORT = 9108
 COUNTERS = {"pulse_events_in_total", "pulse_events_dlq_total", "pulse_triggers_total"}
 GAUGES = {"pulse_watermark_lag_seconds", "pulse_timers_pending"}
 HISTOGRAMS = {"pulse_process_seconds"}
+# ... and the delivery worker's (`pulse deliver`, pipeline/metrics.py DELIVER_*).
+DELIVER_COUNTERS = {
+    "pulse_deliver_delivered_total",
+    "pulse_deliver_retried_total",
+    "pulse_deliver_dead_lettered_total",
+    "pulse_deliver_requests_total",
+}
+DELIVER_GAUGES = {"pulse_deliver_disabled", "pulse_deliver_in_flight", "pulse_deliver_pending"}
+DELIVER_HISTOGRAMS = {"pulse_deliver_latency_seconds"}
+COUNTERS = COUNTERS | DELIVER_COUNTERS
+GAUGES = GAUGES | DELIVER_GAUGES
+HISTOGRAMS = HISTOGRAMS | DELIVER_HISTOGRAMS
 METRICS = COUNTERS | GAUGES | HISTOGRAMS
 # Series a histogram exposes: name_bucket, name_sum, name_count.
 EXPOSED_SERIES = (
@@ -862,3 +874,102 @@ def test_k8s_kustomization_lists_every_manifest(k8s_docs):
     assert listed == manifests, (
         f"kustomization.yaml lists {sorted(listed)}, folder has {sorted(manifests)}"
     )
+
+
+# --------------------------------------------------------------------------- #
+# `pulse deliver`: compose, Prometheus, Kubernetes
+# --------------------------------------------------------------------------- #
+
+DELIVER = "pulse-deliver"
+DELIVER_PORT = 9109
+RECEIVER = "webhook-receiver"
+DESTINATIONS = ROOT / "deploy" / "deliver" / "destinations.yaml"
+
+
+def _compose_default(value: str) -> str:
+    """``${VAR:-default}`` -> ``default`` (what compose uses when VAR is unset)."""
+    m = re.fullmatch(r"\$\{[A-Z_]+:-(.*)\}", value)
+    return m.group(1) if m else value
+
+
+def test_deliver_metrics_are_exported():
+    from prometheus_client import REGISTRY
+
+    import pipeline.metrics  # noqa: F401 - registers them
+
+    families = {m.name for m in REGISTRY.collect()}  # counters without their _total
+    wanted = {n.removesuffix("_total") for n in DELIVER_COUNTERS} | DELIVER_GAUGES
+    missing = (wanted | DELIVER_HISTOGRAMS) - families
+    assert not missing, f"pipeline/metrics.py does not export {sorted(missing)}"
+
+
+def test_deliver_service(compose):
+    from pipeline.deliver.config import load_destinations
+
+    deliver = service(compose, DELIVER)
+    command = deliver["command"]
+    assert command[:3] == ["pulse", "deliver", "--destinations"], command
+    assert bind_mount_target(deliver, DESTINATIONS) == command[3]
+    env = env_of(deliver)
+    worker_env = env_of(service(compose, WORKER))
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == worker_env["KAFKA_BOOTSTRAP_SERVERS"]
+    assert env["PULSE_DELIVER_METRICS_PORT"] == str(DELIVER_PORT)
+    assert str(DELIVER_PORT) in {str(p) for p in deliver.get("expose") or []}
+    assert not fixed_host_ports(deliver), "scales like the worker: no fixed host port"
+    assert deliver["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert deliver.get("image") == service(compose, WORKER).get("image")
+    # the destinations file loads with the secret compose gives, and points at the receiver
+    secret = _compose_default(env["PULSE_WEBHOOK_SECRET"])
+    dests = load_destinations(DESTINATIONS, env={"PULSE_WEBHOOK_SECRET": secret})
+    receiver = service(compose, RECEIVER)
+    assert _compose_default(env_of(receiver)["PULSE_WEBHOOK_SECRET"]) == secret
+    exposed = {str(p) for p in receiver.get("expose") or []}
+    for dest in dests:
+        host, _, port = dest.url.split("/")[2].partition(":")
+        assert host == RECEIVER, f"{dest.name} posts to {host}, not the compose receiver"
+        assert port in exposed, f"{dest.name} posts to port {port}; {RECEIVER} exposes {exposed}"
+    script = receiver["command"][1]
+    assert script.startswith("/app/")
+    assert (ROOT / script.removeprefix("/app/")).is_file()
+
+
+def test_prometheus_scrapes_every_deliver_replica():
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    want = f"{DELIVER}:{DELIVER_PORT}"
+    found = [
+        job
+        for job in config.get("scrape_configs", [])
+        for sd in job.get("dns_sd_configs", [])
+        if sd.get("type") == "A" and f"{sd['names'][0]}:{sd.get('port')}" == want
+    ]
+    assert found, f"no Prometheus job scrapes {want}"
+
+
+def test_k8s_deliver_deployment(k8s_docs, compose):
+    from pipeline.deliver.config import load_destinations
+
+    deploy = _one(k8s_docs, "Deployment", DELIVER)
+    pod = deploy["spec"]["template"]["spec"]
+    labels = deploy["spec"]["template"]["metadata"]["labels"]
+    assert deploy["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (container,) = pod["containers"]
+    assert container["command"][:3] == service(compose, DELIVER)["command"][:3]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports.get("metrics") == DELIVER_PORT
+    env = {e["name"]: e for e in container["env"]}
+    assert env["PULSE_DELIVER_METRICS_PORT"]["value"] == str(DELIVER_PORT)
+    assert "secretKeyRef" in env["PULSE_WEBHOOK_SECRET"]["valueFrom"], "secrets come from a Secret"
+    ref = env["KAFKA_BOOTSTRAP_SERVERS"]["valueFrom"]["configMapKeyRef"]
+    assert _one(k8s_docs, "ConfigMap", ref["name"])["data"].get(ref["key"])
+    # the mounted ConfigMap holds a destinations file that loads
+    mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    path = container["command"][3]
+    (name,) = [n for n, m in mount.items() if path.startswith(m + "/")]
+    config_map = _one(k8s_docs, "ConfigMap", volumes[name]["configMap"]["name"])
+    text = config_map["data"][path.rsplit("/", 1)[1]]
+    secret = "whsec_cHVsc2UtZGVtby1zZWNyZXQtY2hhbmdlLW1l"
+    assert load_destinations("configmap", text, env={"PULSE_WEBHOOK_SECRET": secret})
+    svc = _one(k8s_docs, "Service", DELIVER)
+    assert svc["spec"]["selector"].items() <= labels.items()
+    assert {p.get("targetPort") for p in svc["spec"]["ports"]} & {"metrics", DELIVER_PORT}
