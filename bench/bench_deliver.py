@@ -253,10 +253,12 @@ def main(argv: list[str] | None = None) -> int:
             for batched in modes if "throughput" in args.parts else ():
                 results.append(throughput(bootstrap, base, port, batched, args.records,
                                           args.persons, tmp))  # fmt: skip
+                results[-1]["load_1m"] = round(os.getloadavg()[0], 2)
                 print(json.dumps(results[-1]), flush=True)
             for batched in modes if "latency" in args.parts else ():
                 results.append(latency(bootstrap, base, port, batched, args.latency_rate,
                                        args.latency_seconds, args.persons, tmp))  # fmt: skip
+                results[-1]["load_1m"] = round(os.getloadavg()[0], 2)
                 print(json.dumps(results[-1]), flush=True)
         finally:
             receiver.terminate()

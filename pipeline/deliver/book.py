@@ -147,7 +147,7 @@ class Book:
         if lane is None:
             lane = self.lanes[(entry.partition, lane_key)] = Lane(entry.partition, lane_key)
         lane.insert(entry)
-        self._park_followers(lane, now_ms)
+        self._park_followers(lane, now_ms, None if lane.entries[0] is entry else entry)
         self._refresh(lane, now_ms)
 
     # -- readiness ------------------------------------------------------------------------
@@ -166,12 +166,15 @@ class Book:
         else:
             heapq.heappush(self.timers, (head.due_ms, next(_seq), ident))
 
-    def _park_followers(self, lane: Lane, now_ms: int) -> None:
-        """Entries behind a head that waits for a retry move to the retry topic, off the input."""
+    def _park_followers(self, lane: Lane, now_ms: int, only: Entry | None = None) -> None:
+        """Entries behind a head that waits for a retry move to the retry topic, off the input.
+
+        ``only``: just that newcomer (the others were looked at when they came).
+        """
         head = lane.entries[0]
         if head.state != "idle" or head.due_ms <= now_ms:
             return
-        for entry in lane.entries[1:]:
+        for entry in lane.entries[1:] if only is None else [only]:
             if entry.main_open and entry.gen == 0 and entry.state == "idle":
                 self._persist(entry)
 

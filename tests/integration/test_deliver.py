@@ -7,6 +7,7 @@ import time
 import pytest
 
 from pipeline.config import Settings
+from pipeline.deliver.config import load_destinations
 from pipeline.deliver.state import read_states
 from tests.integration.helpers import pulse
 from tests.integration.test_deliver_support import (
@@ -201,3 +202,24 @@ destinations:
         assert "re-drove 2 record(s)" in out.stderr
         with running(settings, dests, group_id=f"{settings.app_id}-deliver"):
             wait_for(lambda: len(set(rx.delivered_ids("/crm"))) == 3, what="all three")
+
+
+def test_rate_limit_and_custom_headers(settings: Settings) -> None:
+    with Receiver() as rx:
+        dests = load_destinations("d.yaml", f"""
+destinations:
+  crm:
+    type: webhook
+    url: "{rx.url('/crm')}"
+    rate_limit: 4
+    concurrency: 8
+    headers: {{X-Team: growth, Authorization: {{env: TOKEN}}}}
+""", env={"TOKEN": "Bearer t0k"})  # fmt: skip
+        with running(settings, dests):
+            produce_activations(settings, [activation("crm", n) for n in range(12)])
+            wait_for(lambda: len(rx.got("/crm")) >= 12, what="twelve requests")
+    got = rx.got("/crm")
+    assert got[-1].at - got[0].at >= 1.8, "4/s with a burst of 4: 12 requests take 2 s"
+    assert got[0].headers["X-Team"] == "growth"
+    assert got[0].headers["Authorization"] == "Bearer t0k"
+    assert got[0].headers["User-Agent"].startswith("pulse-deliver/")
