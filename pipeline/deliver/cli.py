@@ -3,7 +3,7 @@
 ::
 
     pulse deliver [run] --destinations F [--partitions N] [--metrics-port P]
-    pulse deliver check --destinations F        validate the file and exit
+    pulse deliver check --destinations F [--topology T]   validate the file and exit
     pulse deliver status --destinations F [--json]   disabled destinations, backlog per topic
     pulse deliver enable NAME | disable NAME [--reason R]
 
@@ -37,6 +37,20 @@ def _destinations(args: argparse.Namespace) -> Any:
     return load_destinations(path)
 
 
+def _unconfigured(topology: str | None, destinations: Any) -> list[str]:
+    """Destinations the topology names that have no entry (their activations would wait)."""
+    if topology is None:
+        return []
+    from pipeline.topology import load
+
+    missing = sorted(set(load(topology).destinations) - set(destinations.by_name))
+    return [
+        f"{topology}: destination {name!r} has no entry in {destinations.source}: "
+        "its activations wait on their topic"
+        for name in missing
+    ]
+
+
 def _deliver(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.errors import ConfigError
 
@@ -50,6 +64,8 @@ def _deliver(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     destinations = _destinations(args)
     if args.action == "check":
+        for warning in _unconfigured(args.topology, destinations):
+            print(f"pulse: warning: {warning}", file=sys.stderr)
         for d in destinations:
             print(
                 f"{d.name}: {d.format} to {d.url} ({len(d.secrets)} secret(s), "
@@ -68,6 +84,8 @@ def _deliver(args: argparse.Namespace, settings: Settings) -> int:
         level=getattr(logging, args.loglevel.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for warning in _unconfigured(args.topology, destinations):
+        logging.getLogger("pulse.deliver").warning("%s", warning)
     run(settings, destinations, partitions=args.partitions, metrics_port=args.metrics_port,
         group_id=args.group)  # fmt: skip
     return 0
@@ -112,6 +130,7 @@ def add_parsers(subparsers: Any) -> None:
     deliver.add_argument("name", nargs="?", help="enable/disable: the destination")
     deliver.add_argument("--destinations", "--config", dest="destinations",
                          help=f"destinations YAML (env {ENV_FILE})")  # fmt: skip
+    deliver.add_argument("--topology", help="warn about destinations it names with no entry")
     deliver.add_argument("--partitions", type=int, default=4,
                          help="partitions of activation topics it has to create")  # fmt: skip
     deliver.add_argument(

@@ -128,3 +128,23 @@ def test_shipped_example_loads():
     dests = load_destinations(root / "examples" / "destinations.yaml",
                               env={"PULSE_WEBHOOK_SECRET": SECRET})  # fmt: skip
     assert len(dests) >= 2
+
+
+def test_cli_check_validates_and_warns_about_unconfigured_destinations(tmp_path, capsys):
+    from pathlib import Path
+
+    from pipeline.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    good = tmp_path / "d.yaml"
+    good.write_text("destinations:\n  crm: {type: webhook, url: http://x}\n")
+    assert main(["deliver", "check", "--destinations", str(good),
+                 "--topology", str(root / "topologies" / "commerce.yaml")]) == 0  # fmt: skip
+    out = capsys.readouterr()
+    assert "crm: pulse to http://x" in out.out
+    assert "destination 'email' has no entry" in out.err
+    assert "'crm'" not in out.err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("destinations:\n  crm: {type: webhook, url: http://x, timeout: soon}\n")
+    assert main(["deliver", "check", "--destinations", str(bad)]) == 2
+    assert f"{bad}:2: destinations.crm.timeout: expected a duration" in capsys.readouterr().err
