@@ -161,6 +161,8 @@ def write_state(
     from confluent_kafka import Producer
 
     own = producer is None
+    if own:
+        ensure_delivery_topics(settings, [])  # the state topic, before the first worker ran
     producer = producer or Producer({"bootstrap.servers": settings.bootstrap_servers})
     value = {"disabled": disabled, "reason": reason, "status": status,
              "at_ms": int(time.time() * 1000)}  # fmt: skip
@@ -170,6 +172,9 @@ def write_state(
 
 
 def read_states(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Destination -> its latest state (none before the first ``pulse deliver``)."""
+    if not partition_counts(settings, [settings.topic(STATE)]):
+        return {}
     reader = StateReader(settings)
     try:
         return dict(reader.read_to_end())

@@ -72,6 +72,9 @@ def render_status(report: dict[str, Any]) -> str:
         if row["disabled"]:
             lines.append(f"    since {row['since']}: {row['reason']}")
             lines.append(f"    resume with: pulse deliver enable {name}")
-        lines.append(f"    not yet delivered: {row['backlog']}  waiting for a retry: "
-                     f"{row['retry_backlog']}")  # fmt: skip
+        if row["backlog"] is None:
+            lines.append("    no topics yet (no `pulse deliver` has run for it)")
+        else:
+            lines.append(f"    not yet delivered: {row['backlog']}  waiting for a retry: "
+                         f"{row['retry_backlog']}")  # fmt: skip
     return "\n".join(lines)
