@@ -31,6 +31,7 @@ WATERMARK_LAG = Gauge(
     "pulse_watermark_lag_seconds", "Wall clock minus the partition's watermark", ["partition"]
 )
 PROCESS_SECONDS = Histogram("pulse_process_seconds", "Time to process one record")
+COMMIT_SECONDS = Histogram("pulse_commit_seconds", "Time to commit a transaction (or offsets)")
 TIMERS_PENDING = Gauge("pulse_timers_pending", "Pending event-time timers in this worker")
 
 

@@ -30,11 +30,13 @@ from pipeline.topics import BY_PERSON, EVENTS
 from pipeline.worker.clocks import CLOCK, CONTROL_HEADER, clock_record
 from pipeline.worker.commit import Committer
 from pipeline.worker.kafkalog import RateLimitedLog
-from pipeline.worker.partition import PartitionTask, Record, Topology
+from pipeline.worker.partition import PartitionTask, ProcessingFailed, Record, Topology
 from pipeline.worker.restore import restore
 from pipeline.worker.store import PartitionStore
 
 log = logging.getLogger(__name__)
+#: How often the worker logs its progress (at a commit), seconds.
+PROGRESS_S = 30.0
 
 
 def changelog_topic(settings: Settings) -> str:
@@ -53,6 +55,12 @@ def consumer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 5),
         "fetch.wait.max.ms": 100,
+        # Small fetches and a small prefetch: through a backlog, partitions are read
+        # in turns of ~64 KB, so every source's clock moves and the watermark (their
+        # minimum) with it; by-person records (and the source clocks they carry)
+        # never wait behind a long run of pulse.events in the local queue.
+        "max.partition.fetch.bytes": 65_536,
+        "queued.max.messages.kbytes": 1024,
         "group.instance.id": instance_id,
         "logger": RateLimitedLog(logging.getLogger("pipeline.worker.kafka")),
     }
@@ -88,6 +96,9 @@ class Runtime:
         self.last_wake = 0.0
         self.next_clock = 0.0
         self.timeout_s = settings.idle_timeout_ms / 1000
+        self.processed = 0
+        self.first_commit_after: float | None = None
+        self.next_progress = 0.0
 
     # -- assignment -----------------------------------------------------------------
 
@@ -109,6 +120,7 @@ class Runtime:
                 tp.offset = consumer.get_watermark_offsets(tp, timeout=30, cached=False)[0]
             self.starts[(tp.topic, tp.partition)] = tp.offset
         self._build_tasks()
+        self.first_commit_after = time.monotonic()
         log.info(
             "assigned partitions %s; restored %d changelog records in %.2f s; %d timers pending",
             numbers,
@@ -166,8 +178,12 @@ class Runtime:
             while not self.stop.is_set():
                 msgs = self.consumer.consume(s.batch_max, timeout=s.batch_wait_ms / 1000)
                 started = time.perf_counter()
-                for msg in msgs:
-                    self._dispatch(msg)
+                try:
+                    for msg in msgs:
+                        self._dispatch(msg)
+                except ProcessingFailed as exc:
+                    self._reprocess_carefully(exc)
+                    continue
                 now = time.monotonic()
                 if now >= self.next_clock:
                     self._clocks(now)
@@ -192,6 +208,7 @@ class Runtime:
         if task is None:
             return  # not ours any more (a rebalance is on its way)
         self.committer.touch()
+        self.processed += 1
         topic = msg.topic()
         metrics.EVENTS_IN.labels(topic).inc()
         if topic == self.events_topic:
@@ -205,8 +222,41 @@ class Runtime:
     def _commit(self) -> None:
         for task in self.tasks.values():
             task.save_meta()
+        started = time.monotonic()
+        had_work = self.committer.dirty
         if not self.committer.commit(self.stores):
             self._rewind()
+            return
+        now = time.monotonic()
+        metrics.COMMIT_SECONDS.observe(now - started)
+        if had_work and self.first_commit_after is not None:
+            log.info("first commit %.2f s after the assignment", now - self.first_commit_after)
+            self.first_commit_after = None
+        for task in self.tasks.values():
+            task.persons.careful = False
+        if now >= self.next_progress:
+            self.next_progress = now + PROGRESS_S
+            log.info(
+                "processed %d records in %d commits so far; watermarks %s",
+                self.processed,
+                self.committer.commits,
+                {p: t.processor.clock.stream_time_ms for p, t in self.tasks.items()},
+            )
+
+    def _reprocess_carefully(self, exc: ProcessingFailed) -> None:
+        """A record failed half-way: back to the last commit, then record by record.
+
+        Its partial change to a person must not survive, so the transaction is
+        aborted and the records since the last commit are processed again with
+        every save encoded at once; the failing record then goes to the DLQ
+        (reason ``processing_error``) and the state is exactly as before it.
+        """
+        log.warning("processing %s failed (%s); going back to the last commit to process "
+                    "again record by record", exc, exc.__cause__)  # fmt: skip
+        self.committer.abort(self.stores.values())
+        self._rewind()
+        for task in self.tasks.values():
+            task.persons.careful = True
 
     def _rewind(self) -> None:
         """After an aborted transaction: back to the last commit, state and offsets."""

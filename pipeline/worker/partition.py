@@ -53,6 +53,10 @@ MERGE_OUT, MERGE_IN, RESTORE = b"merge-out", b"merge-in", b"restore"
 Headers = list[tuple[str, bytes]]
 
 
+class ProcessingFailed(Exception):
+    """A record failed half-way: the caller goes back to the last commit (see ``loop.py``)."""
+
+
 class Sink(Protocol):
     """Where a task's records go (the transactional producer, or a list in tests)."""
 
@@ -116,10 +120,11 @@ class PartitionTask:
         self.store = store
         self.sink = sink
         self.now = clock
+        self.persons = PersonStates(store)
         self.processor = Processor(
             topology.operators,
             allowed_lateness_ms=allowed_lateness_ms,
-            store=PersonStates(store),
+            store=self.persons,
             stage=topology.stage,
             identity=topology.identity,
         )
@@ -150,7 +155,8 @@ class PartitionTask:
         )
 
     def save_meta(self) -> None:
-        """Written with every commit, so clocks and offsets always agree."""
+        """Written with every commit (with the persons), so clocks and offsets always agree."""
+        self.persons.flush()
         meta = {
             "source": self.source.snapshot(),
             "inputs": self.inputs.snapshot(),
@@ -169,6 +175,8 @@ class PartitionTask:
         except DecodeError as err:
             self.dead_letter("events", rec, err)
         except Exception as exc:
+            if not self.persons.careful:
+                raise ProcessingFailed(f"events[{rec.partition}]@{rec.offset}") from exc
             log.exception(
                 "ingesting events[%d]@%d failed; record sent to the DLQ", rec.partition, rec.offset
             )
@@ -266,6 +274,8 @@ class PartitionTask:
         try:
             self._behave(rec)
         except Exception as exc:
+            if not self.persons.careful:
+                raise ProcessingFailed(f"events.by-person[{rec.partition}]@{rec.offset}") from exc
             log.exception(
                 "processing events.by-person[%d]@%d failed; record sent to the DLQ",
                 rec.partition,

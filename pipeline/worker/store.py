@@ -33,6 +33,8 @@ from pipeline.records import decode_state, encode_state
 log = logging.getLogger(__name__)
 
 PERSON, LINK, META = b"p", b"l", b"m"
+#: Decoded person states kept between commits (beyond it they are read again).
+MAX_DECODED = 20_000
 _CHECKPOINT = b"\x00checkpoint"
 
 
@@ -134,19 +136,47 @@ class PartitionStore:
 class PersonStates:
     """Person state in a :class:`PartitionStore`: the core's ``PersonStore``.
 
-    Saves are kept encoded, so a load sees exactly what the last save stored,
-    never a state an event that failed half-way left behind.
+    Between commits a person's state is kept decoded and is encoded once, at
+    the commit (:meth:`flush`): decoding and encoding on every event would cost
+    more than the event. The core changes a loaded state in place, so an event
+    that fails half-way could leave part of its change behind: then the worker
+    aborts the transaction, goes back to the last commit and processes the
+    records again with ``careful`` on, which encodes at every save so a load
+    sees exactly what the last save stored (``loop.py``).
     """
 
     def __init__(self, store: PartitionStore) -> None:
         self.store = store
+        self.careful = False
+        self.objects: dict[str, PersonState | None] = {}
+        self.dirty: set[str] = set()
 
     def load(self, person_id: str) -> PersonState | None:
+        if person_id in self.objects:
+            return self.objects[person_id]
         raw = self.store.get(PERSON + person_id.encode())
-        return None if raw is None else decode_state(raw)
+        state = None if raw is None else decode_state(raw)
+        if not self.careful:
+            self.objects[person_id] = state
+        return state
 
     def save(self, person_id: str, state: PersonState | None) -> None:
-        self.store.put(PERSON + person_id.encode(), None if state is None else encode_state(state))
+        if self.careful:
+            key = PERSON + person_id.encode()
+            self.store.put(key, None if state is None else encode_state(state))
+        else:
+            self.objects[person_id] = state
+            self.dirty.add(person_id)
+
+    def flush(self) -> None:
+        """Encode what changed since the last commit into the store's write cache."""
+        for person_id in self.dirty:
+            state = self.objects[person_id]
+            key = PERSON + person_id.encode()
+            self.store.put(key, None if state is None else encode_state(state))
+        self.dirty.clear()
+        if len(self.objects) > MAX_DECODED:
+            self.objects.clear()
 
     def items(self) -> list[tuple[str, PersonState]]:
         return [(k.decode(), decode_state(v)) for k, v in self.store.scan(PERSON)]
