@@ -30,7 +30,7 @@ TRIGGERS = Counter("pulse_triggers", "Triggers emitted", ["rule"])
 WATERMARK_LAG = Gauge(
     "pulse_watermark_lag_seconds", "Wall clock minus the partition's watermark", ["partition"]
 )
-PROCESS_SECONDS = Histogram("pulse_process_seconds", "Time to process one record")
+PROCESS_SECONDS = Histogram("pulse_process_seconds", "Time to process one batch of records")
 COMMIT_SECONDS = Histogram("pulse_commit_seconds", "Time to commit a transaction (or offsets)")
 TIMERS_PENDING = Gauge("pulse_timers_pending", "Pending event-time timers in this worker")
 

@@ -286,6 +286,11 @@ class Runtime:
                 stream_time += quiet_ms  # a quiet system's timers still fire (live only)
             reports[p] = (stream_time, idle)
             task.inputs.observe(p, stream_time, idle, now)
+            watermark = task.processor.watermark_ms
+            if watermark > -(2**62):
+                lag = max(0.0, time.time() - watermark / 1000)
+                metrics.WATERMARK_LAG.labels(str(p)).set(lag)
+        metrics.TIMERS_PENDING.set(sum(t.processor.pending_timers for t in self.tasks.values()))
         for dest in range(self.partitions):
             changed = {}
             for source, report in reports.items():
