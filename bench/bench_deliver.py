@@ -1,25 +1,31 @@
 """Benchmark of ``pulse deliver``: activations/s to a local endpoint, and added latency.
 
-    python -m bench.bench_deliver [--records 20000] [--persons 5000]
-                                  [--latency-rate 200] [--latency-seconds 15]
+    python -m bench.bench_deliver [--records 20000] [--batched-records 100000]
+                                  [--persons 5000] [--latency-rate 200]
+                                  [--latency-seconds 15]
 
 Needs a broker (``KAFKA_BOOTSTRAP_SERVERS``, default 127.0.0.1:9092). A local
 aiohttp endpoint runs in its own process and answers 200 at once; ``pulse
 deliver`` runs as its own process, exactly as a user runs it. Each part uses
 fresh topics (a new prefix).
 
-Throughput: ``--records`` activations (``--persons`` people, order per person)
-are produced first; then the worker starts, and the rate is the records over
-the time from the first to the last one the endpoint received (the start-up,
-group join included, is reported apart). Batching off: one activation per
-request, concurrency 32. Batching on: ``batch: {max: 100, wait: 50ms}``,
-concurrency 8.
+Throughput: the worker starts and delivers one warm-up activation (group
+joined, connections open); then ``--records`` activations (``--persons``
+people, order per person; ``--batched-records`` with batching) are produced
+as fast as the producer goes, and the rate is the records over the time from
+the first produce to the endpoint receiving the last one. Batching off: one activation per
+request, concurrency 32. Batching on: ``batch: {max: 100, wait: 20ms}``,
+concurrency 8 (under load batches fill long before the wait; it only bounds
+the latency added when traffic is light).
 
 Latency when healthy: with the worker running, activations are produced at
 ``--latency-rate`` per second for ``--latency-seconds``; each carries the wall
 clock at its produce call, and the endpoint records when it received it. The
 difference is the latency Pulse adds between the activation landing on its
 topic and the endpoint having it (produce, fetch, sign, POST).
+
+``BENCH_PROFILE=DIR`` records each worker with py-spy (speedscope files in DIR;
+``python -m bench.profile_top FILE`` summarises one).
 """
 
 from __future__ import annotations
@@ -105,7 +111,7 @@ def _activation(n: int, persons: int, sent_ms: int | None) -> dict[str, Any]:
 
 
 def _config(port: int, batched: bool, tmp: Path) -> Path:
-    batch = "batch: {max: 100, wait: 50ms}\n    concurrency: 8" if batched else "concurrency: 32"
+    batch = "batch: {max: 100, wait: 20ms}\n    concurrency: 8" if batched else "concurrency: 32"
     path = tmp / f"bench-{'on' if batched else 'off'}.yaml"
     path.write_text(f"""destinations:
   bench:
@@ -117,19 +123,26 @@ def _config(port: int, batched: bool, tmp: Path) -> Path:
     return path
 
 
+PROFILE = os.environ.get("BENCH_PROFILE")  # a folder: py-spy records each worker there
+
+
 def _start(settings: Settings, config: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
            "PULSE_TOPIC_PREFIX": settings.topic_prefix, "BENCH_SECRET": SECRET,
            "PULSE_DELIVER_METRICS_PORT": "0"}  # fmt: skip
     with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "deliver", "--destinations", str(config),
-             "--loglevel", "warning"], env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        argv = [sys.executable, "-m", "pipeline.cli", "deliver", "--destinations", str(config),
+                "--loglevel", "warning"]  # fmt: skip
+        if PROFILE:
+            name = f"deliver-{config.stem}-{uuid.uuid4().hex[:6]}.speedscope.json"
+            out_file = Path(PROFILE) / name
+            spy = str(Path(sys.executable).parent / "py-spy")
+            argv = [spy, "record", "-f", "speedscope", "-o", str(out_file), "--", *argv]
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
+    proc.send_signal(2 if PROFILE else 15)  # py-spy writes its profile on SIGINT
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
@@ -229,7 +242,9 @@ def latency(bootstrap: str, base: str, port: int, batched: bool, rate: float, se
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--records", type=int, default=20_000, help="throughput, batching off")
+    parser.add_argument("--batched-records", type=int, default=100_000,
+                        help="throughput, batching on")  # fmt: skip
     parser.add_argument("--persons", type=int, default=5_000)
     parser.add_argument("--latency-rate", type=float, default=200.0)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
@@ -251,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             modes = [m == "on" for m in args.batching.split(",")]
             for batched in modes if "throughput" in args.parts else ():
-                results.append(throughput(bootstrap, base, port, batched, args.records,
+                records = args.batched_records if batched else args.records
+                results.append(throughput(bootstrap, base, port, batched, records,
                                           args.persons, tmp))  # fmt: skip
                 results[-1]["load_1m"] = round(os.getloadavg()[0], 2)
                 print(json.dumps(results[-1]), flush=True)
