@@ -52,36 +52,73 @@ def read_pid(pid_file: Path) -> int | None:
 
 def is_running(pid: int, marker: bytes) -> bool:
     """Tell whether ``pid`` is alive, not a zombie, and has ``marker`` in its command line."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()  # empty for zombies
-    except FileNotFoundError:
-        if Path("/proc/self").exists():
-            return False  # Linux: the process is gone
-        done = subprocess.run(  # no /proc (macOS)
-            ["/bin/ps", "-o", "command=", "-p", str(pid)],
-            capture_output=True,
-            check=False,
-        )
-        raw = done.stdout
-    except PermissionError:
-        return False
-    return marker in raw
+    return marker in _cmdline(pid)
+
+
+def is_gone(pid: int, marker: bytes) -> bool:
+    """Tell whether ``pid`` has fully exited: no such process, a zombie, or another program.
+
+    A killed process drops its memory, so its command line reads empty, before
+    it closes its files: for a moment it no longer looks like ours but still
+    holds its listening ports. That moment counts as not gone.
+    """
+    state = _state(pid)
+    if state is None or state in "ZX":
+        return True
+    cmdline = _cmdline(pid)
+    return cmdline != b"" and marker not in cmdline  # a reused pid: not ours
+
+
+def wait_gone(pid: int, marker: bytes, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for :func:`is_gone`; True if it is."""
+    deadline = time.monotonic() + timeout_s
+    while not is_gone(pid, marker):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def signal_and_wait(pid: int, marker: bytes, sig: signal.Signals, timeout_s: float) -> bool:
-    """Send ``sig`` and wait up to ``timeout_s`` for the process to go; True if it went."""
+    """Send ``sig`` and wait up to ``timeout_s`` for the process to be gone; True if it is."""
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
         return True
     except PermissionError as exc:
         raise KafkaLauncherError(f"not allowed to signal pid {pid}: stop it as its owner") from exc
-    deadline = time.monotonic() + timeout_s
-    while is_running(pid, marker):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    return wait_gone(pid, marker, timeout_s)
+
+
+def _cmdline(pid: int) -> bytes:
+    """The command line of ``pid``; empty if there is none (gone, zombie, exiting, not ours)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return b""  # Linux: the process is gone
+        return _ps(pid, "command=")  # no /proc (macOS)
+    except PermissionError:
+        return b""
+
+
+def _state(pid: int) -> str | None:
+    """The one-letter process state (R, S, D, Z, ...), or None if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return None
+        state = _ps(pid, "stat=").strip()
+        return state[:1].decode() or None
+    return stat.rsplit(b")", 1)[-1].split()[0].decode()  # "pid (comm) S ..."; comm may hold ")"
+
+
+def _ps(pid: int, field: str) -> bytes:
+    done = subprocess.run(
+        ["/bin/ps", "-o", field, "-p", str(pid)], capture_output=True, check=False
+    )
+    return done.stdout
 
 
 @contextlib.contextmanager

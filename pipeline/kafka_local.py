@@ -230,6 +230,8 @@ def _start_local(lk: LocalKafka, timeout_s: float, echo: Echo) -> str:
     if st.stale_pid:
         lk.pid_file.unlink(missing_ok=True)
         echo(f"removed stale pid file {lk.pid_file} (pid {st.pid} is no longer a running broker)")
+        if st.pid:  # a broker killed a moment ago may still hold its ports
+            daemon.wait_gone(st.pid, str(lk.properties_path).encode(), 30.0)
     java = find_java(echo=echo)
     _check_port_free(lk.port, "PULSE_KAFKA_PORT")
     _check_port_free(lk.controller_port, "PULSE_KAFKA_CONTROLLER_PORT")
