@@ -29,7 +29,7 @@ def test_delivers_signed_in_order_per_person(settings: Settings) -> None:
     with Receiver() as rx:
         dests = destinations(f"""
 destinations:
-  crm: {{type: webhook, url: "{rx.url('/crm')}", secret: {{env: SECRET}}, concurrency: 4}}
+  crm: {{type: webhook, url: "{rx.url("/crm")}", secret: {{env: SECRET}}, concurrency: 4}}
 """)
         acts = [activation("crm", n) for n in range(40)]
         with running(settings, dests):
@@ -55,7 +55,7 @@ def test_batches(settings: Settings) -> None:
 destinations:
   email:
     type: webhook
-    url: "{rx.url('/email')}"
+    url: "{rx.url("/email")}"
     secret: {{env: SECRET}}
     format: segment
     batch: {{max: 25, wait: 300ms}}
@@ -83,10 +83,10 @@ def test_500s_then_success_and_a_timeout(settings: Settings) -> None:
         rx.plan("/push", Answer(200, delay_s=3))  # longer than the timeout: retried
         dests = destinations(f"""
 destinations:
-  crm: {{type: webhook, url: "{rx.url('/crm')}", secret: {{env: SECRET}}, {FAST_RETRY}}}
+  crm: {{type: webhook, url: "{rx.url("/crm")}", secret: {{env: SECRET}}, {FAST_RETRY}}}
   push:
     type: webhook
-    url: "{rx.url('/push')}"
+    url: "{rx.url("/push")}"
     timeout: 1s
     {FAST_RETRY}
 """)
@@ -105,7 +105,7 @@ def test_429_honours_retry_after(settings: Settings) -> None:
         rx.plan("/crm", Answer(429, {"Retry-After": "2"}))
         dests = destinations(f"""
 destinations:
-  crm: {{type: webhook, url: "{rx.url('/crm')}", {FAST_RETRY}}}
+  crm: {{type: webhook, url: "{rx.url("/crm")}", {FAST_RETRY}}}
 """)
         with running(settings, dests):
             produce_activations(settings, [activation("crm", 1)])
@@ -122,7 +122,7 @@ def test_4xx_dead_letters_at_once_with_the_response(settings: Settings) -> None:
         rx.plan("/crm", Answer(422))
         dests = destinations(f"""
 destinations:
-  crm: {{type: webhook, url: "{rx.url('/crm')}", {FAST_RETRY}}}
+  crm: {{type: webhook, url: "{rx.url("/crm")}", {FAST_RETRY}}}
 """)
         with running(settings, dests):
             produce_activations(settings, [activation("crm", 1, "p1"), activation("crm", 2, "p1")])
@@ -146,8 +146,8 @@ def test_410_disables_the_destination_and_parks_its_records(
         rx.default("/gone", Answer(410))
         dests = destinations(f"""
 destinations:
-  gone: {{type: webhook, url: "{rx.url('/gone')}", {FAST_RETRY}}}
-  crm: {{type: webhook, url: "{rx.url('/crm')}", {FAST_RETRY}}}
+  gone: {{type: webhook, url: "{rx.url("/gone")}", {FAST_RETRY}}}
+  crm: {{type: webhook, url: "{rx.url("/crm")}", {FAST_RETRY}}}
 """)
         with running(settings, dests, group_id="g410") as worker:
             produce_activations(settings, [activation("gone", n) for n in range(5)])
@@ -181,7 +181,7 @@ def test_dlq_inspect_and_replay_and_status_from_the_cli(
         config = tmp_path / "d.yaml"
         config.write_text(f"""
 destinations:
-  crm: {{type: webhook, url: "{rx.url('/crm')}", {FAST_RETRY}}}
+  crm: {{type: webhook, url: "{rx.url("/crm")}", {FAST_RETRY}}}
 """)
         dests = destinations(config.read_text())
         with running(settings, dests, group_id=f"{settings.app_id}-deliver"):
@@ -223,3 +223,25 @@ destinations:
     assert got[0].headers["X-Team"] == "growth"
     assert got[0].headers["Authorization"] == "Bearer t0k"
     assert got[0].headers["User-Agent"].startswith("pulse-deliver/")
+
+
+def test_after_the_last_attempt_the_dead_letter_says_why(settings: Settings) -> None:
+    from pipeline import dlq
+
+    with Receiver() as rx:
+        rx.default("/crm", Answer(500))
+        dests = destinations(f"""
+destinations:
+  crm: {{type: webhook, url: "{rx.url('/crm')}", retry: {{schedule: [0s, 200ms, 200ms]}}}}
+""")
+        with running(settings, dests):
+            produce_activations(settings, [activation("crm", 1)])
+            wait_for(lambda: bool(list(dlq.read_dlq(settings, topic="activations.dlq"))),
+                     what="the dead letter")  # fmt: skip
+    assert len(rx.got("/crm")) == 3
+    (letter,) = dlq.read_dlq(settings, topic="activations.dlq")
+    assert letter.reason == "attempts_exhausted"
+    assert letter.header("pulse-dlq-attempts") == "3"
+    assert letter.header("pulse-dlq-status") == "500"
+    assert letter.header("pulse-dlq-message") == "HTTP 500: ok"
+    assert letter.header("pulse-dlq-source-topic") == settings.topic("activations.crm")
