@@ -35,6 +35,11 @@ from pipeline.worker.store import PartitionStore
 
 log = logging.getLogger(__name__)
 
+
+class FatalKafkaError(PulseError):
+    """The consumer or producer can no longer be used: the worker builds new ones."""
+
+
 #: A dead worker's open transaction blocks ``read_committed`` readers of the
 #: partitions it wrote until it times out (a restarted instance aborts it at once).
 TRANSACTION_TIMEOUT_MS = 10_000
@@ -151,7 +156,7 @@ class Committer:
         except KafkaException as exc:
             err = exc.args[0]
             if err.fatal():
-                raise PulseError(f"the worker's producer hit a fatal error: {err}") from exc
+                raise FatalKafkaError(f"the worker's producer hit a fatal error: {err}") from exc
             log.warning("commit failed (%s); the transaction is aborted", err)
             return False
         self.in_txn = False
@@ -183,7 +188,9 @@ class Committer:
                 self.producer.abort_transaction(30)
             except KafkaException as exc:
                 if exc.args[0].fatal():
-                    raise PulseError(f"the worker's producer hit a fatal error: {exc}") from exc
+                    raise FatalKafkaError(
+                        f"the worker's producer hit a fatal error: {exc}"
+                    ) from exc
                 log.warning("abort failed: %s", exc)
             self.in_txn = False
         for store in stores:

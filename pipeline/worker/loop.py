@@ -28,7 +28,7 @@ from pipeline import metrics
 from pipeline.config import Settings
 from pipeline.topics import BY_PERSON, EVENTS
 from pipeline.worker.clocks import CLOCK, CONTROL_HEADER, clock_record
-from pipeline.worker.commit import Committer
+from pipeline.worker.commit import Committer, FatalKafkaError
 from pipeline.worker.kafkalog import RateLimitedLog
 from pipeline.worker.partition import PartitionTask, ProcessingFailed, Record, Topology
 from pipeline.worker.restore import restore
@@ -76,6 +76,8 @@ class Runtime:
         partitions: int,
         instance_id: str,
         state_dir: Path,
+        *,
+        stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology
@@ -89,7 +91,7 @@ class Runtime:
         self.tasks: dict[int, PartitionTask] = {}
         self.consumer = Consumer(consumer_config(settings, instance_id))
         self.committer = Committer(settings, self.consumer, instance_id, self.changelog)
-        self.stop = threading.Event()
+        self.stop = threading.Event() if stop is None else stop
         self.ready = threading.Event()
         self.told: dict[tuple[int, int], tuple[int, bool]] = {}  # (dest, source) -> report
         self.starts: dict[tuple[str, int], int] = {}  # where each input began at assignment
@@ -201,6 +203,8 @@ class Runtime:
     def _dispatch(self, msg: Any) -> None:
         err = msg.error()
         if err is not None:
+            if err.fatal():
+                raise FatalKafkaError(f"the worker's consumer hit a fatal error: {err}")
             if err.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer: %s", err)
             return
@@ -322,10 +326,11 @@ class Runtime:
         return bool(position >= high)
 
     def _close(self) -> None:
-        self.committer.close()
-        try:
-            self.consumer.close()
-        finally:
-            for store in self.stores.values():
-                store.close()
-            self.stores = {}
+        for close in (self.committer.close, self.consumer.close):
+            try:
+                close()
+            except Exception as exc:  # a fatal client still has to let go of the stores
+                log.warning("closing the Kafka clients: %s", exc)
+        for store in self.stores.values():
+            store.close()
+        self.stores = {}

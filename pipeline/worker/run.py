@@ -17,17 +17,21 @@ import logging
 import os
 import signal
 import socket
+import threading
 from pathlib import Path
 from typing import IO, Any
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, PulseError
 from pipeline.topics import BY_PERSON, EVENTS, check_partitions
+from pipeline.worker.commit import FatalKafkaError
 from pipeline.worker.loop import Runtime, changelog_topic
 from pipeline.worker.partition import Topology
 
 log = logging.getLogger(__name__)
 MAX_SLOTS = 64
+#: Wait before building a new consumer and producer after a fatal error.
+RESTART_S = 1.0
 
 
 def claim_instance(settings: Settings) -> tuple[str, IO[str] | None]:
@@ -83,12 +87,12 @@ def run_worker(settings: Settings, topology: Topology, partitions: int) -> int:
     ensure_changelog(settings, partitions)
     check_partitions(settings, partitioned_topics(settings), partitions)
     instance_id, lock = claim_instance(settings)
-    state_dir = settings.home / "worker" / settings.app_id / instance_id
-    runtime = Runtime(settings, topology, partitions, instance_id, Path(state_dir))
+    state_dir = Path(settings.home / "worker" / settings.app_id / instance_id)
+    stopping = threading.Event()
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("signal %d: committing and stopping", signum)
-        runtime.stop.set()
+        stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -101,7 +105,15 @@ def run_worker(settings: Settings, topology: Topology, partitions: int) -> int:
         settings.app_id,
     )
     try:
-        runtime.run()
+        while not stopping.is_set():
+            runtime = Runtime(settings, topology, partitions, instance_id, state_dir, stop=stopping)
+            try:
+                runtime.run()
+            except FatalKafkaError as exc:
+                # e.g. a static member fenced after a long broker outage: what was
+                # not committed is done again by a new consumer and producer
+                log.error("%s; starting a new consumer and producer in %.0f s", exc, RESTART_S)
+                stopping.wait(RESTART_S)
     finally:
         if lock is not None:
             lock.close()
