@@ -245,3 +245,22 @@ destinations:
     assert letter.header("pulse-dlq-status") == "500"
     assert letter.header("pulse-dlq-message") == "HTTP 500: ok"
     assert letter.header("pulse-dlq-source-topic") == settings.topic("activations.crm")
+
+
+def test_a_retry_waits_alone_with_its_persons_later_activations(settings: Settings) -> None:
+    with Receiver() as rx:
+        rx.plan("/crm", Answer(500))
+        dests = destinations(f"""
+destinations:
+  crm: {{type: webhook, url: "{rx.url('/crm')}", retry: {{schedule: [0s, 2s, 2s]}}}}
+""")
+        with running(settings, dests):
+            produce_activations(settings, [activation("crm", 1, "p1")])
+            wait_for(lambda: len(rx.got("/crm")) == 1, what="the first attempt")
+            produce_activations(settings, [activation("crm", 2, "p1"), activation("crm", 3, "p2")])
+            wait_for(lambda: len(rx.delivered_ids("/crm")) == 3, what="all three")
+    order = rx.delivered_ids("/crm")
+    assert order.index("act-crm-3") < order.index("act-crm-1"), "p2 did not wait for p1's retry"
+    assert order.index("act-crm-1") < order.index("act-crm-2"), "p1's activations in order"
+    first, retried = rx.got("/crm")[0], rx.got("/crm", 200)[order.index("act-crm-1")]
+    assert retried.at - first.at >= 1.9
