@@ -251,6 +251,13 @@ def env_of(svc: dict[str, Any]) -> dict[str, str]:
     return {str(k): _scalar(v) for k, v in raw.items()}
 
 
+def worker_settings(env: dict[str, str]) -> Any:
+    """The worker's settings from a deployment's environment (raises on a bad value)."""
+    from pipeline.config import Settings
+
+    return Settings.from_env(env)
+
+
 def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -472,6 +479,11 @@ def test_worker_service(compose):
     env = env_of(worker)
     assert env.get("PULSE_HOME") == PULSE_HOME
     assert env.get("PULSE_METRICS_PORT") == str(METRICS_PORT)
+    assert env.get("PULSE_PROCESSING_GUARANTEE") == "exactly_once", (
+        f"{WORKER} must spell out PULSE_PROCESSING_GUARANTEE=exactly_once, env={env!r}"
+    )
+    settings = worker_settings(env)  # the worker would accept every value
+    assert settings.processing_guarantee == "exactly_once"
     build = worker.get("build")
     context = build if isinstance(build, str) else (build or {}).get("context")
     dockerfile = (
@@ -504,6 +516,45 @@ def test_worker_can_scale(compose):
         f"{WORKER} mounts {state[0]['source']!r} at {PULSE_HOME}: a named volume or bind mount "
         "is shared by every replica, and two workers must never open the same RocksDB files"
     )
+
+
+def test_worker_replicas_get_distinct_instance_ids(compose, tmp_path, monkeypatch):
+    """Scaled replicas need distinct instance ids (static membership, transactional ids).
+
+    Compose gives each container its own hostname (its container id) and each
+    replica its own anonymous PULSE_HOME volume, so the worker's default id
+    ``<hostname>-<slot>`` differs per replica, as long as the service fixes
+    neither the id nor the hostname.
+    """
+    from pipeline.worker import run
+
+    worker = service(compose, WORKER)
+    env = env_of(worker)
+    assert "PULSE_INSTANCE_ID" not in env, (
+        f"{WORKER} sets PULSE_INSTANCE_ID: every scaled replica would share it and fence the others"
+    )
+    for key in ("hostname", "container_name"):
+        assert key not in worker, (
+            f"{WORKER} sets {key}: scaled replicas would share one instance id"
+        )
+
+    def claim(host: str, home: Path) -> tuple[str, Any]:
+        monkeypatch.setattr(run.socket, "gethostname", lambda: host)
+        return run.claim_instance(worker_settings({**env, "PULSE_HOME": str(home)}))
+
+    # Two replicas: own hostnames, own volumes.
+    first, lock_1 = claim("3f2a9c1b7d0e", tmp_path / "replica-1")
+    second, lock_2 = claim("8e1d4b6a2c9f", tmp_path / "replica-2")
+    assert first != second, f"two replicas got one instance id {first!r}"
+    assert (first, second) == ("3f2a9c1b7d0e-0", "8e1d4b6a2c9f-0")
+    for lock in (lock_1, lock_2):
+        assert lock is not None
+        lock.close()
+    # A replica Docker restarts keeps its container (hostname) and volume: same id.
+    again, lock = claim("3f2a9c1b7d0e", tmp_path / "replica-1")
+    assert again == first
+    assert lock is not None
+    lock.close()
 
 
 def test_bind_mounts_exist(compose):
@@ -641,6 +692,32 @@ def test_readme_port_table_lists_every_published_port(compose):
         f"docker-compose.yml publishes host ports {missing} that README's port table "
         f"(under 'Deploy with Docker') does not list; it lists {sorted(table)}"
     )
+
+
+def test_readme_documents_every_worker_setting():
+    """Each variable ``Settings.from_env`` reads has a row in README's settings table."""
+    from pipeline.config import Settings
+
+    read: set[str] = set()
+
+    class Recording(dict):  # type: ignore[type-arg]
+        def get(self, key: Any, default: Any = None) -> Any:
+            read.add(key)
+            return super().get(key, default)
+
+    Settings.from_env(Recording())
+    Settings.metrics_port_from_env(Recording())
+    assert "PULSE_PROCESSING_GUARANTEE" in read, "Settings.from_env changed: update this test"
+    lines = find_section(read_readme(), "Use an existing cluster")
+    assert lines is not None, "README.md has no 'Use an existing cluster' section (settings)"
+    documented = {
+        name
+        for line in lines
+        if line.startswith("|")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1])
+    }
+    missing = sorted(read - documented)
+    assert not missing, f"README's settings table does not document {missing}"
 
 
 SAMPLE_README = """\
@@ -851,6 +928,61 @@ def test_k8s_statefulset(k8s_docs, compose):
     state = [name for name, path in mounts_by_name.items() if path == PULSE_HOME]
     assert state, f"nothing is mounted at PULSE_HOME={PULSE_HOME}"
     assert state[0] in claims, f"{PULSE_HOME} must be mounted from a volumeClaimTemplate"
+
+
+def _pod_env(docs: list[dict[str, Any]], container: dict[str, Any], pod: str) -> dict[str, str]:
+    """A container's environment as the kubelet resolves it, for the pod named ``pod``."""
+    env: dict[str, str] = {}
+    for entry in container.get("env") or []:
+        if "value" in entry:
+            env[entry["name"]] = str(entry["value"])
+            continue
+        source = entry["valueFrom"]
+        if "configMapKeyRef" in source:
+            ref = source["configMapKeyRef"]
+            data = _one(docs, "ConfigMap", ref["name"]).get("data") or {}
+            if ref["key"] not in data:
+                assert ref.get("optional"), (
+                    f"{entry['name']}: ConfigMap {ref['name']} has no key {ref['key']}"
+                )
+                continue
+            env[entry["name"]] = str(data[ref["key"]])
+        elif "fieldRef" in source:
+            path = source["fieldRef"]["fieldPath"]
+            assert path == "metadata.name", f"{entry['name']}: unexpected fieldRef {path}"
+            env[entry["name"]] = pod
+    return env
+
+
+def test_k8s_worker_instance_id_and_guarantee(k8s_docs):
+    """Static membership and transactional ids come from the StatefulSet's pod names."""
+    from pipeline.cli import build_parser
+
+    sts = _one(k8s_docs, "StatefulSet", WORKER)
+    spec = sts["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    entries = {e["name"]: e for e in container["env"]}
+    assert (
+        entries["PULSE_INSTANCE_ID"].get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        == "metadata.name"
+    ), "PULSE_INSTANCE_ID must be the pod name (fieldRef metadata.name)"
+
+    names = [f"{sts['metadata']['name']}-{i}" for i in range(spec["replicas"])]
+    ids = set()
+    for name in names:
+        settings = worker_settings(_pod_env(k8s_docs, container, name))
+        assert settings.processing_guarantee == "exactly_once"
+        assert settings.instance_id == name
+        ids.add(settings.instance_id)
+    assert len(ids) == len(names), "every pod needs its own instance id"
+
+    partitions = build_parser().parse_args(["worker"]).partitions
+    assert spec["replicas"] <= partitions, (
+        f"{spec['replicas']} replicas for {partitions} partitions: the extra workers sit idle"
+    )
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    assert grace >= 30, f"terminationGracePeriodSeconds={grace}: too short to commit on SIGTERM"
 
 
 def test_k8s_headless_service(k8s_docs):
