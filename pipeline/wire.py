@@ -35,7 +35,14 @@ from pipeline.avro import (
     load_schema,
     read_avro_body,
 )
-from pipeline.core.events import Event, event_from_json
+from pipeline.core.events import (
+    EVENT_TYPES,
+    MAX_TIMESTAMP_MS,
+    MIN_TIMESTAMP_MS,
+    Event,
+    canonical_event_name,
+    event_from_json,
+)
 from pipeline.errors import DecodeError
 
 #: Records larger than this go to the DLQ unread (reason ``oversized``).
@@ -178,6 +185,74 @@ def decode_for_forwarding(
         return event, encode_event(event)
     event = decode_event(data, registry)
     return event, encode_event(event)
+
+
+def decode_for_processing(
+    data: bytes | None, registry: RegistryDecoder | object | None = _FROM_ENV
+) -> tuple[Event, bytes | None]:
+    """Validate like :func:`decode_event`; also ``data`` itself if it can be forwarded as is.
+
+    The second item is ``data`` when it already is a single-object record of
+    the current event schema that validation left unchanged, else None: the
+    caller encodes the event (:func:`encode_event`) only if it forwards it.
+    Most events are processed where they land and are never encoded again.
+    """
+    current = load_schema("event")
+    if data is not None and data.startswith(current.header) and len(data) <= MAX_EVENT_BYTES:
+        record = read_avro_body(data, 10, current, current)
+        event = _already_valid(record)
+        if event is not None:
+            return event, data
+        event = _validated(record)
+        return event, (data if event.to_record() == record else None)
+    return decode_event(data, registry), None
+
+
+_CANONICAL: dict[str, bool] = {}
+
+
+def _canonical(name: str) -> bool:
+    known = _CANONICAL.get(name)
+    if known is None:
+        known = canonical_event_name(name) == name
+        if len(_CANONICAL) < 100_000:
+            _CANONICAL[name] = known
+    return known
+
+
+def _in_range(ms: int | None) -> bool:
+    return ms is None or MIN_TIMESTAMP_MS <= ms < MAX_TIMESTAMP_MS
+
+
+def _already_valid(record: dict[str, Any]) -> Event | None:
+    """The event of a current-schema record that needs no fixing, else None.
+
+    The schema already guarantees the types (ids are strings, times are longs,
+    properties hold scalars, flat maps and lists of those); what is left is what
+    :func:`event_from_json` checks beyond types. Anything it would change or
+    refuse (an empty id, a name to canonicalize, a missing name, a time out of
+    range) returns None, and the caller takes the full validator, which says
+    what is wrong. Equivalence with it is a unit test.
+    """
+    name = record["event"]
+    ids = (record["anonymous_id"], record["user_id"], record["previous_id"], record["group_id"])
+    if (
+        not record["message_id"]
+        or "" in ids
+        or (ids[0] is None and ids[1] is None)
+        or record["type"] not in EVENT_TYPES
+        or (name is None and record["type"] in _NAMED_TYPES)
+        or (name is not None and (not name or not _canonical(name)))
+        or not MIN_TIMESTAMP_MS <= record["timestamp_ms"] < MAX_TIMESTAMP_MS
+        or not _in_range(record["sent_at_ms"])
+        or not _in_range(record["received_at_ms"])
+    ):
+        return None
+    return Event.from_record(record)
+
+
+#: Types whose events always have a name (track needs one; page/screen get a default).
+_NAMED_TYPES = frozenset({"track", "page", "screen"})
 
 
 def decode_trusted(data: bytes) -> Event:

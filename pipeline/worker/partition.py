@@ -32,7 +32,7 @@ from pipeline.core.outputs import LATE, Output
 from pipeline.core.stitching import StitchAction
 from pipeline.errors import DecodeError
 from pipeline.topics import encode_output
-from pipeline.wire import decode_for_forwarding, decode_trusted
+from pipeline.wire import decode_for_processing, decode_trusted, encode_event
 from pipeline.worker.clocks import (
     CLOCK,
     CONTROL_HEADER,
@@ -189,7 +189,7 @@ class PartitionTask:
     woke = False
 
     def _ingest(self, rec: Record) -> None:
-        event, forward = decode_for_forwarding(rec.value)
+        event, forward = decode_for_processing(rec.value)
         verdict = self.source.accept(event)
         if verdict.kind == "duplicate":
             metrics.EVENTS_DUPLICATE.inc()
@@ -213,6 +213,8 @@ class PartitionTask:
                 )
             )
             return
+        if forward is None:
+            forward = encode_event(event)
         header = source_header(self.partition, rec.offset, self.source.stream_time_ms)
         self.sink.send(
             "events.by-person", person.encode(), forward, [(SOURCE_HEADER, header)], target
