@@ -123,6 +123,7 @@ def read_dlq(
     topic = settings.topic(topic)
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
                          "group.id": "pulse-dlq-tool", "enable.auto.commit": False,
+                         "isolation.level": "read_committed",
                          "enable.partition.eof": False})  # fmt: skip
     try:
         ends: dict[int, int] = {}

@@ -11,19 +11,7 @@ EVENTS_DUPLICATE = Counter(
 )
 EVENTS_REDELIVERED = Counter(
     "pulse_events_redelivered",
-    "Events read again after a restart, rebalance or recovery seek, recognised by their"
-    " source offset and skipped",
-)
-CONSUMER_GAPS = Counter(
-    "pulse_consumer_gaps",
-    "Records the consumer skipped (seen by a later offset arriving first); the worker"
-    " seeks back to them",
-    ["topic"],
-)
-RECORDS_READ_AGAIN = Counter(
-    "pulse_records_read_again",
-    "Records delivered again below the next expected offset (already processed; dropped)",
-    ["topic"],
+    "Events read again after an at_least_once crash, recognised by their source offset and skipped",
 )
 EVENTS_LATE = Counter("pulse_events_late", "Events beyond the allowed lateness")
 TRIGGERS = Counter("pulse_triggers", "Triggers emitted", ["rule"])

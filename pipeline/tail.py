@@ -86,6 +86,7 @@ def tail(
             "bootstrap.servers": settings.bootstrap_servers,
             "group.id": "pulse-tail",
             "enable.auto.commit": False,
+            "isolation.level": "read_committed",  # never an aborted transaction's records
             "enable.partition.eof": False,
         }
     )

@@ -8,14 +8,21 @@ after a crash, the next owner of a partition sees either all of a batch's
 effects or none, and ``read_committed`` consumers never see an aborted one.
 The local RocksDB stores are written only after the transaction committed.
 
-With ``at_least_once`` there is no transaction: the producer is flushed, the
-stores written and then the offsets committed, so a crash in between repeats
-work (outputs may repeat, with the same deterministic ids) but loses none.
+With ``at_least_once`` there is no transaction. A commit delivers, in order
+and each waited for: the outputs and forwarded records, then the changelog's
+person states and links, then its clocks (each partition's ``m`` record,
+which says how far the partition's source was read), then the input offsets;
+RocksDB is written last. A crash anywhere repeats work but loses none: a state
+is never durable before the outputs it implies, and a redelivered record is
+recognised (below the source's read position, or by the person's ``_src``
+offsets) and changes nothing, so outputs may repeat with the same
+deterministic ids.
 
 A transaction that must be aborted (a broker outage longer than the
 transaction timeout, a produce error) is aborted, its cached state dropped,
 and the caller goes back to the last committed offsets. A fatal error (another
-process took this instance's transactional id) stops the worker.
+process took this instance's transactional id, a static member fenced after
+an outage) raises :class:`FatalKafkaError`: the worker builds new clients.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pipeline.config import Settings
 from pipeline.errors import PulseError
 from pipeline.worker.kafkalog import RateLimitedLog
 from pipeline.worker.partition import Headers
-from pipeline.worker.store import PartitionStore
+from pipeline.worker.store import META, PartitionStore
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +128,19 @@ class Committer:
         self.producer.poll(0)
         if not self.dirty:
             return True
-        for p, store in stores.items():
-            for key, value in store.take_cache().items():
-                self.send(self.changelog, key, value, [], p)
         offsets = [
             tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0
         ]
-        ok = self._commit_eos(offsets) if self.eos else self._commit_alo(offsets)
+        if self.eos:
+            self._send_changelog(stores, meta=None)
+            ok = self._commit_eos(offsets)
+        else:
+            ok = (
+                self._flushed()
+                and self._send_changelog(stores, meta=False)
+                and self._send_changelog(stores, meta=True)
+                and self._commit_alo(offsets)
+            )
         if not ok:
             self.abort(stores.values())
             return False
@@ -163,7 +176,19 @@ class Committer:
         self.errors.clear()
         return True
 
-    def _commit_alo(self, offsets: list[Any]) -> bool:
+    def _send_changelog(self, stores: Mapping[int, PartitionStore], meta: bool | None) -> bool:
+        """The stores' writes (only the clocks, or all but them; None: all) to the changelog.
+
+        Without a transaction each part is waited for before the next one.
+        """
+        for p, store in stores.items():
+            for key, value in store.take_cache().items():
+                if meta is None or key.startswith(META) == meta:
+                    self.send(self.changelog, key, value, [], p)
+        return meta is None or self._flushed()
+
+    def _flushed(self) -> bool:
+        """Everything produced so far is delivered (at_least_once)."""
         left = self.producer.flush(30)
         if left or self.errors:
             log.warning(
@@ -173,6 +198,9 @@ class Committer:
             )
             self.errors.clear()
             return False
+        return True
+
+    def _commit_alo(self, offsets: list[Any]) -> bool:
         if offsets:
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)

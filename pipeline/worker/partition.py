@@ -138,6 +138,9 @@ class PartitionTask:
         self.told: dict[int, int] = {}
         #: whether ``pulse.events.by-person[p]`` was read to its end (the loop says)
         self.caught_up = False
+        #: the offset after the last ``pulse.events[p]`` record applied (kept with the clocks)
+        self.read_to = -1
+        self.skipping = False
         self._load_meta()
         self.timers_restored = self.processor.rebuild_index()
 
@@ -149,6 +152,7 @@ class PartitionTask:
             return
         meta = json.loads(raw)
         self.source.restore(meta.get("source", {}))
+        self.read_to = int(meta.get("read_to", -1))
         self.inputs.restore(meta.get("inputs", {}), self.now())
         self.processor.clock.observe(
             int(meta.get("stream_time", self.processor.clock.stream_time_ms))
@@ -161,6 +165,7 @@ class PartitionTask:
             "source": self.source.snapshot(),
             "inputs": self.inputs.snapshot(),
             "stream_time": self.processor.clock.stream_time_ms,
+            "read_to": self.read_to,
         }
         self.store.put(meta_key("clocks"), json.dumps(meta, separators=(",", ":")).encode())
 
@@ -168,6 +173,15 @@ class PartitionTask:
 
     def on_event_record(self, rec: Record) -> None:
         """One source record (the next offset of ``pulse.events[p]``)."""
+        if rec.offset < self.read_to:
+            # read again after an at_least_once crash: its effects are durable already
+            if not self.skipping:
+                self.skipping = True
+                log.info("events[%d]: offsets below %d were applied already; skipping them",
+                         rec.partition, self.read_to)  # fmt: skip
+            metrics.EVENTS_REDELIVERED.inc()
+            return
+        self.read_to = rec.offset + 1
         if self.activity.saw_record(self.now()):
             self.woke = True
         try:
