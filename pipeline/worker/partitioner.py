@@ -42,6 +42,16 @@ def murmur2(data: bytes) -> int:
     return h
 
 
+_HASHES: dict[bytes, int] = {}
+#: Keys whose hash is remembered (persons repeat: a dict lookup beats hashing again).
+_REMEMBERED = 200_000
+
+
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition of ``key`` among ``partitions`` (Kafka's default for keyed records)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    h = _HASHES.get(key)
+    if h is None:
+        if len(_HASHES) >= _REMEMBERED:
+            _HASHES.clear()
+        h = _HASHES[key] = murmur2(key) & 0x7FFFFFFF
+    return h % partitions
