@@ -31,12 +31,14 @@ from pipeline.worker.clocks import CLOCK, CONTROL_HEADER, clock_record
 from pipeline.worker.commit import Committer, FatalKafkaError
 from pipeline.worker.kafkalog import RateLimitedLog
 from pipeline.worker.partition import PartitionTask, ProcessingFailed, Record, Topology
-from pipeline.worker.restore import restore
+from pipeline.worker.restore import recent_message_ids, restore
 from pipeline.worker.store import PartitionStore
 
 log = logging.getLogger(__name__)
 #: How often the worker logs its progress (at a commit), seconds.
 PROGRESS_S = 30.0
+#: How many records before a source partition's start refill its duplicate window.
+DEDUPE_REFILL = 20_000
 
 
 def changelog_topic(settings: Settings) -> str:
@@ -122,6 +124,7 @@ class Runtime:
                 tp.offset = consumer.get_watermark_offsets(tp, timeout=30, cached=False)[0]
             self.starts[(tp.topic, tp.partition)] = tp.offset
         self._build_tasks()
+        self._refill_duplicate_windows()
         self.first_commit_after = time.monotonic()
         log.info(
             "assigned partitions %s; restored %d changelog records in %.2f s; %d timers pending",
@@ -149,6 +152,21 @@ class Runtime:
         }
         self.told.clear()
         self.last_wake = time.monotonic()
+
+    def _refill_duplicate_windows(self) -> None:
+        """Each source's duplicate window, from the records read before its start.
+
+        So a duplicate whose first copy came just before a restart or a
+        rebalance is still recognised (as replay, which reads everything,
+        recognises it).
+        """
+        for p, task in self.tasks.items():
+            start = self.starts.get((self.events_topic, p), 0)
+            limit = DEDUPE_REFILL
+            for message_id, at_ms in recent_message_ids(
+                self.settings.bootstrap_servers, self.events_topic, p, start, limit=limit
+            ):
+                task.source.dedupe.offer(message_id, at_ms)
 
     def _on_revoke(self, consumer: Any, tps: list[TopicPartition]) -> None:
         if self.tasks:
@@ -268,8 +286,11 @@ class Runtime:
         self._build_tasks()
         assignment = self.consumer.assignment()
         for tp in self.consumer.committed(assignment, timeout=30):
-            offset = tp.offset if tp.offset >= 0 else -2  # OFFSET_BEGINNING
+            if tp.offset >= 0:
+                self.starts[(tp.topic, tp.partition)] = tp.offset
+            offset = self.starts.get((tp.topic, tp.partition), -2)  # else the earliest
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        self._refill_duplicate_windows()
 
     # -- source clocks ----------------------------------------------------------------------
 

@@ -88,3 +88,55 @@ def _apply(
     p = msg.partition()
     stores[p].restore_record(msg.offset(), msg.key(), msg.value())
     read[p] += 1
+
+
+def recent_message_ids(
+    bootstrap: str, topic: str, partition: int, end: int, *, limit: int
+) -> list[tuple[str, int]]:
+    """Message ids and event times of the ``limit`` records before ``end`` in ``topic[partition]``.
+
+    Read on assignment to refill the partition's duplicate window (it is not
+    kept in the store: one changelog write per event would double the
+    changelog). Records that do not decode are left out.
+    """
+    from pipeline.errors import DecodeError
+    from pipeline.wire import decode_for_processing
+
+    if end <= 0 or limit <= 0:
+        return []
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{topic}-dedupe-refill",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 50,
+        }
+    )
+    found: list[tuple[str, int]] = []
+    try:
+        tp = TopicPartition(topic, partition)
+        low, _high = consumer.get_watermark_offsets(tp, timeout=30)
+        start = max(low, end - limit)
+        if start >= end:
+            return []
+        consumer.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + 60
+        done = False
+        while not done and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error() is not None:
+                    done = done or msg.error().code() == KafkaError._PARTITION_EOF
+                    continue
+                if msg.offset() >= end:
+                    done = True
+                    break
+                try:
+                    event, _ = decode_for_processing(msg.value())
+                except DecodeError:
+                    continue
+                found.append((event.message_id, event.timestamp_ms))
+                done = msg.offset() >= end - 1
+    finally:
+        consumer.close()
+    return found
