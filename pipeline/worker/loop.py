@@ -308,7 +308,9 @@ class Runtime:
             advance = self.settings.idle_advance_ms
             quiet_ms = int((now - task.activity.last_record) * 1000)
             if idle and advance > 0 and quiet_ms >= advance and stream_time > -(2**62):
-                stream_time += quiet_ms  # a quiet system's timers still fire (live only)
+                # a quiet system's timers still fire (live only); in whole seconds, so
+                # a quiet worker tells other partitions at most once a second
+                stream_time += quiet_ms - quiet_ms % 1000
             reports[p] = (stream_time, idle)
             task.inputs.observe(p, stream_time, idle, now)
             watermark = task.processor.watermark_ms
