@@ -68,15 +68,19 @@ def restore(
                     f"restoring {changelog} partitions {sorted(pending)} "
                     f"took over {timeout_s:.0f} s"
                 )
-            for msg in consumer.consume(1000, timeout=0.5):
-                _apply(msg, stores, read, pending)
+            batches: dict[int, list[tuple[int, bytes, bytes | None]]] = {}
+            for msg in consumer.consume(5000, timeout=0.5):
+                _apply(msg, batches, pending)
+            for p, records in batches.items():
+                stores[p].restore_records(records)
+                read[p] += len(records)
     finally:
         consumer.close()
     return read
 
 
 def _apply(
-    msg: Any, stores: dict[int, PartitionStore], read: dict[int, int], pending: set[int]
+    msg: Any, batches: dict[int, list[tuple[int, bytes, bytes | None]]], pending: set[int]
 ) -> None:
     err = msg.error()
     if err is not None:
@@ -85,9 +89,7 @@ def _apply(
             return
         log.warning("restoring: %s", err)
         return
-    p = msg.partition()
-    stores[p].restore_record(msg.offset(), msg.key(), msg.value())
-    read[p] += 1
+    batches.setdefault(msg.partition(), []).append((msg.offset(), msg.key(), msg.value()))
 
 
 def recent_message_ids(

@@ -110,14 +110,17 @@ class PartitionStore:
         """The transaction aborted: forget the cache (RocksDB holds the last commit)."""
         self.cache = {}
 
-    def restore_record(self, offset: int, key: bytes, value: bytes | None) -> None:
-        """One changelog record read back on assignment (applied at once)."""
+    def restore_records(self, records: list[tuple[int, bytes, bytes | None]]) -> None:
+        """Changelog records ``(offset, key, value)`` read back on assignment, in one write."""
+        if not records:
+            return
         batch = WriteBatch(raw_mode=True)
-        if value is None:
-            batch.delete(key)
-        else:
-            batch.put(key, value)
-        batch.put(_CHECKPOINT, str(offset).encode())
+        for _offset, key, value in records:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(_CHECKPOINT, str(records[-1][0]).encode())
         self.db.write(batch)
 
     def wipe(self) -> None:
