@@ -1,4 +1,4 @@
-"""A detached background process tracked by a pid file, and the small file helpers it needs.
+"""A detached background process tracked by a pid file; its ports; small file helpers.
 
 The local Kafka broker outlives ``pulse kafka start``: :func:`spawn` starts it
 in its own session through a short-lived ``sh`` that prints its pid, so it is
@@ -11,9 +11,11 @@ command line, so a pid reused after a reboot never counts. POSIX only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -59,11 +61,10 @@ def is_gone(pid: int, marker: bytes) -> bool:
     """Tell whether ``pid`` has fully exited: no such process, a zombie, or another program.
 
     A killed process drops its memory, so its command line reads empty, before
-    it closes its files: for a moment it no longer looks like ours but still
-    holds its listening ports. That moment counts as not gone.
+    all its threads have exited and closed its files: for that moment it no
+    longer looks like ours but may still hold its ports, and is not gone.
     """
-    state = _state(pid)
-    if state is None or state in "ZX":
+    if all(state in "ZX" for state in _states(pid)):  # also true when there is no process
         return True
     cmdline = _cmdline(pid)
     return cmdline != b"" and marker not in cmdline  # a reused pid: not ours
@@ -102,16 +103,35 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def _state(pid: int) -> str | None:
-    """The one-letter process state (R, S, D, Z, ...), or None if there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except FileNotFoundError:
-        if Path("/proc/self").exists():
-            return None
-        state = _ps(pid, "stat=").strip()
-        return state[:1].decode() or None
-    return stat.rsplit(b")", 1)[-1].split()[0].decode()  # "pid (comm) S ..."; comm may hold ")"
+def _states(pid: int) -> list[str]:
+    """One-letter states (R, S, D, Z, ...) of the process's threads; empty if there is none."""
+    task_dir = Path(f"/proc/{pid}/task")
+    if not Path("/proc/self").exists():  # no /proc (macOS): the process as a whole
+        return [state[:1]] if (state := _ps(pid, "stat=").strip().decode()) else []
+    states = []
+    for task in task_dir.glob("*"):
+        try:
+            stat = (task / "stat").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # that thread exited just now
+        states.append(stat.rsplit(b")", 1)[-1].split()[0].decode())  # "tid (comm) S ..."
+    return states
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Tell whether a server could listen on ``host:port`` now (TIME_WAIT leftovers don't count).
+
+    Raises :class:`KafkaLauncherError` for errors other than "address in use".
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the JVM's listener does
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise KafkaLauncherError(f"cannot bind {host}:{port}: {exc}") from exc
+            return False
+    return True
 
 
 def _ps(pid: int, field: str) -> bytes:

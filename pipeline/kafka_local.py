@@ -37,10 +37,8 @@ say so. POSIX only (:mod:`pipeline.daemon` runs the detached broker).
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -230,11 +228,9 @@ def _start_local(lk: LocalKafka, timeout_s: float, echo: Echo) -> str:
     if st.stale_pid:
         lk.pid_file.unlink(missing_ok=True)
         echo(f"removed stale pid file {lk.pid_file} (pid {st.pid} is no longer a running broker)")
-        if st.pid:  # a broker killed a moment ago may still hold its ports
-            daemon.wait_gone(st.pid, str(lk.properties_path).encode(), 30.0)
     java = find_java(echo=echo)
-    _check_port_free(lk.port, "PULSE_KAFKA_PORT")
-    _check_port_free(lk.controller_port, "PULSE_KAFKA_CONTROLLER_PORT")
+    # A broker that died a moment ago may hold its ports a little longer.
+    _check_ports_free(lk, wait_s=30.0 if st.stale_pid else 0.0)
     lock = kafka_jars.JarLock.read(lk.jar_lock, kafka_version=lk.kafka_version)
     _ensure_jars(lk, lock, echo)
     _write_configs(lk)
@@ -295,19 +291,18 @@ def _port_env(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _check_port_free(port: int, env_name: str) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Like the JVM's listener: TIME_WAIT leftovers of a stopped broker don't count.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise KafkaLauncherError(f"cannot bind 127.0.0.1:{port}: {exc}") from exc
-            raise KafkaLauncherError(
-                f"port {port} on 127.0.0.1 is already in use by another process; "
-                f"stop it or set {env_name}=<free port>"
-            ) from None
+def _check_ports_free(lk: LocalKafka, wait_s: float) -> None:
+    """Fail unless both ports can be bound, retrying for up to ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    ports = {lk.port: "PULSE_KAFKA_PORT", lk.controller_port: "PULSE_KAFKA_CONTROLLER_PORT"}
+    for port, env_name in ports.items():
+        while not daemon.port_free(port):
+            if time.monotonic() >= deadline:
+                raise KafkaLauncherError(
+                    f"port {port} on 127.0.0.1 is already in use by another process; "
+                    f"stop it or set {env_name}=<free port>"
+                )
+            time.sleep(0.2)
 
 
 def _ensure_jars(lk: LocalKafka, lock: kafka_jars.JarLock, echo: Echo) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -306,6 +307,21 @@ def test_port_in_use(tmp_path: Path, fake_java: Path, listening_socket: socket.s
         f"port {port} on 127.0.0.1 is already in use by another process; "
         "stop it or set PULSE_KAFKA_PORT=<free port>"
     )
+
+
+def test_after_a_dead_broker_start_waits_for_its_ports(lk: LocalKafka, fake_java: Path) -> None:
+    """A broker killed a moment ago can hold its port a little longer: start waits for it."""
+    with_jars(lk)
+    lk.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    lk.pid_file.write_text(f"{dead_pid()}\n")
+    held = socket.socket()
+    held.bind(("127.0.0.1", lk.port))
+    held.listen()
+    threading.Timer(1.0, held.close).start()
+    seen, echo = messages()
+    with pytest.raises(KafkaLauncherError, match="exited during startup"):  # got past the ports
+        kafka_local.start(lk, echo=echo)
+    assert seen[0].startswith("removed stale pid file")
 
 
 def test_controller_port_in_use(
