@@ -91,22 +91,31 @@ class AbsenceRule:
     def on_event(
         self, state: dict[str, Any] | None, event: Event, person_id: str, watermark_ms: int
     ) -> tuple[dict[str, Any] | None, list[Output]]:
+        outputs: list[Output] = []
+        if state is not None and self._due(state, watermark_ms):
+            state, outputs = self.on_watermark(state, person_id, watermark_ms)
         if not self.wants(event):
-            # Still settle what this event's watermark made final, so state shrinks.
-            return self.on_watermark(state, person_id, watermark_ms)
+            return state, outputs
         state = {"buf": [], "act": None} if state is None else state
         if event.event == self.start:
             item = [event.timestamp_ms, _START, event.message_id, _start_context(event)]
         else:
             item = [event.timestamp_ms, _CANCEL, event.message_id, None]
         state["buf"].append(item)
-        return self.on_watermark(state, person_id, watermark_ms)
+        if event.timestamp_ms < watermark_ms:  # already final (a caller ahead of the engine)
+            state, more = self.on_watermark(state, person_id, watermark_ms)
+            outputs.extend(more)
+        return state, outputs
 
     def on_watermark(
         self, state: dict[str, Any] | None, person_id: str, watermark_ms: int
     ) -> tuple[dict[str, Any] | None, list[Output]]:
         if state is None:
             return None, []
+        if not self._due(state, watermark_ms) and not self._prunable(state, watermark_ms):
+            # decided up to here (merges cut their history at it)
+            state["w"] = max(watermark_ms, state.get("w", watermark_ms))
+            return state, []
         buf: list[list[Any]] = sorted(state["buf"], key=_order)
         active: list[Any] | None = state["act"]
         hist: list[list[Any]] = list(state.get("hist") or ())
@@ -138,23 +147,45 @@ class AbsenceRule:
     def next_deadline_ms(self, state: dict[str, Any] | None) -> int | None:
         """The watermark at which this state needs :meth:`on_watermark` again.
 
-        The pending timer's deadline, else the first buffered start's; the
-        history kept for merges adds the time its oldest entry is pruned.
+        The pending timer's deadline, else the first buffered start's. With
+        nothing pending, the time the history kept for merges (and any
+        buffered cancel) is all gone: one timer that deletes the state. The
+        history is pruned whenever the state is settled anyway, never by a
+        timer of its own.
         """
         if state is None:
             return None
-        deadlines = []
-        if state["act"] is not None:
-            deadlines.append(int(state["act"][0]) + self.within_ms)
-        else:
-            starts = [it[0] for it in state["buf"] if it[1] == _START]
-            if starts:
-                deadlines.append(min(starts) + self.within_ms)
+        due = self.due_ms(state)
+        if due is not None:
+            return due
+        starts = [it[0] for it in state["buf"] if it[1] == _START]
+        if starts:
+            return int(min(starts)) + self.within_ms
+        ends = [int(it[0]) + self.within_ms + 1 for it in state["buf"]]
         if hist := state.get("hist"):
-            deadlines.append(int(hist[0][0]) + self.within_ms)
+            ends.append(int(hist[-1][0]) + self.within_ms)
         if h0 := state.get("h0"):
-            deadlines.append(int(h0[0]) + 2 * self.within_ms)
-        return min(deadlines) if deadlines else None
+            ends.append(int(h0[0]) + 2 * self.within_ms)
+        return max(ends) if ends else None
+
+    def due_ms(self, state: dict[str, Any] | None) -> int | None:
+        """The pending timer's deadline (None if no start is pending)."""
+        if state is None or state["act"] is None:
+            return None
+        return int(state["act"][0]) + self.within_ms
+
+    def _prunable(self, state: dict[str, Any], watermark_ms: int) -> bool:
+        horizon = watermark_ms - self.within_ms
+        hist, h0 = state.get("hist"), state.get("h0")
+        return bool(hist and hist[0][0] <= horizon) or bool(
+            h0 and horizon >= h0[0] + self.within_ms
+        )
+
+    def _due(self, state: dict[str, Any], watermark_ms: int) -> bool:
+        act = state["act"]
+        if act is not None and act[0] + self.within_ms <= watermark_ms:
+            return True
+        return any(it[0] < watermark_ms for it in state["buf"])
 
     # -- identity stitching ----------------------------------------------------
 

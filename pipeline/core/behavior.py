@@ -95,7 +95,9 @@ class BehaviorOperator:
     def on_event(
         self, state: Slice | None, event: Event, person_id: str, watermark_ms: int
     ) -> tuple[Slice | None, list[Output]]:
-        state, outputs = self.on_watermark(state, person_id, watermark_ms)
+        outputs: list[Output] = []
+        if state is not None and self._due(state, watermark_ms):
+            state, outputs = self.on_watermark(state, person_id, watermark_ms)
         if state is None:
             state = {"o": [], "q": [], TRAITS_KEY: self.traits.initialize()}
         fact = fact_of(event)
@@ -106,8 +108,8 @@ class BehaviorOperator:
     def on_watermark(
         self, state: Slice | None, person_id: str, watermark_ms: int
     ) -> tuple[Slice | None, list[Output]]:
-        if state is None:
-            return None, []
+        if state is None or not self._due(state, watermark_ms):
+            return state, []
         open_, closed = close_due(state["o"], watermark_ms, self.windows)
         queue: list[list[Any]] = state["q"]
         traits = state[TRAITS_KEY]
@@ -149,7 +151,29 @@ class BehaviorOperator:
             TRAITS_KEY: self.traits.merge(a[TRAITS_KEY], b[TRAITS_KEY]),
         }
 
+    def fold_until(self, state: Slice | None, until_ms: int) -> None:
+        """Fold buffered events before ``until_ms`` without closing sessions (in place).
+
+        For the rule stage, which reads traits right after an event: call it
+        only once every session closing at or before ``until_ms - 1`` is closed
+        (``on_watermark`` up to there), so profiles stay "as of" their close.
+        """
+        if state is None:
+            return
+        queue: list[list[Any]] = state["q"]
+        done = self._fold_until(state[TRAITS_KEY], queue, 0, until_ms)
+        if done:
+            del queue[:done]
+
     # -- internals -------------------------------------------------------------
+
+    def _due(self, state: Slice, watermark_ms: int) -> bool:
+        """Whether :meth:`on_watermark` at ``watermark_ms`` has anything to do."""
+        queue = state["q"]
+        if queue and queue[0][0] < watermark_ms:
+            return True
+        deadline = self.next_deadline_ms(state)
+        return deadline is not None and deadline <= watermark_ms
 
     def _fold_until(self, traits: Any, queue: list[list[Any]], start: int, until_ms: int) -> int:
         i = start

@@ -80,10 +80,20 @@ class CapPolicy:
 
     def observe(self, state: Any, event: Event) -> Any:
         """Count negative engagement (dismissed/ignored messages)."""
-        if self.fatigue is None or event.event not in self.fatigue.events:
+        if event.event is None:
+            return state
+        return self.observe_at(state, event.event, event.timestamp_ms)
+
+    def fatigues(self, name: str | None) -> bool:
+        """Whether an event of this name counts as negative engagement."""
+        return self.fatigue is not None and name in self.fatigue.events
+
+    def observe_at(self, state: Any, name: str, at_ms: int) -> Any:
+        """Count one ``name`` event at ``at_ms`` if it is negative engagement."""
+        if not self.fatigues(name):
             return state
         state = dict(state or {})
-        state["neg"] = [*state.get("neg", []), event.timestamp_ms]
+        state["neg"] = [*state.get("neg", []), at_ms]
         return state
 
     @staticmethod
@@ -141,7 +151,10 @@ class CapPolicy:
                 reason = f"cap:{cap.name}" + (" (fatigue)" if factor < 1 else "")
         if reason is None:
             sent.append([at_ms, rule, channel, day])
-        state["sent"] = sent
+        if sent:
+            state["sent"] = sent
+        else:
+            state.pop("sent", None)
         if negatives:
             state["neg"] = negatives
         else:

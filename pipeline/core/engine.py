@@ -1,9 +1,8 @@
 """The per-partition processor: events and watermarks in, outputs out.
 
-``Processor`` is what both adapters drive: the Faust behavior agent (one per
-assigned partition) and ``pulse replay``. It owns the partition's clock and a
-timer index, and reads/writes each person's state through a
-:class:`PersonStore` once per event::
+``Processor`` is what both adapters drive: the worker (one per assigned
+partition) and ``pulse replay``. It owns the partition's clock and a timer
+index, and reads/writes each person's state through a :class:`PersonStore`::
 
     store = MemoryStore()
     proc = Processor([AbsenceRule("checkout_abandoned", "checkout_started",
@@ -12,142 +11,66 @@ timer index, and reads/writes each person's state through a
     outputs = proc.process(event)        # apply one event
     outputs = proc.advance_to(t_ms)      # move stream time (idle tick / end of input)
 
-A person's state is a plain dict ``{operator_name: snapshot, "_next": deadline,
-"_ids": [merged anonymous id, ...], "_src": {source partition: offset}}``.
-Timers are durable because they *are*
-that state: the in-memory index (deadline, person) is derived, and
-:meth:`Processor.rebuild_index` recreates it from the store after a restart or
-rebalance.
+**Decided in event time, at the watermark.** An event is only *buffered* when it
+arrives (it is at or above the watermark, so an earlier one may still come).
+Everything a person's operators and rule stage decide -- a session closing, a
+trait fold, a trigger, a cap, a segment change -- happens when the watermark
+passes its event time, in event-time order, each person *settled* to the
+watermark whenever it is touched (an event, a due timer, a merge). So the
+outputs are a function of the events and their event times: any arrival order
+within the allowed lateness, and any points at which the watermark moves,
+give the same records.
 
-**Redelivery.** Kafka delivers at least once: after a restart, a rebalance or
-Faust's recovery seek, records since the last committed offset come again, and
-ingest may forward an event a second time. When the caller names where an
-event was read (``source=(partition, offset)`` of the original record), the
-processor keeps, per person, the last applied offset of each source partition
-(``"_src"``, written with the state, so it is exactly as durable) and skips an
-event at or below it: a person's events from one source partition arrive in
-offset order, so this is exact, and costs one integer per source partition.
+A person's state is a plain dict (see :mod:`pipeline.core.store`). Timers are
+durable because they *are* that state: the in-memory index (deadline, person)
+is derived, and :meth:`Processor.rebuild_index` recreates it from the store.
 
-**Identity stitching** moves a person's state to another person, in two
-steps that may run on different partitions (the worker) or on one processor
-(``pulse replay``)::
+**Redelivery.** When the caller names where an event was read
+(``source=(partition, offset)``), the processor keeps, per person, the last
+applied offset of each source partition (``"_src"``) and skips an event at or
+below it: a person's events from one source partition arrive in offset order.
 
-    state = proc.extract(anonymous_id)            # removed from the store
-    if state is not None:
-        outputs = proc.merge_in(user_id, state, anonymous_id)
-
-``merge_in`` merges with every operator's and the stage's ``merge`` and
-evaluates the merged person at the current watermark, so a timer that was
-pending for either person and is due fires now, once, for the merged person.
-It refuses a merge beyond ``IdentityRules.max_anonymous_per_user`` (an
-``identities`` conflict record is all it returns); the caller then puts the
-state back with :meth:`Processor.restore`.
+**Identity stitching** (:mod:`pipeline.core.linking`) moves an anonymous
+person's state into a user: ``extract`` on the anonymous id, ``merge_in`` on the
+user (``restore`` puts a refused state back). A link at event time ``T`` joins
+the two persons for everything after ``T``: until the watermark reaches ``T``
+the anonymous part is kept apart and decided alone, so it does not matter
+whether the merge arrives before or after the user's own events.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
+from pipeline.core import linking
 from pipeline.core.clock import NEG_INF_MS, PartitionClock
 from pipeline.core.events import Event
 from pipeline.core.identity import IDENTITIES, IdentityRules, accept_merge, identity_record
+from pipeline.core.linking import AWAIT, IDS, NEXT, PRE, SRC
+from pipeline.core.operator import Operator, Stage, late_record
 from pipeline.core.outputs import LATE, Output
+from pipeline.core.store import MemoryStore, PersonState, PersonStore
 
-PersonState = dict[str, Any]
-_NEXT = "_next"
-#: The anonymous ids merged into a person (identity stitching), bounded by the rules.
-IDS = "_ids"
-#: Anonymous ids whose merge into this person is on its way (a barrier, below).
-AWAIT = "_await"
-#: Per source partition, the offset of the last source record applied to this
-#: person: a record seen again (redelivered) is recognised and skipped.
-SRC = "_src"
-_RESERVED = frozenset({_NEXT, IDS, AWAIT, SRC})
+__all__ = [
+    "AWAIT",
+    "IDS",
+    "SRC",
+    "MemoryStore",
+    "Operator",
+    "PersonState",
+    "PersonStore",
+    "Processor",
+    "Stage",
+    "late_record",
+]
 
-
-class Operator(Protocol):
-    """A rule, session window or trait computed per person (see ``absence.py``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def on_event(
-        self, state: Any, event: Event, person_id: str, watermark_ms: int
-    ) -> tuple[Any, list[Output]]: ...
-
-    def on_watermark(
-        self, state: Any, person_id: str, watermark_ms: int
-    ) -> tuple[Any, list[Output]]: ...
-
-    def next_deadline_ms(self, state: Any) -> int | None: ...
-
-    def merge(self, a: Any, b: Any) -> Any:
-        """Both persons' snapshots as one (``a`` stays, ``b`` merges in); inputs untouched."""
-
-
-class Stage(Protocol):
-    """Runs after the operators with the whole person state (rules read traits)."""
-
-    def after_event(
-        self, person: PersonState, event: Event, person_id: str, watermark_ms: int
-    ) -> list[Output]: ...
-
-    def after_watermark(
-        self, person: PersonState, person_id: str, watermark_ms: int
-    ) -> list[Output]: ...
-
-    def next_deadline_ms(self, person: PersonState) -> int | None: ...
-
-    def merge(self, a: PersonState, b: PersonState) -> PersonState:
-        """The stage's keys of two merged person states (``a`` stays); inputs untouched."""
-
-
-class PersonStore(Protocol):
-    """Where person state lives: a Faust table in the worker, a dict in replay."""
-
-    def load(self, person_id: str) -> PersonState | None: ...
-
-    def save(self, person_id: str, state: PersonState | None) -> None:
-        """Persist ``state``; ``None`` deletes the person's entry."""
-
-    def items(self) -> Iterable[tuple[str, PersonState]]: ...
-
-
-class MemoryStore:
-    """A :class:`PersonStore` in a dict (replay and tests)."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, PersonState] = {}
-
-    def load(self, person_id: str) -> PersonState | None:
-        return self.data.get(person_id)
-
-    def save(self, person_id: str, state: PersonState | None) -> None:
-        if state is None:
-            self.data.pop(person_id, None)
-        else:
-            self.data[person_id] = state
-
-    def items(self) -> Iterator[tuple[str, PersonState]]:
-        return iter(list(self.data.items()))
-
-
-def late_record(event: Event, watermark_ms: int) -> dict[str, Any]:
-    """The record written to the late-events output for an event below the watermark."""
-    return {
-        "message_id": event.message_id,
-        "person_id": event.person_id,
-        "timestamp_ms": event.timestamp_ms,
-        "watermark_ms": watermark_ms,
-        "reason": "beyond_allowed_lateness",
-        "event": event.to_record(),
-    }
+_NEXT = NEXT
 
 
 class Processor:
-    """Runs ``operators`` for every person of one partition, in event time."""
+    """Runs ``operators`` (and a rule ``stage``) for every person of one partition."""
 
     def __init__(
         self,
@@ -192,50 +115,64 @@ class Processor:
         awaits: str | None = None,
         source: tuple[int, int] | None = None,
     ) -> list[Output]:
-        """Apply one event, then fire whatever timers its stream time made due.
+        """Take one event, then settle whatever its stream time made final.
 
         With ``advance_clock=False`` the event does not move stream time: the
         caller drives it with :meth:`advance_to` (the worker does, from the
-        watermarks of the upstream partitions; see ``pipeline/worker/app.py``).
+        stream times of the source partitions).
 
         ``awaits`` names an anonymous id whose state is on its way to this person
-        (the worker's merge crosses partitions): until :meth:`merge_in` brings it,
-        the person's timers and session closes wait, so they never run on half
-        of the person.
+        (the link crosses partitions): until :meth:`merge_in` brings it, the
+        person is decided no further than this event's time, so nothing after
+        the link is decided on half of the person.
 
         ``source`` is the (partition, offset) the event was read from upstream:
         an event at or below the person's last applied offset of that partition
         is a redelivery and changes nothing (see the module docs).
         """
         person = person_id or event.person_id
-        loaded: PersonState | None = None
-        if source is not None:
-            loaded = self.store.load(person)
-            if loaded is not None and _applied(loaded, source):
-                self.redelivered_count += 1
-                return []
-        watermark = self.clock.watermark_ms
+        state = self.store.load(person)
+        if source is not None and state is not None and linking.applied(state, source):
+            self.redelivered_count += 1
+            return []
         if self.clock.is_late(event.timestamp_ms):
             self.late_count += 1
-            return [Output(LATE, person, late_record(event, watermark))]
+            return [Output(LATE, person, late_record(event, self.clock.watermark_ms))]
         if advance_clock:
             self.clock.observe(event.timestamp_ms)
         watermark = self.clock.watermark_ms
-        state = (loaded if source is not None else self.store.load(person)) or {}
-        if source is not None:
-            _mark(state, source)
-        if awaits is not None and awaits not in (state.get(IDS) or ()):
-            state[AWAIT] = sorted({*(state.get(AWAIT) or ()), awaits})
+        state = {} if state is None else state
         outputs: list[Output] = []
-        for op in self.operators:
-            snapshot, out = op.on_event(state.get(op.name), event, person, watermark)
-            _put(state, op.name, snapshot)
-            outputs.extend(out)
-        if self.stage is not None:
-            outputs.extend(self.stage.after_event(state, event, person, watermark))
+        self._settle(person, state, watermark, outputs)
+        if source is not None:
+            linking.mark(state, source)
+        if awaits is not None and awaits not in (state.get(IDS) or ()):
+            linking.hold(state, awaits, event.timestamp_ms)
+        target, target_id = linking.route(state, event, person)
+        if not target_id:  # kept for a merge on its way (see linking.hold)
+            self._save(person, state)
+            return outputs
+        self._take(target, event, target_id, watermark, outputs)
         self._save(person, state)
-        outputs.extend(self._fire_due())
+        if self._timers and self._timers[0][0] <= watermark:
+            outputs.extend(self._fire_due())
         return outputs
+
+    def _take(
+        self,
+        target: PersonState,
+        event: Event,
+        target_id: str,
+        watermark: int,
+        outputs: list[Output],
+    ) -> None:
+        for op in self.operators:
+            snapshot, out = op.on_event(target.get(op.name), event, target_id, watermark)
+            _put(target, op.name, snapshot)
+            if out:
+                outputs.extend(out)
+        if self.stage is not None:
+            outputs.extend(self.stage.after_event(target, event, target_id, watermark))
 
     def advance_to(self, stream_time_ms: int) -> list[Output]:
         """Move stream time forward without an event (idle tick, end of replay)."""
@@ -247,8 +184,9 @@ class Processor:
     def extract(self, person_id: str) -> PersonState | None:
         """Remove ``person_id``'s state from the store and return it (None if none).
 
-        The person's entry in the timer index goes stale and is skipped when
-        it comes due; nothing fires for them any more.
+        The person's entry in the timer index goes stale and is skipped when it
+        comes due. The state keeps what is not decided yet; whoever merges it
+        decides it (:meth:`merge_in`).
         """
         state = self.store.load(person_id)
         if state is None:
@@ -267,130 +205,181 @@ class Processor:
     ) -> list[Output]:
         """Merge ``other`` (the state :meth:`extract` returned for ``other_id``) into ``person_id``.
 
-        Each operator's ``merge`` and the stage's ``merge`` combine the two
-        states; ``other_id`` joins the person's merged anonymous ids (``"_ids"``);
-        then the merged person is evaluated at the current watermark, so timers
-        already due fire now, exactly once, for ``person_id``. Returns an
-        ``identities`` ``merge`` record and whatever that evaluation emitted.
-        ``other_id`` already among the person's merged ids means the merge was
-        delivered again: nothing changes and nothing is emitted.
+        ``event_time_ms`` is the link's event time ``T`` (without it the
+        persons are joined at once, at the watermark). Until the watermark
+        reaches ``T`` the merged-in person stays apart inside the user's
+        state and is decided alone (its outputs keyed by ``other_id``); at
+        ``T`` both are merged (each operator's and the stage's ``merge``) and
+        decided as one from then on. A merge that comes
+        after the watermark passed ``T`` is joined at once (best effort: what
+        either person decided after ``T`` stands).
+
+        Returns an ``identities`` ``merge`` record and whatever became due.
+        ``other_id`` already among the person's merged ids (``"_ids"``) means
+        the merge was delivered again: nothing changes and nothing is emitted.
 
         Beyond ``max_anonymous_per_user`` the merge is refused: nothing changes
         and the only output is an ``identities`` ``conflict`` record (reason
         ``too_many_anonymous_ids``). The caller still holds ``other`` and must
         put it back under ``other_id`` (:meth:`restore`, on the processor that
-        owns ``other_id``). ``event_time_ms`` and ``message_id`` name the cause
-        in the records (default: the watermark, none).
+        owns ``other_id``). ``message_id`` names the cause in the records.
         """
         state = self.store.load(person_id) or {}
         if other_id in (state.get(IDS) or ()):
-            # already merged: this is the merge read again (at-least-once delivery);
-            # merging the same state twice would count it twice
-            self.redelivered_count += 1
+            self.redelivered_count += 1  # the merge read again (at-least-once delivery)
             return []
-        waiting = [a for a in state.get(AWAIT) or () if a != other_id]
-        was_waiting = len(waiting) != len(state.get(AWAIT) or ())
+        was_waiting = linking.release(state, other_id)
         merged_ids: list[str] = list(state.get(IDS) or ())
         incoming = [*(other.get(IDS) or ()), other_id]
         ids = merged_ids + [i for i in dict.fromkeys(incoming) if i not in merged_ids]
         accepted, reason = accept_merge(merged_ids, other_id, self.identity)
         if accepted and len(ids) > self.identity.max_anonymous_per_user:
             accepted, reason = False, "too_many_anonymous_ids"
-        at = max(self.watermark_ms, 0) if event_time_ms is None else event_time_ms
+        watermark = self.clock.watermark_ms
+        at = max(watermark, 0) if event_time_ms is None else event_time_ms
         kind = "merge" if accepted else "conflict"
         record = identity_record(kind, other_id, person_id, reason, at, message_id)
         outputs = [Output(IDENTITIES, person_id, record)]
+        waiting = linking.pending_part(state, other_id)
         if not accepted:
-            if was_waiting:  # the barrier lifts: evaluate what waited for the merge
-                _put(state, AWAIT, waiting or None)
-                outputs.extend(self._evaluate(person_id, state, state.get(_NEXT)))
+            if was_waiting:  # the barrier lifts: decide what waited for the merge
+                for rec in waiting[3] if waiting else ():  # its events stay the person's
+                    self._take(state, Event.from_record(rec), person_id, watermark, outputs)
+                self._settle(person_id, state, watermark, outputs)
+                self._save(person_id, state)
             return outputs
-        merged = self._merged(state, other)
-        merged[IDS] = ids
-        if waiting:
-            merged[AWAIT] = waiting
-        outputs.extend(self._evaluate(person_id, merged, state.get(_NEXT)))
+        state[IDS] = ids
+        sources = linking.merged_sources(state.get(SRC), other.get(SRC))
+        if sources:
+            state[SRC] = sources
+        part = {k: v for k, v in other.items() if k not in linking.RESERVED}
+        if waiting is not None:
+            at = min(at, waiting[0])
+            for rec in waiting[3]:
+                self._take(part, Event.from_record(rec), other_id, watermark, outputs)
+        if at > watermark or waiting is not None:
+            linking.add_pre(state, at, other_id, part)
+        else:
+            if event_time_ms is not None:  # decided apart up to the link (if behind it)
+                self._settle(other_id, part, at, outputs)
+            self._join(state, part, min(at, watermark))
+        self._settle(person_id, state, watermark, outputs)
+        self._save(person_id, state)
         return outputs
 
     def restore(self, person_id: str, state: PersonState) -> list[Output]:
         """Put back a state :meth:`extract` took (after a refused merge).
 
-        Merged with whatever ``person_id`` has meanwhile, then evaluated at the
-        current watermark like :meth:`merge_in` (no identity record, no id check).
+        Decided up to the current watermark, then merged with whatever
+        ``person_id`` has meanwhile (no identity record, no id check).
         """
-        current = self.store.load(person_id)
-        if current is None:
-            return self._evaluate(person_id, dict(state), None)
-        merged = self._merged(current, state)
-        ids = dict.fromkeys([*(current.get(IDS) or ()), *(state.get(IDS) or ())])
-        if ids:
-            merged[IDS] = list(ids)
-        return self._evaluate(person_id, merged, current.get(_NEXT))
-
-    def _merged(self, a: PersonState, b: PersonState) -> PersonState:
-        merged: PersonState = {}
-        sources = _merged_sources(a.get(SRC), b.get(SRC))
-        if sources:
-            merged[SRC] = sources
-        for op in self.operators:
-            _put(merged, op.name, op.merge(a.get(op.name), b.get(op.name)))
-        if self.stage is not None:
-            merged.update(self.stage.merge(a, b))
-        return merged
-
-    def _evaluate(self, person: str, state: PersonState, indexed: int | None) -> list[Output]:
-        state.pop(_NEXT, None)
         watermark = self.clock.watermark_ms
         outputs: list[Output] = []
-        for op in self.operators:
-            snapshot, out = op.on_watermark(state.get(op.name), person, watermark)
-            _put(state, op.name, snapshot)
-            outputs.extend(out)
-        if self.stage is not None:
-            outputs.extend(self.stage.after_watermark(state, person, watermark))
-        if indexed is not None:
-            state[_NEXT] = indexed  # already in the index: _save pushes only a new deadline
-        self._save(person, state)
+        back = {k: v for k, v in state.items() if k != _NEXT}
+        current = self.store.load(person_id)
+        if current is not None:
+            self._settle(person_id, current, watermark, outputs)
+            self._settle(person_id, back, watermark, outputs)
+            ids = dict.fromkeys([*(current.get(IDS) or ()), *(back.get(IDS) or ())])
+            part = {k: v for k, v in back.items() if k not in linking.RESERVED}
+            self._join(current, part, watermark)
+            if ids:
+                current[IDS] = list(ids)
+            back = current
+        self._settle(person_id, back, watermark, outputs)
+        self._save(person_id, back)
         return outputs
+
+    # -- settling -------------------------------------------------------------------
+
+    def _settle(self, person: str, state: PersonState, watermark: int, out: list[Output]) -> None:
+        """Decide everything of ``person`` below ``watermark`` (joins merged persons at T)."""
+        held = linking.held_until(state)
+        if held is not None and held < watermark:
+            watermark = held
+        pres = state.get(PRE)
+        while pres and pres[0][0] <= watermark and pres[0][2] is not None:
+            at, other_id, part, _ = pres.pop(0)
+            self._settle_one(person, state, at, out)
+            self._settle_one(other_id, part, at, out)
+            self._join(state, part, at)
+        if pres:
+            for at, other_id, part, _ in pres:
+                if part is not None:
+                    self._settle_one(other_id, part, min(at, watermark), out)
+        else:
+            state.pop(PRE, None)
+        self._settle_one(person, state, watermark, out)
+
+    def _settle_one(
+        self, person: str, state: PersonState, watermark: int, out: list[Output]
+    ) -> None:
+        if watermark <= NEG_INF_MS:
+            return
+        if self.stage is not None:
+            outs = self.stage.settle(state, person, watermark, self.operators)
+            if outs:
+                out.extend(outs)
+        for op in self.operators:
+            snapshot, outs = op.on_watermark(state.get(op.name), person, watermark)
+            _put(state, op.name, snapshot)
+            if outs:
+                out.extend(outs)
+
+    def _join(self, state: PersonState, part: PersonState, at_ms: int) -> None:
+        """Merge ``part`` into ``state`` (both settled up to ``at_ms``), in place."""
+        for op in self.operators:
+            _put(state, op.name, op.merge(state.get(op.name), part.get(op.name)))
+        if self.stage is not None:
+            joined = self.stage.merge(state, part, at_ms=at_ms)
+            state.pop("rules", None)
+            state.update(joined)
 
     def _fire_due(self) -> list[Output]:
         watermark = self.clock.watermark_ms
         outputs: list[Output] = []
-        while self._timers and self._timers[0][0] <= watermark and watermark > NEG_INF_MS:
-            deadline, person = heapq.heappop(self._timers)
+        timers = self._timers
+        while timers and timers[0][0] <= watermark and watermark > NEG_INF_MS:
+            deadline, person = heapq.heappop(timers)
             state = self.store.load(person)
             if state is None or state.get(_NEXT) != deadline:
                 continue  # stale index entry: the person's timer moved or was cleared
             del state[_NEXT]  # popped from the index: _save re-indexes what remains
-            if state.get(AWAIT):
-                # A merge is on its way: don't close sessions or fire timers on a
-                # half of the person; merge_in evaluates (and re-indexes) them.
-                self.store.save(person, state)
-                continue
-            for op in self.operators:
-                snapshot, out = op.on_watermark(state.get(op.name), person, watermark)
-                _put(state, op.name, snapshot)
-                outputs.extend(out)
-            if self.stage is not None:
-                outputs.extend(self.stage.after_watermark(state, person, watermark))
+            self._settle(person, state, watermark, outputs)
             self._save(person, state)
         return outputs
 
+    def _deadline(self, state: PersonState) -> int | None:
+        best: int | None = None
+        for op in self.operators:
+            d = op.next_deadline_ms(state.get(op.name))
+            if d is not None and (best is None or d < best):
+                best = d
+        if self.stage is not None:
+            d = self.stage.next_deadline_ms(state)
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
+
     def _save(self, person: str, state: PersonState) -> None:
-        deadlines = [
-            d for op in self.operators if (d := op.next_deadline_ms(state.get(op.name))) is not None
-        ]
-        if self.stage is not None and (d := self.stage.next_deadline_ms(state)) is not None:
-            deadlines.append(d)
+        nxt = self._deadline(state)
+        for at, _, part, _ in state.get(PRE) or ():
+            if part is None:
+                continue  # announced, not arrived: merge_in settles it
+            d = self._deadline(part)
+            d = at if d is None else min(d, at)
+            if nxt is None or d < nxt:
+                nxt = d
+        held = linking.held_until(state)
+        if held is not None and nxt is not None and nxt > held:
+            nxt = None  # decided when the awaited merge arrives
         previous = state.pop(_NEXT, None)
-        if deadlines:
-            nxt = min(deadlines)
+        if nxt is not None:
             state[_NEXT] = nxt
             if nxt != previous:
                 heapq.heappush(self._timers, (nxt, person))
         # a person whose operators all let go (e.g. evicted) is gone, merged ids included
-        keep = bool(set(state) - _RESERVED) or bool(state.get(AWAIT))
-        self.store.save(person, state if keep else None)
+        self.store.save(person, state if linking.keeps(state) else None)
 
 
 def _put(state: PersonState, key: str, snapshot: Any) -> None:
@@ -398,24 +387,3 @@ def _put(state: PersonState, key: str, snapshot: Any) -> None:
         state.pop(key, None)
     else:
         state[key] = snapshot
-
-
-def _applied(state: PersonState, source: tuple[int, int]) -> bool:
-    """Whether the record at ``source`` (or a later one of its partition) was applied."""
-    last = (state.get(SRC) or {}).get(str(source[0]))
-    return last is not None and source[1] <= last
-
-
-def _mark(state: PersonState, source: tuple[int, int]) -> None:
-    sources = state.get(SRC)
-    if sources is None:
-        sources = state[SRC] = {}
-    sources[str(source[0])] = source[1]
-
-
-def _merged_sources(a: dict[str, int] | None, b: dict[str, int] | None) -> dict[str, int]:
-    """Both persons' last applied offsets: the larger per source partition."""
-    merged = dict(a or {})
-    for partition, offset in (b or {}).items():
-        merged[partition] = max(offset, merged.get(partition, offset))
-    return merged

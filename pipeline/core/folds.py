@@ -189,6 +189,59 @@ class WindowCounts:
         return out
 
 
+#: Sliding count windows by trait name: ``(size_ms, bucket level, bucket size_ms)``.
+COUNT_WINDOWS = {
+    f"counts_{suffix}": (size, level, {lv: unit for lv, unit, _ in LEVELS}[level])
+    for suffix, size, level in WINDOWS
+}
+
+
+def window_count(
+    state: dict[str, list[list[Any]]], trait: str, as_of_ms: int, name: str | None
+) -> Any:
+    """One count window of :class:`WindowCounts` as of a time, without the others.
+
+    ``name`` None gives the whole ``{event name: count}`` map (key-sorted), else
+    that event's count, or ``None`` when it is 0 (the map has no such key).
+    """
+    size, level, unit = COUNT_WINDOWS[trait]
+    end = (as_of_ms - 1) // unit + 1
+    start = end - size // unit
+    if name is not None:
+        total = 0
+        for idx, counts in state[level]:
+            if start <= idx < end:
+                total += counts.get(name, 0)
+        return total or None
+    totals: dict[str, int] = {}
+    for idx, counts in state[level]:
+        if start <= idx < end:
+            for key, n in counts.items():
+                totals[key] = totals.get(key, 0) + n
+    return dict(sorted(totals.items()))
+
+
+def window_expiries(
+    state: dict[str, list[list[Any]]], trait: str, as_of_ms: int, name: str | None
+) -> list[tuple[int, int]]:
+    """``(time, count)`` of each bucket in the window as of ``as_of_ms``, oldest first.
+
+    ``time`` is the first time at which the bucket has left the window (with no
+    new event): the window as of ``t`` ends at ``ceil(t / unit)``, so bucket
+    ``i`` of a window ``n`` buckets long is out from ``(i + n) * unit + 1`` on.
+    """
+    size, level, unit = COUNT_WINDOWS[trait]
+    n = size // unit
+    end = (as_of_ms - 1) // unit + 1
+    out = []
+    for idx, counts in state[level]:
+        if end - n <= idx < end:
+            count = counts.get(name, 0) if name is not None else sum(counts.values())
+            if count:
+                out.append(((idx + n) * unit + 1, count))
+    return out
+
+
 def _prune(buckets: list[list[Any]], keep: int) -> None:
     if not buckets:
         return

@@ -29,7 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pipeline.core.events import MAX_TIMESTAMP_MS, Event
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists")
-_MISSING = object()
+#: What a path reads when there is nothing there.
+MISSING: Any = object()
+_MISSING = MISSING
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,7 @@ def lookup(facts: Facts, path: str) -> Any:
     return value
 
 
-def _holds(op: str, actual: Any, expected: Any) -> bool:
+def holds(op: str, actual: Any, expected: Any) -> bool:
     if op == "exists":
         return (actual is not _MISSING and actual is not None) == bool(expected)
     if op == "ne":
@@ -122,7 +124,7 @@ class Predicate:
 
     def __call__(self, facts: Facts) -> bool:
         for path, op, expected in self.conditions:
-            if not _holds(op, lookup(facts, path), expected):
+            if not holds(op, lookup(facts, path), expected):
                 return False
         if any(name not in facts.segments for name in self.segments):
             return False

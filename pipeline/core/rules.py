@@ -1,50 +1,75 @@
 """The rule stage: triggers, segments, caps and activations of a topology.
 
-It runs after the operators (sessions, traits, ...) for every event and every
-timer of a person, so predicates can read the person's current traits and
-segment memberships. It owns ``state["rules"]``::
+Every decision is made in **event time, once final**: an event is buffered when
+it arrives and decided when the watermark has passed it; the stage walks the
+person's timeline in order -- buffered events, absence deadlines, session
+closes, segment re-checks -- moving the operators (sessions, traits) along so
+that each decision reads the person *as of* its own time. So triggers, caps
+and segment changes are a function of the events and their times, whatever
+the arrival order within the allowed lateness and wherever the watermark
+moved. It owns ``state["rules"]``::
 
-    {"t": {rule_name: snapshot},   # each trigger rule's own state
+    {"q": [[ts, mid, name, rules, props, channel, flags, tz, record], ...],
+     "t": {rule_name: snapshot},   # each trigger rule's own state
      "seg": [segment, ...],        # current memberships (sorted)
+     "sxs": {segment: ms}, "sx": ms,   # when time alone may change a segment
      "caps": {...},                # deliveries and negative engagement
-     "tz": "Europe/Paris"}         # the person's last known time zone
+     "tz": "Europe/Paris",         # the zone of the last decided event that had one
+     "ini": 1}                     # segments were evaluated once
 
-Outputs: ``triggers`` (delivered), ``triggers.suppressed`` (with the reason),
-``segments`` (entered/exited), ``activations.<destination>``.
+What each construct means (see docs/time-and-state.md):
 
-Identity stitching merges two persons' slices (:meth:`RuleStage.merge`): each
-rule's own merge (absence: both timelines, see ``absence.py``; milestones:
-union; repetition: union of the seen lists; immediate: nothing), caps: both
-persons' deliveries, the known person's time zone when set. Segment
-memberships stay the known person's: they are recomputed from the merged
-traits at the next evaluation, which emits the ``entered``/``exited`` changes.
+* a trigger's ``where`` reads the event when it arrives and the person (traits
+  as of the event's time, segments) when it is decided;
+* absence rules fire at their deadline, immediate, milestone and repetition
+  rules at their event, in event-time order; caps count every delivery
+  before a trigger's time, in that order;
+* a segment is re-checked right after each event that can change what it
+  reads (the event included), when a session closes (session traits), when
+  time alone changes it (a count window: the exact time its buckets leave;
+  recency and decayed interest: every ``segment_recheck_ms`` of event time),
+  on eviction and at an identity merge.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping
+from bisect import insort
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.core.absence import AbsenceRule
 from pipeline.core.caps import CapPolicy
+from pipeline.core.delivery import SEGMENTS, SUPPRESSED, TRIGGERS, activation_topic
 from pipeline.core.events import Event
 from pipeline.core.outputs import Output
-from pipeline.core.predicates import ALWAYS, Facts, Predicate
+from pipeline.core.predicates import ALWAYS, Predicate
+from pipeline.core.stagerun import StageRun, plan_of
 from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
+
+if TYPE_CHECKING:
+    from pipeline.core.engine import Operator
+    from pipeline.core.stagerun import Plan
 
 Rule = AbsenceRule | ImmediateRule | RepetitionRule | MilestoneRule
 #: ``(person_state, as_of_ms) -> trait values`` (see pipeline.topology.person_traits)
 TraitsOf = Callable[[Mapping[str, Any], int], Mapping[str, Any]]
 
-TRIGGERS = "triggers"
-SUPPRESSED = "triggers.suppressed"
-SEGMENTS = "segments"
+__all__ = [
+    "SEGMENTS",
+    "SUPPRESSED",
+    "TRIGGERS",
+    "Rule",
+    "RuleStage",
+    "SegmentSpec",
+    "TraitsOf",
+    "TriggerSpec",
+    "activation_topic",
+]
 
-
-def activation_topic(destination: str) -> str:
-    return f"activations.{destination}"
+#: ``flags`` of a buffered event: segments to re-check after it; a first check of
+#: every segment; negative engagement for the caps.
+SEG, SEG_ALL, FATIGUE = 1, 2, 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +99,6 @@ def _no_traits(_state: Mapping[str, Any], _as_of_ms: int) -> Mapping[str, Any]:
     return {}
 
 
-def _digest(*parts: object) -> str:
-    text = "\x1f".join(str(p) for p in parts)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
 @dataclass(frozen=True)
 class RuleStage:
     """Evaluates triggers and segments for one person; see the module docstring."""
@@ -87,88 +107,117 @@ class RuleStage:
     segments: tuple[SegmentSpec, ...] = ()
     caps: CapPolicy = field(default_factory=CapPolicy)
     traits_of: TraitsOf = _no_traits
-    #: While a person is in a segment, re-check it this often (event time: 6 h), so
-    #: that exits caused only by time passing (a window sliding past the events
-    #: that qualified) are emitted without a new event.
+    #: Segments reading a trait that drifts with time alone (recency, decayed
+    #: interest, custom code) are re-checked on this grid of event time (6 h).
     segment_recheck_ms: int = 6 * 3_600_000
+
+    @property
+    def plan(self) -> Plan:
+        """The compiled form (predicates split, dependencies), built once."""
+        cached: Plan | None = self.__dict__.get("_plan")
+        if cached is None:
+            cached = plan_of(self)
+            object.__setattr__(self, "_plan", cached)
+        return cached
 
     # -- the engine's hooks ------------------------------------------------------
 
     def after_event(
         self, person: dict[str, Any], event: Event, person_id: str, watermark_ms: int
     ) -> list[Output]:
-        st = dict(person.get("rules") or {})
-        if tz := event.context.get("timezone"):
-            st["tz"] = tz
-        rule_states: dict[str, Any] = dict(st.get("t") or {})
-        members = frozenset(st.get("seg") or ())
-        traits = self.traits_of(person, event.timestamp_ms)
-        facts = Facts(event, traits, members)
-        st["caps"] = self.caps.observe(st.get("caps"), event)
-        fired: list[tuple[TriggerSpec, dict[str, Any]]] = []
-        for spec in self.triggers:
-            rule = spec.rule
-            snap = rule_states.get(spec.name)
-            if isinstance(rule, AbsenceRule):
-                if event.event == rule.start and not spec.where(facts):
-                    continue  # the journey only starts for matching start events
-                snap, outs = rule.on_event(snap, event, person_id, watermark_ms)
-                records = [o.record for o in outs]
-            else:
-                if not spec.where(facts):
-                    continue
-                snap, records = rule.on_event(snap, event, person_id)
-            _put(rule_states, spec.name, snap)
-            fired.extend((spec, r) for r in records)
-        st["t"] = rule_states
-        outputs = self._segments(st, traits, event, person_id, event.timestamp_ms)
-        outputs.extend(self._deliver(st, fired))
-        _store(person, st)
-        return outputs
+        """Buffer what the rules and segments need of ``event`` until it is final."""
+        plan = self.plan
+        name = event.event
+        rules: list[int] = []
+        if name is not None:
+            rules = [
+                i
+                for i in plan.by_event.get(name, ())
+                if plan.is_cancel(i, name) or plan.where[i].event_ok(event)
+            ]
+        st = person.get("rules")
+        flags = 0
+        if plan.segment_names is not None:
+            if st is None or "ini" not in st:
+                flags |= SEG | SEG_ALL
+            elif plan.segment_names is plan.every or (name or event.type) in plan.segment_names:
+                flags |= SEG
+        if self.caps.fatigues(name):
+            flags |= FATIGUE
+        if not rules and not flags:
+            return []
+        props = None
+        if rules:
+            props = {k: event.properties[k] for k in plan.keys if k in event.properties}
+        tz = event.context.get("timezone") or None
+        entry = [
+            event.timestamp_ms, event.message_id, name or event.type, rules, props,
+            event.context.get("channel"), flags, tz,
+            event.to_record() if plan.keep_events else None,
+        ]  # fmt: skip
+        if st is None:
+            st = person["rules"] = {}
+        queue = st.get("q")
+        if queue is None:
+            st["q"] = [entry]
+        elif queue[-1][0] < entry[0] or (queue[-1][0] == entry[0] and queue[-1][1] < entry[1]):
+            queue.append(entry)
+        else:
+            insort(queue, entry, key=lambda e: (e[0], e[1]))
+        return []
+
+    def settle(
+        self,
+        person: dict[str, Any],
+        person_id: str,
+        watermark_ms: int,
+        operators: Sequence[Operator] = (),
+    ) -> list[Output]:
+        """Decide everything below ``watermark_ms`` in event-time order (see the module doc)."""
+        st = person.get("rules")
+        if not st:
+            return []
+        return StageRun(self, person, st, person_id, operators).run(watermark_ms)
 
     def after_watermark(
         self, person: dict[str, Any], person_id: str, watermark_ms: int
     ) -> list[Output]:
-        st = dict(person.get("rules") or {})
-        rule_states: dict[str, Any] = dict(st.get("t") or {})
-        fired: list[tuple[TriggerSpec, dict[str, Any]]] = []
-        for spec in self.triggers:
-            if isinstance(spec.rule, AbsenceRule) and spec.name in rule_states:
-                snap, outs = spec.rule.on_watermark(rule_states[spec.name], person_id, watermark_ms)
-                _put(rule_states, spec.name, snap)
-                fired.extend((spec, o.record) for o in outs)
-        st["t"] = rule_states
-        outputs: list[Output] = []
-        if self.segments:
-            at = max(watermark_ms, 0)
-            probe = Event(message_id="", type="track", timestamp_ms=at, user_id=person_id)
-            outputs = self._segments(st, self.traits_of(person, at), probe, person_id, at)
-        outputs.extend(self._deliver(st, fired))
-        _store(person, st)
-        return outputs
+        """:meth:`settle` without operators to move along."""
+        return self.settle(person, person_id, watermark_ms)
 
     def next_deadline_ms(self, person: Mapping[str, Any]) -> int | None:
-        states = (person.get("rules") or {}).get("t") or {}
-        deadlines = [
-            d
-            for spec in self.triggers
-            if isinstance(spec.rule, AbsenceRule) and spec.name in states
-            if (d := spec.rule.next_deadline_ms(states[spec.name])) is not None
-        ]
-        seg_at = (person.get("rules") or {}).get("seg_at")
-        if seg_at is not None and self.segments:
-            deadlines.append(int(seg_at) + self.segment_recheck_ms)
-        return min(deadlines) if deadlines else None
+        st = person.get("rules")
+        if not st:
+            return None
+        best: int | None = None
+        if queue := st.get("q"):
+            best = queue[0][0] + 1  # decided once the watermark is past it
+        states = st.get("t") or {}
+        for spec, rule in self.plan.absence:
+            snap = states.get(spec.name)
+            if snap is not None:
+                d = rule.next_deadline_ms(snap)
+                if d is not None and (best is None or d < best):
+                    best = d
+        sx = st.get("sx")
+        if sx is not None and (best is None or sx < best):
+            best = sx
+        return best
 
     # -- identity stitching -----------------------------------------------------
 
-    def merge(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    def merge(
+        self, a: Mapping[str, Any], b: Mapping[str, Any], *, at_ms: int | None = None
+    ) -> dict[str, Any]:
         """The stage's part of two merged person states: ``{"rules": ...}`` or ``{}``.
 
         ``a`` is the person who stays (the known user), ``b`` the one merged in;
-        inputs are untouched. Evaluate the merged person afterwards
-        (:meth:`after_watermark`): due absence timers fire and segment changes
-        are emitted then.
+        inputs are untouched. Each rule merges its own state (absence: both
+        timelines, see ``absence.py``; milestones: union; repetition: union of
+        the seen lists; immediate: nothing), caps take both persons' deliveries,
+        buffered events both queues; memberships stay ``a``'s. With ``at_ms``
+        (the link time, both settled up to it) every segment is re-checked at
+        that time: the ``entered``/``exited`` changes of the merged person.
         """
         sa: Mapping[str, Any] = a.get("rules") or {}
         sb: Mapping[str, Any] = b.get("rules") or {}
@@ -176,119 +225,34 @@ class RuleStage:
         tb: Mapping[str, Any] = sb.get("t") or {}
         states: dict[str, Any] = {}
         for spec in self.triggers:
-            _put(states, spec.name, spec.rule.merge(ta.get(spec.name), tb.get(spec.name)))
+            snap = spec.rule.merge(ta.get(spec.name), tb.get(spec.name))
+            if snap is not None:
+                states[spec.name] = snap
         st: dict[str, Any] = {"t": states}
+        queue = sorted([*(sa.get("q") or ()), *(sb.get("q") or ())], key=lambda e: (e[0], e[1]))
+        if queue:
+            st["q"] = queue
         if sa.get("seg"):
             st["seg"] = list(sa["seg"])
         if caps := self.caps.merge(sa.get("caps"), sb.get("caps")):
             st["caps"] = caps
         if tz := sa.get("tz") or sb.get("tz"):
             st["tz"] = tz
+        if sa.get("ini") or sb.get("ini"):
+            st["ini"] = 1
+        if sa.get("sxs"):
+            st["sxs"] = dict(sa["sxs"])
+            st["sx"] = min(st["sxs"].values())
+        if at_ms is not None and self.segments:
+            st["sx"] = min(at_ms, st.get("sx", at_ms))
+            st["sa"] = 1
         merged: dict[str, Any] = {}
-        _store(merged, st)
+        store(merged, st)
         return merged
 
-    # -- internals ---------------------------------------------------------------
 
-    def _segments(
-        self,
-        st: dict[str, Any],
-        traits: Mapping[str, Any],
-        event: Event,
-        person_id: str,
-        at_ms: int,
-    ) -> list[Output]:
-        if not self.segments:
-            return []
-        before = set(st.get("seg") or ())
-        facts = Facts(event, traits, frozenset(before))
-        now = {seg.name for seg in self.segments if seg.where(facts)}
-        outputs: list[Output] = []
-        for seg in self.segments:
-            change = (
-                "entered"
-                if seg.name in now - before
-                else "exited"
-                if seg.name in before - now
-                else None
-            )
-            if change is None:
-                continue
-            record = {
-                "change_id": _digest(seg.name, person_id, change, at_ms),
-                "segment": seg.name,
-                "person_id": person_id,
-                "change": change,
-                "event_time_ms": at_ms,
-                "cause": event.message_id or None,
-            }
-            outputs.append(Output(SEGMENTS, person_id, record))
-            outputs.extend(
-                Output(activation_topic(dest), person_id, _activation(dest, record, seg.name))
-                for dest in seg.destinations
-            )
-        if now:
-            st["seg"] = sorted(now)
-            st["seg_at"] = at_ms
-        else:
-            st.pop("seg", None)
-            st.pop("seg_at", None)
-        return outputs
-
-    def _deliver(
-        self, st: dict[str, Any], fired: list[tuple[TriggerSpec, dict[str, Any]]]
-    ) -> list[Output]:
-        outputs: list[Output] = []
-        for spec, record in fired:
-            person_id = record["person_id"]
-            caps, reason = self.caps.admit(
-                st.get("caps"), spec.name, spec.channel, record["event_time_ms"], st.get("tz")
-            )
-            st["caps"] = caps
-            if reason is not None:
-                outputs.append(Output(SUPPRESSED, person_id, {**record, "reason": reason}))
-                continue
-            outputs.append(Output(TRIGGERS, person_id, record))
-            outputs.extend(
-                Output(
-                    activation_topic(dest),
-                    person_id,
-                    _activation(dest, record, spec.name, spec.channel),
-                )
-                for dest in spec.destinations
-            )
-        if not st.get("caps"):
-            st.pop("caps", None)
-        return outputs
-
-
-def _activation(
-    destination: str, record: dict[str, Any], source: str, channel: str | None = None
-) -> dict[str, Any]:
-    """The record a CRM/email/push/audience consumer takes as is (schemas/activation.avsc)."""
-    source_id = record.get("trigger_id") or record["change_id"]
-    kind = "trigger" if "trigger_id" in record else f"segment_{record['change']}"
-    return {
-        "activation_id": _digest(destination, source_id),
-        "destination": destination,
-        "kind": kind,
-        "name": source,
-        "person_id": record["person_id"],
-        "channel": channel,
-        "event_time_ms": record["event_time_ms"],
-        "source_id": source_id,
-        "payload": dict(record.get("context") or {}),
-    }
-
-
-def _put(states: dict[str, Any], name: str, snap: Any) -> None:
-    if snap is None:
-        states.pop(name, None)
-    else:
-        states[name] = snap
-
-
-def _store(person: dict[str, Any], st: dict[str, Any]) -> None:
+def store(person: dict[str, Any], st: dict[str, Any]) -> None:
+    """Put the stage's slice back, or drop it when nothing in it matters."""
     if not st.get("t"):
         st.pop("t", None)
     if set(st) <= {"tz"}:

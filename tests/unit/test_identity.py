@@ -485,9 +485,16 @@ def test_replay_restores_a_refused_merge_and_keeps_the_person_apart() -> None:
         login(1, "a1", "u1", "id1"),
         login(2, "a2", "u1", "id2"),
     ]
-    outs = replay_events(events, [ABANDON], allowed_lateness_ms=0, identity=rules)
+    # one partition: its stitcher refuses the second link itself
+    outs = replay_events(events, [ABANDON], allowed_lateness_ms=0, identity=rules, partitions=1)
     kinds = [(o.record["kind"], o.record["anonymous_id"]) for o in outs if o.topic == "identities"]
     assert kinds == [("link", "a1"), ("merge", "a1"), ("conflict", "a2")]
+    assert sorted((k, ids[0]) for k, _, ids in fired(outs)) == [("a2", "c2"), ("u1", "c1")]
+    # the ids on two partitions: each links, the user's processor refuses the merge and
+    # the anonymous state goes back where it was
+    outs = replay_events(events, [ABANDON], allowed_lateness_ms=0, identity=rules, partitions=3)
+    kinds = [(o.record["kind"], o.record["anonymous_id"]) for o in outs if o.topic == "identities"]
+    assert kinds == [("link", "a1"), ("merge", "a1"), ("link", "a2"), ("conflict", "a2")]
     assert sorted((k, ids[0]) for k, _, ids in fired(outs)) == [("a2", "c2"), ("u1", "c1")]
 
 

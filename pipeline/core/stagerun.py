@@ -1,0 +1,399 @@
+"""The rule stage's compiled plan and its walk through one person's timeline.
+
+:func:`plan_of` compiles a :class:`~pipeline.core.rules.RuleStage` once: which
+rules each event name concerns, each ``where`` split in its event part and its
+state part (:mod:`pipeline.core.lookup`), what can change each segment.
+
+:class:`StageRun` settles one person up to a watermark: it takes, in event
+time, the next of (a) the buffered events at the earliest time below the
+watermark and (b) the earliest deadline at or below it (an absence timer, a
+session close or eviction when segments depend on it, a segment re-check),
+deadlines first at equal times (windows are half-open), and moves the
+operators (sessions, traits) to that time before deciding anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipeline.core.absence import _CONTEXT_KEYS as _ABSENCE_KEYS
+from pipeline.core.absence import AbsenceRule
+from pipeline.core.delivery import deliver, segment_change
+from pipeline.core.events import Event
+from pipeline.core.lookup import ANY, Compiled, compile_predicate
+from pipeline.core.outputs import Output
+from pipeline.core.sessions import SESSIONS
+from pipeline.core.traits import BEHAVIOR, TRAITS_KEY
+from pipeline.core.triggers import _CONTEXT_KEYS as _TRIGGER_KEYS
+from pipeline.core.triggers import RepetitionRule
+
+if TYPE_CHECKING:
+    from pipeline.core.engine import Operator
+    from pipeline.core.rules import RuleStage, TriggerSpec
+
+EVICTED = "persons.evicted"
+SEG, SEG_ALL, FATIGUE = 1, 2, 4
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A rule stage, compiled (see the module docstring)."""
+
+    by_event: dict[str, tuple[int, ...]]
+    where: tuple[Compiled, ...]
+    cancels: frozenset[tuple[int, str]]
+    absence: tuple[tuple[TriggerSpec, AbsenceRule], ...]
+    keys: tuple[str, ...]
+    keep_events: bool
+    segment_names: frozenset[str] | None  # None: no segments; ``every``: all events
+    every: frozenset[str]
+    seg_where: tuple[Compiled, ...]
+    seg_by_name: dict[str, tuple[int, ...]]
+    seg_any: tuple[int, ...]
+    session_segs: frozenset[int]
+    timed_segs: frozenset[int]
+    referencing: frozenset[int]
+
+    def is_cancel(self, rule: int, name: str) -> bool:
+        return (rule, name) in self.cancels
+
+
+def plan_of(stage: RuleStage) -> Plan:
+    from pipeline.extensions import TRAITS  # registered before the topology is loaded
+
+    custom = frozenset(TRAITS)
+    by_event: dict[str, list[int]] = {}
+    cancels: set[tuple[int, str]] = set()
+    keys = dict.fromkeys([*_ABSENCE_KEYS, *_TRIGGER_KEYS])
+    where = []
+    for i, spec in enumerate(stage.triggers):
+        rule = spec.rule
+        names: list[str | None]
+        if isinstance(rule, AbsenceRule):
+            names = [rule.start, rule.cancel]
+            cancels.add((i, rule.cancel))
+        elif isinstance(rule, RepetitionRule):
+            names = [rule.event, rule.unless]
+            if rule.same is not None:
+                keys[rule.same] = None
+        else:
+            names = [rule.event]
+        for name in names:
+            if name is not None:
+                by_event.setdefault(name, []).append(i)
+        where.append(compile_predicate(spec.where, stage.traits_of, custom, segment=False))
+    seg_where = tuple(
+        compile_predicate(s.where, stage.traits_of, custom, segment=True) for s in stage.segments
+    )
+    seg_by_name: dict[str, list[int]] = {}
+    seg_any: list[int] = []
+    for k, comp in enumerate(seg_where):
+        events = comp.state.events
+        if events is ANY:
+            seg_any.append(k)
+        for name in events - ANY:
+            seg_by_name.setdefault(name, []).append(k)
+    names_all: frozenset[str] | None = None
+    if stage.segments:
+        names_all = ANY if seg_any else frozenset(seg_by_name)
+    return Plan(
+        by_event={k: tuple(v) for k, v in by_event.items()},
+        where=tuple(where),
+        cancels=frozenset(cancels),
+        absence=tuple((s, s.rule) for s in stage.triggers if isinstance(s.rule, AbsenceRule)),
+        keys=tuple(keys),
+        keep_events=any(w.state.custom for w in where)
+        or any(w.state.custom or w.state.event_conditions for w in seg_where),
+        segment_names=names_all,
+        every=ANY,
+        seg_where=seg_where,
+        seg_by_name={k: tuple(v) for k, v in seg_by_name.items()},
+        seg_any=tuple(seg_any),
+        session_segs=frozenset(k for k, c in enumerate(seg_where) if c.state.session),
+        timed_segs=frozenset(k for k, c in enumerate(seg_where) if c.state.timed),
+        referencing=frozenset(k for k, c in enumerate(seg_where) if c.state.segments),
+    )
+
+
+def _event_of(entry: list[Any]) -> Event:
+    """The event a buffered entry stands for (complete when the plan kept it)."""
+    if entry[8] is not None:
+        return Event.from_record(entry[8])
+    channel = entry[5]
+    return Event(
+        message_id=entry[1],
+        type="track",
+        event=entry[2],
+        timestamp_ms=entry[0],
+        properties=entry[4] or {},
+        context={"channel": channel} if channel else {},
+    )
+
+
+class StageRun:
+    """One settle of one person's rule stage (see the module docstring)."""
+
+    def __init__(
+        self,
+        stage: RuleStage,
+        person: dict[str, Any],
+        st: dict[str, Any],
+        person_id: str,
+        operators: Sequence[Operator],
+    ) -> None:
+        self.stage = stage
+        self.plan = stage.plan
+        self.person = person
+        self.st = st
+        self.pid = person_id
+        self.operators = operators
+        self.behavior = next((op for op in operators if op.name == BEHAVIOR), None)
+        self.out: list[Output] = []
+
+    def run(self, watermark: int) -> list[Output]:
+        from pipeline.core.rules import store
+
+        st = self.st
+        st.pop("seg_at", None)  # (the fixed 6-hour re-check of older states)
+        queue: list[list[Any]] = st.get("q") or []
+        i = 0
+        while True:
+            t_ev = queue[i][0] if i < len(queue) and queue[i][0] < watermark else None
+            t_dl = self._next_due()
+            if t_dl is not None and t_dl > watermark:
+                t_dl = None
+            if t_ev is None and t_dl is None:
+                break
+            if t_dl is not None and (t_ev is None or t_dl <= t_ev):
+                self._at_time(t_dl)
+                continue
+            j = i + 1
+            while j < len(queue) and queue[j][0] == t_ev:
+                j += 1
+            self._at_events(queue[i:j])
+            i = j
+        if i:
+            del queue[:i]
+        if not queue:
+            st.pop("q", None)
+        states = st.get("t")
+        if states:
+            for spec, rule in self.plan.absence:
+                snap = states.get(spec.name)
+                if snap is not None:
+                    snap, outs = rule.on_watermark(snap, self.pid, watermark)
+                    self._put_rule(spec.name, snap)
+                    self._fire([(spec, o.record, None) for o in outs], watermark)
+        store(self.person, st)
+        return self.out
+
+    # -- the agenda ----------------------------------------------------------------
+
+    def _next_due(self) -> int | None:
+        st = self.st
+        best: int | None = st.get("sx")
+        states = st.get("t")
+        if states:
+            for spec, rule in self.plan.absence:
+                snap = states.get(spec.name)
+                if snap is None:
+                    continue
+                d = rule.due_ms(snap)
+                if snap["buf"]:  # a snapshot from before final-only buffering
+                    d = min(d, min(it[0] for it in snap["buf"]) + 1) if d else None
+                if d is not None and (best is None or d < best):
+                    best = d
+        if self.behavior is not None and (self.plan.session_segs or st.get("seg")):
+            d = self.behavior.next_deadline_ms(self.person.get(BEHAVIOR))
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
+
+    def _advance(self, t: int) -> tuple[bool, bool]:
+        """Move the operators to ``t``; returns (a session closed, the person was evicted)."""
+        closed = evicted = False
+        for op in self.operators:
+            snap, outs = op.on_watermark(self.person.get(op.name), self.pid, t)
+            if snap is None:
+                self.person.pop(op.name, None)
+            else:
+                self.person[op.name] = snap
+            if outs:
+                self.out.extend(outs)
+                for o in outs:
+                    closed = closed or o.topic == SESSIONS
+                    evicted = evicted or o.topic == EVICTED
+        return closed, evicted
+
+    def _at_time(self, t: int) -> None:
+        st, plan = self.st, self.plan
+        closed, evicted = self._advance(t)
+        fired: list[tuple[TriggerSpec, dict[str, Any], str | None]] = []
+        states = st.get("t") or {}
+        for spec, rule in plan.absence:
+            snap = states.get(spec.name)
+            if snap is None:
+                continue
+            due = rule.due_ms(snap)
+            if (due is not None and due <= t) or snap["buf"]:
+                snap, outs = rule.on_watermark(snap, self.pid, t)
+                self._put_rule(spec.name, snap)
+                fired.extend((spec, o.record, None) for o in outs)
+        self._fire(fired, t)
+        which: set[int] = set()
+        sx = st.get("sx")
+        if sx is not None and sx <= t:
+            st.pop("sx", None)
+            which |= plan.timed_segs
+            for k in plan.timed_segs:
+                st.get("sxs", {}).pop(self.stage.segments[k].name, None)
+            if st.pop("sa", None):
+                which |= set(range(len(self.stage.segments)))
+        if closed:
+            which |= plan.session_segs
+        if evicted and st.get("seg"):
+            which |= set(range(len(self.stage.segments)))
+        if which:
+            self._segments(which, t, t, None, None)
+
+    def _at_events(self, group: list[list[Any]]) -> None:
+        st, plan, stage = self.st, self.plan, self.stage
+        t = group[0][0]
+        self._advance(t)
+        for entry in group:
+            if entry[6] & FATIGUE:
+                st["caps"] = stage.caps.observe_at(st.get("caps"), entry[2], t)
+                if not st["caps"]:
+                    del st["caps"]
+            if entry[7]:
+                st["tz"] = entry[7]
+        members = frozenset(st.get("seg") or ())
+        fired: list[tuple[TriggerSpec, dict[str, Any], str | None]] = []
+        touched: list[tuple[TriggerSpec, AbsenceRule]] = []
+        states: dict[str, Any] = st.setdefault("t", {})
+        for entry in group:
+            if not entry[3]:
+                continue
+            event: Event | None = None
+            for i in entry[3]:
+                spec = stage.triggers[i]
+                rule = spec.rule
+                cancel = plan.is_cancel(i, entry[2])
+                part = plan.where[i].state
+                if not cancel and not part.empty:
+                    if event is None:
+                        event = _event_of(entry)
+                    if not part(self.person, t, members, event):
+                        continue
+                if event is None:
+                    event = _event_of(entry)
+                snap = states.get(spec.name)
+                if isinstance(rule, AbsenceRule):
+                    snap, _ = rule.on_event(snap, event, self.pid, t)
+                    if (spec, rule) not in touched:
+                        touched.append((spec, rule))
+                    self._put_rule(spec.name, snap)
+                    continue
+                snap, records = rule.on_event(snap, event, self.pid)
+                self._put_rule(spec.name, snap)
+                fired.extend((spec, r, entry[7]) for r in records)
+        for spec, absence in touched:
+            snap, outs = absence.on_watermark(states.get(spec.name), self.pid, t + 1)
+            self._put_rule(spec.name, snap)
+            fired.extend((spec, o.record, None) for o in outs)
+        self._fire(fired, t)
+        flagged = [e for e in group if e[6] & (SEG | SEG_ALL)]
+        if not flagged:
+            return
+        which: set[int] = set()
+        for entry in flagged:
+            if entry[6] & SEG_ALL or "ini" not in st:
+                which = set(range(len(stage.segments)))
+                break
+            which.update(plan.seg_by_name.get(entry[2], ()))
+            which.update(plan.seg_any)
+        st["ini"] = 1
+        if self.behavior is not None:
+            self.behavior_fold(t + 1)  # the events at t included
+        last = flagged[-1]
+        event = _event_of(last) if plan.keep_events else None
+        self._segments(which, t + 1, t, last[1], event)
+
+    def behavior_fold(self, until: int) -> None:
+        fold = getattr(self.behavior, "fold_until", None)
+        if fold is not None:
+            fold(self.person.get(BEHAVIOR), until)
+
+    # -- decisions -------------------------------------------------------------------
+
+    def _put_rule(self, name: str, snap: Any) -> None:
+        states = self.st.setdefault("t", {})
+        if snap is None:
+            states.pop(name, None)
+        else:
+            states[name] = snap
+
+    def _zone(self) -> str | None:
+        slice_ = self.person.get(BEHAVIOR)
+        if slice_:
+            known = slice_[TRAITS_KEY]["t"]["z"]
+            if known is not None:
+                return str(known[1])
+        tz = self.st.get("tz")
+        return None if tz is None else str(tz)
+
+    def _fire(self, fired: list[tuple[TriggerSpec, dict[str, Any], str | None]], t: int) -> None:
+        if not fired:
+            return
+        zone = self._zone()
+        deliver(
+            self.stage.caps,
+            self.st,
+            [(spec, record, tz or zone) for spec, record, tz in fired],
+            self.out,
+        )
+
+    def _segments(
+        self, which: set[int], as_of: int, at_ms: int, cause: str | None, event: Event | None
+    ) -> None:
+        stage, plan, st = self.stage, self.plan, self.st
+        if plan.referencing:
+            which = which | plan.referencing
+        before = frozenset(st.get("seg") or ())
+        now = set(before)
+        if event is None and any(plan.seg_where[k].state.event_conditions for k in which):
+            event = Event(message_id="", type="track", timestamp_ms=at_ms, user_id=self.pid)
+        sxs: dict[str, int] = st.get("sxs") or {}
+        for k in sorted(which):
+            seg = stage.segments[k]
+            part = plan.seg_where[k].state
+            if part(self.person, as_of, before, event):
+                now.add(seg.name)
+            else:
+                now.discard(seg.name)
+            if k in plan.timed_segs:
+                nxt = part.next_change_ms(self.person, as_of, stage.segment_recheck_ms)
+                if nxt is None:
+                    sxs.pop(seg.name, None)
+                else:
+                    sxs[seg.name] = nxt
+        for seg in stage.segments:
+            if seg.name in now and seg.name not in before:
+                segment_change(seg, self.pid, "entered", at_ms, cause=cause, out=self.out)
+            elif seg.name in before and seg.name not in now:
+                segment_change(seg, self.pid, "exited", at_ms, cause=cause, out=self.out)
+        if now:
+            st["seg"] = sorted(now)
+        else:
+            st.pop("seg", None)
+        if sxs:
+            st["sxs"] = sxs
+        else:
+            st.pop("sxs", None)
+        if not st.get("sa"):  # (a merge's re-check of every segment stays pending)
+            if sxs:
+                st["sx"] = min(sxs.values())
+            else:
+                st.pop("sx", None)
