@@ -148,11 +148,13 @@ class Processor:
             linking.mark(state, source)
         if awaits is not None and awaits not in (state.get(IDS) or ()):
             linking.hold(state, awaits, event.timestamp_ms)
-        target, target_id = linking.route(state, event, person)
+        target, target_id, cap = linking.route(state, event, person)
         if not target_id:  # kept for a merge on its way (see linking.hold)
             self._save(person, state)
             return outputs
-        self._take(target, event, target_id, watermark, outputs)
+        self._take(
+            target, event, target_id, watermark if cap is None else min(cap, watermark), outputs
+        )
         self._save(person, state)
         if self._timers and self._timers[0][0] <= watermark:
             outputs.extend(self._fire_due())

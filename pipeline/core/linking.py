@@ -133,28 +133,30 @@ def add_pre(state: PersonState, at_ms: int, anonymous_id: str, part: PersonState
     insort(pres, [at_ms, anonymous_id, part, None if part else []], key=lambda p: (p[0], p[1]))
 
 
-def route(state: PersonState, event: Event, person: str) -> tuple[PersonState, str]:
+def route(state: PersonState, event: Event, person: str) -> tuple[PersonState, str, int | None]:
     """The state (and person id) an event for ``person`` applies to.
 
     An event of a merged-in person from before the link (only its anonymous id,
     earlier than ``T``) belongs to that part; an earlier event naming both ids
-    moves ``T`` back to it. Everything else is the person's own.
+    moves ``T`` back to it. Everything else is the person's own. The third
+    item is the time the target is decided up to at most (a part's link time,
+    a barrier), if any.
     """
     pres = state.get(PRE)
     if not pres or event.anonymous_id is None:
-        return state, person
+        return state, person, held_until(state)
     for entry in pres:
         if entry[1] != event.anonymous_id or event.timestamp_ms >= entry[0]:
             continue
         if event.user_id is None or event.user_id == event.anonymous_id:
             if entry[2] is None:  # the merge is not here yet: keep the event for it
                 entry[3].append(event.to_record())
-                return {}, ""
-            return entry[2], entry[1]
+                return {}, "", None
+            return entry[2], entry[1], entry[0]
         entry[0] = event.timestamp_ms  # the link is the earliest event naming both
         pres.sort(key=lambda p: (p[0], p[1]))
         break
-    return state, person
+    return state, person, held_until(state)
 
 
 def keeps(state: PersonState) -> bool:

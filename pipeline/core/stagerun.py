@@ -256,7 +256,7 @@ class StageRun:
         if evicted and st.get("seg"):
             which |= set(range(len(self.stage.segments)))
         if which:
-            self._segments(which, t, t, None, None)
+            self._segments(which, t, t)
 
     def _at_events(self, group: list[list[Any]]) -> None:
         st, plan, stage = self.st, self.plan, self.stage
@@ -307,19 +307,22 @@ class StageRun:
         flagged = [e for e in group if e[6] & (SEG | SEG_ALL)]
         if not flagged:
             return
-        which: set[int] = set()
-        for entry in flagged:
-            if entry[6] & SEG_ALL or "ini" not in st:
-                which = set(range(len(stage.segments)))
-                break
-            which.update(plan.seg_by_name.get(entry[2], ()))
-            which.update(plan.seg_any)
+        # each segment's cause: the last event at t that can change it (the first
+        # check of all: the last event at t); which events were buffered for a
+        # first check depends on arrival, so only the very first check uses them
+        causes: dict[int, list[Any]] = {}
+        if "ini" not in st:
+            causes = dict.fromkeys(range(len(stage.segments)), flagged[-1])
+        else:
+            for entry in flagged:
+                for k in (*plan.seg_by_name.get(entry[2], ()), *plan.seg_any):
+                    causes[k] = entry
+        if not causes:
+            return
         st["ini"] = 1
         if self.behavior is not None:
             self.behavior_fold(t + 1)  # the events at t included
-        last = flagged[-1]
-        event = _event_of(last) if plan.keep_events else None
-        self._segments(which, t + 1, t, last[1], event)
+        self._segments(set(causes), t + 1, t, causes)
 
     def behavior_fold(self, until: int) -> None:
         fold = getattr(self.behavior, "fold_until", None)
@@ -356,19 +359,30 @@ class StageRun:
         )
 
     def _segments(
-        self, which: set[int], as_of: int, at_ms: int, cause: str | None, event: Event | None
+        self, which: set[int], as_of: int, at_ms: int, causes: dict[int, list[Any]] | None = None
     ) -> None:
+        """Re-check segments ``which`` as of ``as_of``; changes are at ``at_ms``.
+
+        ``causes``: per segment, the buffered event that made the check (none
+        for a check at a point in time: a close, an expiry, a merge).
+        """
         stage, plan, st = self.stage, self.plan, self.st
+        causes = causes or {}
         if plan.referencing:
             which = which | plan.referencing
         before = frozenset(st.get("seg") or ())
         now = set(before)
-        if event is None and any(plan.seg_where[k].state.event_conditions for k in which):
-            event = Event(message_id="", type="track", timestamp_ms=at_ms, user_id=self.pid)
+        probe = Event(message_id="", type="track", timestamp_ms=at_ms, user_id=self.pid)
+        cause_of: dict[str, str | None] = {}
         sxs: dict[str, int] = st.get("sxs") or {}
         for k in sorted(which):
             seg = stage.segments[k]
             part = plan.seg_where[k].state
+            entry = causes.get(k)
+            cause_of[seg.name] = None if entry is None else entry[1]
+            event = probe
+            if entry is not None and part.event_conditions:
+                event = _event_of(entry)
             if part(self.person, as_of, before, event):
                 now.add(seg.name)
             else:
@@ -381,9 +395,13 @@ class StageRun:
                     sxs[seg.name] = nxt
         for seg in stage.segments:
             if seg.name in now and seg.name not in before:
-                segment_change(seg, self.pid, "entered", at_ms, cause=cause, out=self.out)
+                segment_change(
+                    seg, self.pid, "entered", at_ms, cause=cause_of.get(seg.name), out=self.out
+                )
             elif seg.name in before and seg.name not in now:
-                segment_change(seg, self.pid, "exited", at_ms, cause=cause, out=self.out)
+                segment_change(
+                    seg, self.pid, "exited", at_ms, cause=cause_of.get(seg.name), out=self.out
+                )
         if now:
             st["seg"] = sorted(now)
         else:
