@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.topics import wait_for_topics
@@ -15,13 +15,25 @@ from pipeline.topics import wait_for_topics
 class Broker:
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.reopen()
+
+    def reopen(self) -> None:
+        self._groups: dict[str, Consumer] = {}
+        self.admin = AdminClient({"bootstrap.servers": self.bootstrap})
         self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": "bench-probe", "enable.auto.commit": False}
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": "bench-probe",
+                "enable.auto.commit": False,
+            }
         )
 
     def close(self) -> None:
+        """Close the clients (a broker outage leaves them nothing to do)."""
         self._consumer.close()
+        for consumer in self._groups.values():
+            consumer.close()
+        del self.admin
 
     def create_topic(self, name: str, partitions: int = 4) -> None:
         futures = self.admin.create_topics(
@@ -57,11 +69,31 @@ class Broker:
         }
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
-        req = ConsumerGroupTopicPartitions(
-            group, [TopicPartition(topic, p) for p in self.partitions(topic)]
-        )
-        res = self.admin.list_consumer_group_offsets([req])[group].result()
-        return {tp.partition: max(tp.offset, 0) for tp in res.topic_partitions}
+        """The group's committed offsets, asked by a consumer of the group that never joins it.
+
+        Not ``AdminClient.list_consumer_group_offsets``: librdkafka 2.12.1 dereferences
+        a null consumer group in its error path (``rd_kafka_handle_OffsetFetch`` ->
+        ``rd_kafka_cgrp_op``) and crashed the harness when the broker went down.
+        """
+        consumer = self._groups.get(group)
+        if consumer is None:
+            consumer = self._groups[group] = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "group.id": group,
+                    "enable.auto.commit": False,
+                }
+            )
+        tps = [TopicPartition(topic, p) for p in self.partitions(topic)]
+        return {tp.partition: max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10)}
+
+    def committed_total(self, group: str, topic: str) -> int:
+        return sum(self.committed(group, topic).values())
+
+    def end_offsets_total(self, prefix: str) -> int:
+        """Sum of the high watermarks of every topic named ``prefix*`` (moves on any write)."""
+        names = [t for t in self.topics() if t.startswith(prefix)]
+        return sum(sum(self.high_watermarks(t).values()) for t in names)
 
     def lag(self, group: str, topic: str) -> int:
         high = self.high_watermarks(topic)

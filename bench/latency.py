@@ -1,4 +1,4 @@
-"""Produce -> trigger latency at a steady rate (the harness's part (d), latency).
+"""Produce -> trigger latency at a steady rate, against one running ``pulse worker``.
 
 Every record's event time follows the wall clock, sped up ``SPEED`` times, so
 stream time (and the watermark) of each by-person partition moves smoothly.
@@ -8,11 +8,12 @@ Every ``PROBE_EVERY``-th record is a probe of a fresh person, alternately:
   (``topologies/commerce.yaml``) fires while that record is processed. Latency is
   from its produce call to the trigger's arrival on ``<prefix>triggers``.
 * **absence**: a ``checkout_started``; with no ``order_completed`` its trigger is
-  due at start + 30 min, i.e. once the partition's watermark (stream time -
-  allowed lateness) passes that deadline. The record that causes the trigger is
-  the first one produced onto the same by-person partition whose event time is at
-  least deadline + lateness: latency is from that record's produce call to the
-  trigger's arrival.
+  due at start + 30 min, i.e. once its partition's watermark passes that
+  deadline. That watermark is the minimum over source partitions of their
+  stream time, minus the allowed lateness, so the record that causes the trigger
+  is the last of these: on each source partition, the first record produced
+  whose event time is at least deadline + lateness. Latency is from that
+  record's produce call to the trigger's arrival.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from bench.common import pct
 
 SPEED = 600  # event-time ms per wall ms: 30 min of event time pass in 3 s
 PROBE_EVERY = 10
@@ -50,13 +52,6 @@ class LatencyResult:
     warmup_max_ms: float = 0.0  # the slowest immediate trigger of the first WARMUP_S
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    xs = sorted(values)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
-
-
 def run(
     bootstrap: str,
     prefix: str,
@@ -72,8 +67,8 @@ def run(
     from pipeline.produce import kafka_producer_config
     from pipeline.topics import decode_output
     from pipeline.wire import encode_event
+    from pipeline.worker.partitioner import partition_for
 
-    part = DefaultPartitioner()
     every = list(range(partitions))
     received: dict[str, float] = {}
     stop = threading.Event()
@@ -158,7 +153,7 @@ def run(
         }
         if login:
             raw["userId"] = person
-        p = part(person.encode(), every, every)
+        p = partition_for(person.encode(), partitions)
         value = encode_event(event_from_json(raw))
         producer.produce(f"{prefix}events", key=person.encode(), value=value)
         sent = time.time()
@@ -191,11 +186,14 @@ def run(
             result.immediate_at.append((logins[mid] - t0_wall, ms))
         if mid not in probes:
             continue
-        p, ts = probes[mid]
+        _p, ts = probes[mid]
         need = ts + within_ms + lateness_ms
-        i = bisect.bisect_left(times[p], need)
-        if i < len(times[p]) and sent_at[p][i] >= steady:
-            result.latencies_ms.append((got - sent_at[p][i]) * 1000)
+        firsts = [bisect.bisect_left(times[q], need) for q in every]
+        if any(i >= len(times[q]) for q, i in zip(every, firsts, strict=True)):
+            continue  # some partition never got that far: not measurable
+        cause = max(sent_at[q][i] for q, i in zip(every, firsts, strict=True))
+        if cause >= steady:
+            result.latencies_ms.append((got - cause) * 1000)
     return result
 
 

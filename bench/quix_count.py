@@ -1,7 +1,9 @@
 """System (c): Quix Streams decodes and counts per person in its RocksDB state.
 
-Environment as for ``bench.faust_count`` (BENCH_BOOTSTRAP, BENCH_TOPIC, BENCH_APP =
-consumer group, BENCH_DATADIR = state dir, BENCH_STATS). Quix's own defaults otherwise.
+Environment: BENCH_BOOTSTRAP, BENCH_TOPIC, BENCH_APP (consumer group), BENCH_DATADIR
+(state dir), BENCH_STATS (a JSON file: count, first and last wall times),
+BENCH_QUIX_GUARANTEE (``at-least-once``, Quix's default, or ``exactly-once``).
+Quix's own defaults otherwise (commit every 5 s, changelog topics on).
 Run: ``python -m bench.quix_count``.
 """
 
@@ -28,6 +30,7 @@ def main() -> None:
         auto_offset_reset="earliest",
         state_dir=ENV.get("BENCH_DATADIR", "/tmp/bench-quix"),
         loglevel="INFO",
+        processing_guarantee=ENV.get("BENCH_QUIX_GUARANTEE") or "at-least-once",
     )
     topic = app.topic(
         ENV.get("BENCH_TOPIC", "bench.events"), key_deserializer="bytes", value_deserializer="bytes"

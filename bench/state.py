@@ -51,3 +51,36 @@ def quix_counts(root: Path) -> dict[bytes, int]:
 
 def value_sizes(root: Path, skip: tuple[bytes, ...] = (b"\x00", b"__faust")) -> list[int]:
     return [len(v) for _p, k, v in items(root) if not k.startswith(skip)]
+
+
+def _pulse_stores(root: Path) -> set[Path]:
+    """Per partition (``.../p<N>``), the store with the latest changelog checkpoint.
+
+    After a rebalance, a worker keeps its copy of a partition it gave away;
+    the current one is the copy that applied the most of the changelog.
+    """
+    best: dict[str, tuple[int, Path]] = {}
+    for path, k, v in items(root):
+        if k == b"\x00checkpoint":
+            checkpoint = int(v)
+            if path.name not in best or checkpoint > best[path.name][0]:
+                best[path.name] = (checkpoint, path)
+    return {p for _c, p in best.values()}
+
+
+def pulse_persons(root: Path) -> dict[str, bytes]:
+    """Person id -> stored state, from a Pulse worker's stores (keys ``p<person>``)."""
+    stores = _pulse_stores(root)
+    return {
+        k[1:].decode(): v for p, k, v in items(root) if p in stores and k.startswith(b"p")
+    }
+
+
+def pulse_counts(root: Path, operator: str = "count") -> dict[str, int]:
+    """Person id -> the count operator's state (``bench.pulse_count``)."""
+    from pipeline.records import decode_state
+
+    return {
+        person: int(decode_state(v).get(operator) or 0)
+        for person, v in pulse_persons(root).items()
+    }

@@ -83,6 +83,24 @@ def produce(bootstrap: str, topic: str, workload: Workload) -> float:
     return time.monotonic() - started
 
 
+def warm_workload() -> Workload:
+    """One ``logged_in`` of a new user: a worker's first trigger (latency runs start warm)."""
+    from pipeline.core.events import event_from_json
+    from pipeline.wire import encode_event
+
+    event = event_from_json(
+        {
+            "messageId": "warm",
+            "type": "track",
+            "event": "Logged In",
+            "anonymousId": "warm",
+            "userId": "warm",
+            "timestamp": 1_779_000_000_000,
+        }
+    )
+    return Workload([b"warm"], [encode_event(event)], 1, 1, 0)
+
+
 def fast_decoder() -> Any:
     """The bare fastavro path: skip the 10-byte single-object header, read the body.
 

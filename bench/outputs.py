@@ -1,0 +1,128 @@
+"""Reading what the workers wrote (``read_committed``), and output records by their ids."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from pipeline.topics import ACTIVATIONS, BY_PERSON, DLQ, EVENTS, decode_output
+
+#: Logical output topic -> the field holding its record's deterministic id.
+ID_FIELDS = {
+    "triggers": "trigger_id",
+    "triggers.suppressed": "trigger_id",
+    "sessions": "session_id",
+    "segments": "change_id",
+    "profiles": "profile_id",
+    "identities": "identity_id",
+    "events.late": "message_id",
+    "persons.evicted": "eviction_id",
+}
+NOT_OUTPUTS = {EVENTS, BY_PERSON, DLQ}
+
+
+def id_field(logical: str) -> str:
+    return "activation_id" if logical.startswith(ACTIVATIONS) else ID_FIELDS[logical]
+
+
+@dataclass(frozen=True, slots=True)
+class Msg:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+
+def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 300) -> list[Msg]:
+    """Every committed record of ``topic`` (``isolation.level=read_committed``), to its end."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    parts = sorted(admin.list_topics(topic, timeout=30).topics[topic].partitions)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-read-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 52_428_800,
+        }
+    )
+    out: list[Msg] = []
+    pending = set(parts)
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic}: partitions {sorted(pending)} not at end")
+            for msg in consumer.consume(5000, timeout=0.5):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
+                    continue
+                headers = tuple((k, v or b"") for k, v in (msg.headers() or []))
+                out.append(
+                    Msg(
+                        msg.partition(),
+                        msg.offset(),
+                        msg.key(),
+                        msg.value(),
+                        headers,
+                        msg.timestamp()[1],
+                    )
+                )
+    finally:
+        consumer.close()
+    return out
+
+
+def output_topics(bootstrap: str, prefix: str) -> list[str]:
+    """The logical output topics that exist under ``prefix`` (activations included)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = admin.list_topics(timeout=30).topics
+    logical = [t[len(prefix) :] for t in names if t.startswith(prefix)]
+    return sorted(t for t in logical if t not in NOT_OUTPUTS and not t.startswith("state"))
+
+
+#: Per logical topic: (id, value bytes) of every record, in read order.
+Outputs = dict[str, list[tuple[str, bytes]]]
+
+
+def live_outputs(bootstrap: str, prefix: str) -> Outputs:
+    out: Outputs = {}
+    for logical in output_topics(bootstrap, prefix):
+        if logical not in ID_FIELDS and not logical.startswith(ACTIVATIONS):
+            continue
+        field = id_field(logical)
+        records = read_topic(bootstrap, prefix + logical)
+        out[logical] = [
+            (str(decode_output(logical, m.value)[field]), m.value or b"") for m in records
+        ]
+    return out
+
+
+def control_counts(bootstrap: str, topic: str, until_ms: int | None = None) -> dict[str, Any]:
+    """Records on ``events.by-person`` by kind: data, clock, other control (merges).
+
+    With ``until_ms``, only records written (broker timestamp) up to then.
+    """
+    from pipeline.worker.clocks import CONTROL_HEADER
+
+    kinds: Counter[str] = Counter()
+    for m in read_topic(bootstrap, topic):
+        if until_ms is not None and m.timestamp_ms > until_ms:
+            continue
+        control = dict(m.headers).get(CONTROL_HEADER)
+        kinds["data" if control is None else control.decode()] += 1
+    data = kinds.pop("data", 0)
+    clock = kinds.pop("clock", 0)
+    return {"data": data, "clock": clock, "other_control": dict(kinds)}
