@@ -8,8 +8,10 @@ Every Pulse command reads the same variables:
 ``PULSE_HOME``               where local state lives: broker jars, logs, data,
                              worker RocksDB (default ``./.pulse``)
 ``PULSE_ALLOWED_LATENESS_MS`` how far the watermark trails stream time
-``PULSE_IDLE_ADVANCE_MS``    after this much wall-clock quiet on a partition its
-                             watermark advances with the wall clock (0 = never)
+``PULSE_IDLE_ADVANCE_MS``    once every source partition has had nothing new for this
+                             long, the watermark moves to the largest stream time and
+                             on with the wall clock: a quiet system decides its timers
+                             (default 10000; 0 = never)
 ``PULSE_METRICS_PORT``       the worker's Prometheus port (default 9108, 0 = off)
 ``PULSE_BATCH_MAX``          most records the worker takes from the consumer at a time
                              (default 500)
@@ -22,7 +24,7 @@ Every Pulse command reads the same variables:
 ``PULSE_COMMIT_INTERVAL_MS`` how often the worker commits (default 100; outputs become
                              visible to ``read_committed`` consumers at a commit)
 ``PULSE_IDLE_TIMEOUT_MS``    a source partition with nothing new at the broker for this
-                             long stops holding the watermark back (default 1000)
+                             long stops holding the watermark back (default 3000)
 ``PULSE_CLOCK_INTERVAL_MS``  how often a worker tells other partitions how far its
                              sources got, when data did not (default 200)
 ``PULSE_SESSION_TIMEOUT_MS`` consumer group session timeout (default 10000)
@@ -89,7 +91,7 @@ class Settings:
     linger_ms: int = 5
     processing_guarantee: str = "exactly_once"
     commit_interval_ms: int = 100
-    idle_timeout_ms: int = 1_000
+    idle_timeout_ms: int = 3_000
     clock_interval_ms: int = 200
     session_timeout_ms: int = 10_000
     instance_id: str = ""
@@ -113,7 +115,7 @@ class Settings:
             linger_ms=_int_env(env, "PULSE_LINGER_MS", 5),
             processing_guarantee=_guarantee(env),
             commit_interval_ms=_int_env(env, "PULSE_COMMIT_INTERVAL_MS", 100, least=1),
-            idle_timeout_ms=_int_env(env, "PULSE_IDLE_TIMEOUT_MS", 1_000, least=1),
+            idle_timeout_ms=_int_env(env, "PULSE_IDLE_TIMEOUT_MS", 3_000, least=1),
             clock_interval_ms=_int_env(env, "PULSE_CLOCK_INTERVAL_MS", 200, least=1),
             session_timeout_ms=_int_env(env, "PULSE_SESSION_TIMEOUT_MS", 10_000, least=1_000),
             instance_id=env.get("PULSE_INSTANCE_ID", "").strip(),

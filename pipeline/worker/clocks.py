@@ -19,14 +19,20 @@ records stay a few percent of the data.
 **Idle sources.** A source partition counts as idle only when its owner has
 processed everything the broker holds for it and has seen no new record for
 ``PULSE_IDLE_TIMEOUT_MS`` (wall clock); it stops being idle with its next
-record. An idle source does not hold the watermark back; if every source is
-idle, the watermark is the largest stream time (a quiet system decides its
-timers). An idle report is trusted only while the person partition has read
-everything the broker holds for it (a newer report may wait there, behind a
-backlog), and whenever a source wakes up, exclusions pause for one idle
-timeout so the other sources' owners can see their own new records first (a
-producer that starts writing all partitions at once must not make one
-partition's first records look old). Replay has no wall clock and no idleness.
+record. An idle source does not hold the watermark back while others are
+active; if every source is idle, the watermark is the smallest stream time
+among sources that have one. A source idle for ``PULSE_IDLE_ADVANCE_MS`` is
+*quiet*: once every source is quiet, the watermark is the largest stream
+time, and then moves on with the wall clock (a quiet system decides its
+timers, as replay does at the end of its input; 0 turns this off). An event
+older than the watermark that reaches a source after it went idle or quiet
+is late there (live only: replay has no pauses). An idle report is trusted
+only while the person partition has read everything the broker holds for it
+(a newer report may wait there, behind a backlog), and whenever a source
+wakes up, exclusions pause for one idle timeout so the other sources' owners
+can see their own new records first (a producer that starts writing all
+partitions at once must not make one partition's first records look old).
+Replay has no wall clock and no idleness.
 """
 
 from __future__ import annotations
@@ -52,14 +58,18 @@ def parse_source(value: bytes) -> tuple[int, int, int]:
     return int(partition), int(offset), int(stream_time)
 
 
-def clock_record(reports: dict[int, tuple[int, bool]]) -> bytes:
-    """``{source: [stream time, idle]}`` as the value of a clock record."""
-    return json.dumps({str(s): [t, idle] for s, (t, idle) in sorted(reports.items())}).encode()
+#: A source's state in a clock report.
+ACTIVE, IDLE, QUIET = 0, 1, 2
 
 
-def parse_clock(value: bytes) -> dict[int, tuple[int, bool]]:
+def clock_record(reports: dict[int, tuple[int, int]]) -> bytes:
+    """``{source: [stream time, ACTIVE | IDLE | QUIET]}`` as the value of a clock record."""
+    return json.dumps({str(s): [t, level] for s, (t, level) in sorted(reports.items())}).encode()
+
+
+def parse_clock(value: bytes) -> dict[int, tuple[int, int]]:
     obj: dict[str, list[Any]] = json.loads(value)
-    return {int(s): (int(t), bool(idle)) for s, (t, idle) in obj.items()}
+    return {int(s): (int(t), int(level)) for s, (t, level) in obj.items()}
 
 
 @dataclass
@@ -70,18 +80,24 @@ class InputClocks:
     idle_timeout_s: float
     times: dict[int, int] = field(default_factory=dict)
     idle: set[int] = field(default_factory=set)
+    quiet: set[int] = field(default_factory=set)
     paused_until: float = 0.0
 
-    def observe(self, source: int, stream_time_ms: int, idle: bool, now: float) -> None:
-        """A source reached ``stream_time_ms`` (never goes back) and is or is not idle."""
+    def observe(self, source: int, stream_time_ms: int, level: int, now: float) -> None:
+        """A source reached ``stream_time_ms`` (never goes back) and is active, idle or quiet."""
         if stream_time_ms > self.times.get(source, NEG_INF_MS):
             self.times[source] = stream_time_ms
         else:
             self.times.setdefault(source, stream_time_ms)
-        if idle:
+        if level >= IDLE:
             self.idle.add(source)
+            if level >= QUIET:
+                self.quiet.add(source)
+            else:
+                self.quiet.discard(source)
         elif source in self.idle:
             self.idle.discard(source)
+            self.quiet.discard(source)
             self.paused_until = now + self.idle_timeout_s
 
     def stream_time_ms(self, now: float, caught_up: bool = True) -> int:
@@ -96,15 +112,25 @@ class InputClocks:
         if now < self.paused_until or not caught_up:
             return min(self.times.values())
         active = [t for s, t in self.times.items() if s not in self.idle]
-        return min(active) if active else max(self.times.values())
+        if active:
+            return min(active)
+        if len(self.quiet) == len(self.times):
+            return max(self.times.values())
+        known = [t for t in self.times.values() if t > NEG_INF_MS]
+        return min(known) if known else NEG_INF_MS
 
     def snapshot(self) -> dict[str, Any]:
-        return {"t": {str(s): t for s, t in self.times.items()}, "idle": sorted(self.idle)}
+        return {
+            "t": {str(s): t for s, t in self.times.items()},
+            "idle": sorted(self.idle),
+            "quiet": sorted(self.quiet),
+        }
 
     def restore(self, snapshot: dict[str, Any], now: float) -> None:
         """Back from a snapshot; exclusions pause for one idle timeout (owners re-check)."""
         self.times = {int(s): int(t) for s, t in snapshot.get("t", {}).items()}
         self.idle = {int(s) for s in snapshot.get("idle", [])}
+        self.quiet = {int(s) for s in snapshot.get("quiet", [])}
         self.paused_until = now + self.idle_timeout_s
 
 
@@ -121,7 +147,17 @@ class SourceActivity:
         woke, self.idle = self.idle, False
         return woke
 
-    def check(self, now: float, caught_up: bool, quiet_since: float, timeout_s: float) -> bool:
-        """Update idleness: caught up and nothing new since ``quiet_since`` for ``timeout_s``."""
+    def check(
+        self, now: float, caught_up: bool, quiet_since: float, timeout_s: float, quiet_s: float
+    ) -> int:
+        """The source's level: ACTIVE, IDLE or QUIET.
+
+        IDLE: caught up, and nothing new since ``quiet_since`` for ``timeout_s``;
+        QUIET: idle, and ``quiet_s`` since its last record (0: never).
+        """
         self.idle = caught_up and now - max(self.last_record, quiet_since) >= timeout_s
-        return self.idle
+        if not self.idle:
+            return ACTIVE
+        if quiet_s > 0 and now - self.last_record >= quiet_s:
+            return QUIET
+        return IDLE

@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from pipeline import metrics
 from pipeline.config import Settings
 from pipeline.topics import BY_PERSON, EVENTS
-from pipeline.worker.clocks import CLOCK, CONTROL_HEADER, clock_record
+from pipeline.worker.clocks import CLOCK, CONTROL_HEADER, QUIET, clock_record
 from pipeline.worker.commit import Committer, FatalKafkaError
 from pipeline.worker.kafkalog import RateLimitedLog
 from pipeline.worker.partition import PartitionTask, ProcessingFailed, Record, Topology
@@ -95,7 +95,7 @@ class Runtime:
         self.committer = Committer(settings, self.consumer, instance_id, self.changelog)
         self.stop = threading.Event() if stop is None else stop
         self.ready = threading.Event()
-        self.told: dict[tuple[int, int], tuple[int, bool]] = {}  # (dest, source) -> report
+        self.told: dict[tuple[int, int], tuple[int, int]] = {}  # (dest, source) -> report
         self.starts: dict[tuple[str, int], int] = {}  # where each input began at assignment
         self.last_wake = 0.0
         self.next_clock = 0.0
@@ -299,20 +299,22 @@ class Runtime:
         self.next_clock = now + self.settings.clock_interval_ms / 1000
         if not self.tasks:
             return
-        reports: dict[int, tuple[int, bool]] = {}
+        reports: dict[int, tuple[int, int]] = {}
         for p, task in self.tasks.items():
             task.caught_up = self._caught_up(self.by_person_topic, p)
             caught_up = self._caught_up(self.events_topic, p)
-            idle = task.activity.check(now, caught_up, self.last_wake, self.timeout_s)
-            stream_time = task.source.stream_time_ms
             advance = self.settings.idle_advance_ms
+            level = task.activity.check(
+                now, caught_up, self.last_wake, self.timeout_s, advance / 1000
+            )
+            stream_time = task.source.stream_time_ms
             quiet_ms = int((now - task.activity.last_record) * 1000)
-            if idle and advance > 0 and quiet_ms >= advance and stream_time > -(2**62):
+            if level == QUIET and stream_time > -(2**62):
                 # a quiet system's timers still fire (live only); in whole seconds, so
                 # a quiet worker tells other partitions at most once a second
                 stream_time += quiet_ms - quiet_ms % 1000
-            reports[p] = (stream_time, idle)
-            task.inputs.observe(p, stream_time, idle, now)
+            reports[p] = (stream_time, level)
+            task.inputs.observe(p, stream_time, level, now)
             watermark = task.processor.watermark_ms
             if watermark > -(2**62):
                 lag = max(0.0, time.time() - watermark / 1000)

@@ -34,6 +34,7 @@ from pipeline.errors import DecodeError
 from pipeline.topics import encode_output
 from pipeline.wire import decode_for_processing, decode_trusted, encode_event
 from pipeline.worker.clocks import (
+    ACTIVE,
     CLOCK,
     CONTROL_HEADER,
     SOURCE_HEADER,
@@ -198,7 +199,7 @@ class PartitionTask:
                 "events", rec, DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
             )
         # the source's own events reach its persons without a hop: its clock is direct
-        self.inputs.observe(self.partition, self.source.stream_time_ms, False, self.now())
+        self.inputs.observe(self.partition, self.source.stream_time_ms, ACTIVE, self.now())
 
     woke = False
 
@@ -312,7 +313,7 @@ class PartitionTask:
             source = None
             if src is not None:
                 s, offset, stream_time = parse_source(src)
-                self.inputs.observe(s, stream_time, False, now)
+                self.inputs.observe(s, stream_time, ACTIVE, now)
                 source = (s, offset)
             event = decode_trusted(rec.value or b"")
             self.emit(
@@ -321,9 +322,9 @@ class PartitionTask:
                 )
             )
         elif control == CLOCK:
-            for s, (stream_time, idle) in parse_clock(rec.value or b"{}").items():
+            for s, (stream_time, level) in parse_clock(rec.value or b"{}").items():
                 if s != self.partition:
-                    self.inputs.observe(s, stream_time, idle, now)
+                    self.inputs.observe(s, stream_time, level, now)
         elif control == MERGE_IN:
             self.merge_in(json.loads(rec.value or b""))
         elif control == MERGE_OUT:

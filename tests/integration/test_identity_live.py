@@ -55,6 +55,7 @@ def test_anonymous_checkout_then_login_abandons_once_for_the_user(
             until=lambda g: (
                 any(t == "triggers" for t, _ in g)
                 and any(t == "sessions" and r["person_id"] == user for t, r in g)
+                and {"link", "merge"} <= {r["kind"] for t, r in g if t == "identities"}
             ),
         )
         got += read_outputs(settings, ["triggers"], timeout_s=3, until=lambda _g: False)

@@ -78,9 +78,11 @@ def test_four_events_produced_together_on_a_fresh_topic(
     )
     ensure_topics(settings)
     log = tmp_path / "worker.log"
-    with workers(pulse_env, [log]):
+    # a quiet system decides its timers once every partition has been quiet this long
+    env = {**pulse_env, "PULSE_IDLE_ADVANCE_MS": "1000"}
+    with workers(env, [log]):
         wait_ready(log)
-        pulse(pulse_env, "produce", "--file", str(events))
+        pulse(env, "produce", "--file", str(events))
         got = read_committed(
             settings,
             ["triggers", "events.late"],

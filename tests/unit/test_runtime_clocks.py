@@ -9,7 +9,15 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.core.clock import NEG_INF_MS
 from pipeline.core.events import Event
-from pipeline.worker.clocks import InputClocks, SourceActivity, clock_record, parse_clock
+from pipeline.worker.clocks import (
+    ACTIVE,
+    IDLE,
+    QUIET,
+    InputClocks,
+    SourceActivity,
+    clock_record,
+    parse_clock,
+)
 from pipeline.worker.partitioner import partition_for
 from pipeline.worker.source import SourcePartition
 
@@ -54,42 +62,47 @@ def test_a_link_routes_the_anonymous_ids_later_events_to_the_user() -> None:
 
 def test_the_watermark_is_the_minimum_over_sources_once_all_were_heard_of() -> None:
     clocks = InputClocks(sources=3, idle_timeout_s=1.0)
-    clocks.observe(0, 500, False, now=0.0)
-    clocks.observe(1, 300, False, now=0.0)
+    clocks.observe(0, 500, ACTIVE, now=0.0)
+    clocks.observe(1, 300, ACTIVE, now=0.0)
     assert clocks.stream_time_ms(now=0.0) == NEG_INF_MS  # source 2 never reported
-    clocks.observe(2, 400, False, now=0.0)
+    clocks.observe(2, 400, ACTIVE, now=0.0)
     assert clocks.stream_time_ms(now=0.0) == 300
-    clocks.observe(1, 200, False, now=0.0)  # never goes back
+    clocks.observe(1, 200, ACTIVE, now=0.0)  # never goes back
     assert clocks.stream_time_ms(now=0.0) == 300
 
 
-def test_idle_sources_stop_holding_time_back_and_all_idle_means_quiet() -> None:
+def test_idle_sources_stop_holding_time_back_and_a_quiet_system_decides() -> None:
     clocks = InputClocks(sources=3, idle_timeout_s=1.0)
-    clocks.observe(0, 500, False, now=0.0)
-    clocks.observe(1, 300, True, now=0.0)
-    clocks.observe(2, NEG_INF_MS, True, now=0.0)  # an empty partition
+    clocks.observe(0, 500, ACTIVE, now=0.0)
+    clocks.observe(1, 300, IDLE, now=0.0)
+    clocks.observe(2, NEG_INF_MS, IDLE, now=0.0)  # an empty partition
     assert clocks.stream_time_ms(now=0.0) == 500
-    clocks.observe(0, 500, True, now=0.0)
-    assert clocks.stream_time_ms(now=0.0) == 500  # every source idle: the largest time
+    # every source idle (a pause in production): the smallest time that is known,
+    # so records produced after the pause are not made late
+    clocks.observe(0, 500, IDLE, now=0.0)
+    assert clocks.stream_time_ms(now=0.0) == 300
+    for source, time in ((0, 500), (1, 300), (2, NEG_INF_MS)):
+        clocks.observe(source, time, QUIET, now=0.0)
+    assert clocks.stream_time_ms(now=0.0) == 500  # every source quiet: the largest time
 
 
 def test_a_source_waking_up_pauses_idle_exclusions_for_one_timeout() -> None:
     clocks = InputClocks(sources=3, idle_timeout_s=1.0)
-    clocks.observe(0, NEG_INF_MS, True, now=0.0)
-    clocks.observe(1, NEG_INF_MS, True, now=0.0)
-    clocks.observe(2, NEG_INF_MS, True, now=0.0)
+    clocks.observe(0, NEG_INF_MS, IDLE, now=0.0)
+    clocks.observe(1, NEG_INF_MS, IDLE, now=0.0)
+    clocks.observe(2, NEG_INF_MS, IDLE, now=0.0)
     # a producer starts writing every partition; source 0's records are seen first
-    clocks.observe(0, 10_000, False, now=5.0)
+    clocks.observe(0, 10_000, ACTIVE, now=5.0)
     assert clocks.stream_time_ms(now=5.1) == NEG_INF_MS  # 1 and 2 may be about to wake
-    clocks.observe(1, 2_000, False, now=5.2)
+    clocks.observe(1, 2_000, ACTIVE, now=5.2)
     assert clocks.stream_time_ms(now=5.5) == NEG_INF_MS
     assert clocks.stream_time_ms(now=6.3) == 2_000  # 2 stayed idle past the pause
 
 
 def test_input_clocks_round_trip_through_a_snapshot() -> None:
     clocks = InputClocks(sources=2, idle_timeout_s=1.0)
-    clocks.observe(0, 5, False, now=0.0)
-    clocks.observe(1, 7, True, now=0.0)
+    clocks.observe(0, 5, ACTIVE, now=0.0)
+    clocks.observe(1, 7, IDLE, now=0.0)
     again = InputClocks(sources=2, idle_timeout_s=1.0)
     again.restore(clocks.snapshot(), now=10.0)
     assert (again.times, again.idle) == (clocks.times, clocks.idle)
@@ -98,22 +111,23 @@ def test_input_clocks_round_trip_through_a_snapshot() -> None:
 
 
 @pytest.mark.parametrize(
-    ("caught_up", "since_record", "since_wake", "idle"),
+    ("caught_up", "since_record", "since_wake", "level"),
     [
-        (True, 2.0, 2.0, True),
-        (False, 2.0, 2.0, False),  # records wait at the broker: never idle
-        (True, 0.5, 2.0, False),  # a record came lately
-        (True, 2.0, 0.5, False),  # another source woke up lately
+        (True, 2.0, 2.0, IDLE),
+        (True, 6.0, 2.0, QUIET),  # idle, and long enough to be quiet
+        (False, 6.0, 6.0, ACTIVE),  # records wait at the broker: never idle
+        (True, 0.5, 2.0, ACTIVE),  # a record came lately
+        (True, 2.0, 0.5, ACTIVE),  # another source woke up lately
     ],
 )
-def test_a_source_is_idle_only_when_caught_up_and_quiet(
-    caught_up: bool, since_record: float, since_wake: float, idle: bool
+def test_a_source_is_idle_only_when_caught_up_and_without_records(
+    caught_up: bool, since_record: float, since_wake: float, level: int
 ) -> None:
     activity = SourceActivity(last_record=10.0 - since_record)
-    assert activity.check(10.0, caught_up, 10.0 - since_wake, 1.0) is idle
-    assert activity.saw_record(11.0) is idle  # a record after idleness is a wake-up
+    assert activity.check(10.0, caught_up, 10.0 - since_wake, 1.0, 5.0) == level
+    assert activity.saw_record(11.0) is (level != ACTIVE)  # a record after idleness wakes it
 
 
 def test_clock_records_round_trip() -> None:
-    reports = {0: (5, False), 3: (NEG_INF_MS, True)}
+    reports = {0: (5, ACTIVE), 3: (NEG_INF_MS, IDLE), 4: (9, QUIET)}
     assert parse_clock(clock_record(reports)) == reports
