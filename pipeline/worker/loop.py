@@ -221,7 +221,7 @@ class Runtime:
     def _dispatch(self, msg: Any) -> None:
         err = msg.error()
         if err is not None:
-            if err.fatal():
+            if err.fatal() or err.code() == KafkaError._FATAL:
                 raise FatalKafkaError(f"the worker's consumer hit a fatal error: {err}")
             if err.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer: %s", err)
