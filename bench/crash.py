@@ -62,11 +62,13 @@ def killer(
             done = _progress(broker, pool)
             elapsed = time.monotonic() - started
             rate = done / elapsed if done > 0 and elapsed > 1 else 0.0
-            left_s = (total - done) / rate if rate else 20.0
             is_early = early_every and k % early_every == early_every - 1
-            gap = (
-                rng.uniform(0.0, 3.0) if is_early else rng.uniform(0.2, 1.0) * left_s / (kills - k)
-            )
+            if is_early:
+                gap = rng.uniform(0.0, 3.0)
+            elif rate:
+                gap = rng.uniform(0.2, 1.0) * (total - done) / rate / (kills - k)
+            else:  # nothing committed yet: soon
+                gap = rng.uniform(0.5, 2.0)
             time.sleep(min(max(gap, 0.3), 30.0))
             slot = pool.slots[victims[k % len(victims)]]
             in_backlog += _progress(broker, pool) < total
@@ -80,7 +82,11 @@ def killer(
             following_early = early_every and (k + 1) % early_every == early_every - 1
             if following_early and k + 1 < kills:
                 continue  # the next kill comes before it processes
-            secs = pool.wait_processing(slot, timeout_s=180)
+            secs = pool.wait_processing(
+                slot,
+                timeout_s=180,
+                idle=lambda: production.finished > 0 and _progress(broker, pool) >= total,
+            )
             if secs is not None:
                 restart_s.append(secs)
                 kill_to_processing_s.append(time.monotonic() - killed_at)

@@ -43,8 +43,16 @@ class Msg:
 
 def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 300) -> list[Msg]:
     """Every committed record of ``topic`` (``isolation.level=read_committed``), to its end."""
+    return read_topics(bootstrap, [topic], timeout_s=timeout_s)[topic]
+
+
+def read_topics(
+    bootstrap: str, topics: list[str], *, timeout_s: float = 300
+) -> dict[str, list[Msg]]:
+    """Every committed record of each topic, read by one consumer to the end of each partition."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    parts = sorted(admin.list_topics(topic, timeout=30).topics[topic].partitions)
+    metadata = admin.list_topics(timeout=30).topics
+    tps = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in metadata[t].partitions]
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -55,22 +63,22 @@ def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 300) -> list[Ms
             "fetch.max.bytes": 52_428_800,
         }
     )
-    out: list[Msg] = []
-    pending = set(parts)
+    out: dict[str, list[Msg]] = {t: [] for t in topics}
+    pending = {(tp.topic, tp.partition) for tp in tps}
     try:
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        consumer.assign(tps)
         deadline = time.monotonic() + timeout_s
         while pending:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic}: partitions {sorted(pending)} not at end")
+                raise TimeoutError(f"reading {sorted(pending)[:4]}...: not at their end")
             for msg in consumer.consume(5000, timeout=0.5):
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
+                        pending.discard((msg.topic(), msg.partition()))
                     continue
                 headers = tuple((k, v or b"") for k, v in (msg.headers() or []))
-                out.append(
+                out[msg.topic()].append(
                     Msg(
                         msg.partition(),
                         msg.offset(),
@@ -98,27 +106,29 @@ Outputs = dict[str, list[tuple[str, bytes]]]
 
 
 def live_outputs(bootstrap: str, prefix: str) -> Outputs:
+    logical = [
+        t for t in output_topics(bootstrap, prefix) if t in ID_FIELDS or t.startswith(ACTIVATIONS)
+    ]
+    records = read_topics(bootstrap, [prefix + t for t in logical])
     out: Outputs = {}
-    for logical in output_topics(bootstrap, prefix):
-        if logical not in ID_FIELDS and not logical.startswith(ACTIVATIONS):
-            continue
-        field = id_field(logical)
-        records = read_topic(bootstrap, prefix + logical)
-        out[logical] = [
-            (str(decode_output(logical, m.value)[field]), m.value or b"") for m in records
+    for name in logical:
+        field = id_field(name)
+        out[name] = [
+            (str(decode_output(name, m.value)[field]), m.value or b"")
+            for m in records[prefix + name]
         ]
     return out
 
 
-def control_counts(bootstrap: str, topic: str, until_ms: int | None = None) -> dict[str, Any]:
-    """Records on ``events.by-person`` by kind: data, clock, other control (merges).
+def control_counts(records: list[Msg], until_ms: int | None = None) -> dict[str, Any]:
+    """Records of ``events.by-person`` by kind: data, clock, other control (merges).
 
     With ``until_ms``, only records written (broker timestamp) up to then.
     """
     from pipeline.worker.clocks import CONTROL_HEADER
 
     kinds: Counter[str] = Counter()
-    for m in read_topic(bootstrap, topic):
+    for m in records:
         if until_ms is not None and m.timestamp_ms > until_ms:
             continue
         control = dict(m.headers).get(CONTROL_HEADER)

@@ -187,6 +187,16 @@ def reliability_section(rel: dict[str, Any]) -> list[str]:
             "extra | duplicates | differing | verdict |",
             "|---|---:|---|---|---|---:|---:|---:|---:|---|",
         ]
+        floor = data.get("crash_replay_vs_replay")
+        if floor:
+            allo = floor["all outputs"]
+            same = not (allo["missing"] or allo["extra"] or allo["differing"])
+            lines.append(
+                "| replay (as produced) vs replay (partitions interleaved at random): the "
+                f"core's own order dependence | | | | | {allo['missing']} | {allo['extra']} | "
+                f"{allo['duplicates']} | {allo['differing']} | "
+                f"{'same' if same else 'differ'} |"
+            )
         for r in crash:
             lines.append(_crash_row(r))
         for r in crash:

@@ -1,8 +1,8 @@
 """The harness, one command: Pulse's runtime for speed and for reliability.
 
 ``python -m bench.run`` (full sizes), ``--quick`` (smaller), ``--tiny`` (the smoke
-test's size), ``--only a,c,p,d,live,bad,crash,rebalance,broker``. Appends a dated
-section to ``bench/RESULTS.md``. See ``bench/README.md``.
+test's size), ``--only a,c,p,d,live,live2,shuffle,bad,crash,alo,rebalance,broker``.
+Appends a dated section to ``bench/RESULTS.md``. See ``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ from bench.common import (
 __all__ = ["Bench", "Proc", "broker_pid", "free_port", "git_commit", "kafka_version", "main"]
 
 SPEED_PARTS = {"a", "c", "p", "d"}
-RELIABILITY_PARTS = {"live", "bad", "crash", "rebalance", "broker"}
-ALL = "a,c,p,d,live,bad,crash,rebalance,broker"
+RELIABILITY_PARTS = {"live", "live2", "shuffle", "bad", "crash", "alo", "rebalance", "broker"}
+ALL = "a,c,p,d,live,live2,shuffle,bad,crash,alo,rebalance,broker"
 
 #: (speed events, people, live events, crash events, kills, outage s, latency s)
 SIZES = {
     "full": (200_000, 10_000, 200_000, 1_000_000, 20, 30.0, 15.0),
     "quick": (50_000, 3_000, 30_000, 100_000, 8, 15.0, 8.0),
-    "tiny": (3_000, 300, 4_000, 8_000, 2, 5.0, 4.0),
+    "tiny": (3_000, 300, 4_000, 5_000, 2, 5.0, 4.0),
 }
 
 

@@ -138,10 +138,10 @@ def live_run(
         got = with_trigger_ids(live_outputs(bootstrap, prefix))
         result.diff = compare(oracle, got)
         until_ms = int((time.time() - (time.monotonic() - caught_up)) * 1000)
-        by_person = prefix + "events.by-person"
+        by_person = read_topic(bootstrap, prefix + "events.by-person")
         result.control = {
-            "under_load": control_counts(bootstrap, by_person, until_ms),
-            "whole_run": control_counts(bootstrap, by_person),
+            "under_load": control_counts(by_person, until_ms),
+            "whole_run": control_counts(by_person),
         }
         if ds.bad_reasons:
             result.extra["dlq"] = check_dlq(bootstrap, prefix, ds)

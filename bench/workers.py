@@ -9,6 +9,7 @@ transactional id, exactly as on a machine that runs several workers.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,14 +143,26 @@ class Workers:
                 time.sleep(0.1)
         return time.monotonic() - started
 
-    def wait_processing(self, slot: Slot, timeout_s: float = 120) -> float | None:
-        """Seconds from this generation's start until it consumed a record (None: it did not)."""
+    def wait_processing(
+        self, slot: Slot, timeout_s: float = 120, idle: Callable[[], bool] | None = None
+    ) -> float | None:
+        """Seconds from this generation's start until it consumed a record.
+
+        None if it did not within ``timeout_s``, or if ``idle()`` says there is
+        nothing left to consume once it is assigned.
+        """
         assert slot.proc is not None
+        next_idle_check = 0.0
         while time.monotonic() - slot.proc.started < timeout_s:
             if not slot.proc.alive():
                 raise RuntimeError(f"{slot.proc.name} exited:\n{slot.proc.tail()}")
             if self.consumed(slot) > 0:
                 return time.monotonic() - slot.proc.started
+            if idle is not None and time.monotonic() > next_idle_check:
+                next_idle_check = time.monotonic() + 1.0
+                log = slot.proc.log.read_text(errors="replace")
+                if "assigned partitions" in log and idle():
+                    return None
             time.sleep(0.05)
         return None
 
