@@ -308,10 +308,11 @@ class Runtime:
                 now, caught_up, self.last_wake, self.timeout_s, advance / 1000
             )
             stream_time = task.source.stream_time_ms
-            quiet_ms = int((now - task.activity.last_record) * 1000)
-            if level == QUIET and stream_time > -(2**62):
-                # a quiet system's timers still fire (live only); in whole seconds, so
-                # a quiet worker tells other partitions at most once a second
+            quiet_ms = int((now - task.activity.last_record) * 1000) - advance
+            if level == QUIET and stream_time > -(2**62) and quiet_ms > 0:
+                # time goes on in a quiet system, so its timers still fire (live only);
+                # from the moment it went quiet, in whole seconds (a quiet worker tells
+                # other partitions at most once a second)
                 stream_time += quiet_ms - quiet_ms % 1000
             reports[p] = (stream_time, level)
             task.inputs.observe(p, stream_time, level, now)

@@ -28,6 +28,27 @@ ID_FIELD = {
     "profiles": "profile_id",
 }
 COMPARED = ["triggers", "triggers.suppressed", "sessions", "segments"]
+#: When each compared output was decided (event time).
+TIME_FIELD = {
+    "triggers": "event_time_ms",
+    "triggers.suppressed": "event_time_ms",
+    "sessions": "closed_at_ms",
+    "segments": "event_time_ms",
+}
+#: A quiet system decides its timers after this much quiet (then time goes on
+#: with the wall clock: outputs decided after the oracle's end are left out).
+QUIET_MS = "1000"
+
+
+def decided_by(
+    records: list[tuple[str, dict[str, Any]]], end_ms: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The records decided at or before ``end_ms``.
+
+    Replay up to ``end`` decides up to its watermark there: ``end`` minus the
+    allowed lateness. A quiet live system goes on with the wall clock.
+    """
+    return [(t, r) for t, r in records if t not in TIME_FIELD or r[TIME_FIELD[t]] <= end_ms]
 
 
 def read_committed(

@@ -24,6 +24,8 @@ from pipeline.wire import encode_event
 from tests.integration.helpers import event_line, produce_events, pulse
 from tests.integration.runtime_helpers import (
     COMPARED,
+    QUIET_MS,
+    decided_by,
     enough,
     expected_ids,
     ids,
@@ -50,6 +52,16 @@ def wait_ready(log: Path, timeout_s: float = 60) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"worker not ready: {log.read_text()[-2000:]}")
+
+
+def wait_for_line(log: Path, text: str, count: int, timeout_s: float = 60) -> float:
+    """Seconds until ``log`` holds ``count`` lines with ``text``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if log.exists() and log.read_text().count(text) >= count:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"no {count}th {text!r} in {timeout_s} s: {log.read_text()[-2000:]}")
 
 
 def months_of_shoppers(seed: int, people: int = 40, days: int = 90) -> list[Event]:
@@ -112,7 +124,12 @@ def test_live_equals_replay_on_months_of_data_produced_at_full_speed(
                            end_ms=max(e.timestamp_ms for e in events))  # fmt: skip
     want = {t: expected_ids(oracle, t) for t in [*COMPARED, "events.late"] if t != "events.late"}
     late = sum(1 for o in oracle if o.topic == "events.late")
-    env = {**pulse_env, "PULSE_ALLOWED_LATENESS_MS": str(LATENESS)}
+    end = max(e.timestamp_ms for e in events)
+    env = {
+        **pulse_env,
+        "PULSE_ALLOWED_LATENESS_MS": str(LATENESS),
+        "PULSE_IDLE_ADVANCE_MS": QUIET_MS,
+    }
     ensure_topics(settings)
     logs = [tmp_path / f"worker-{i}.log" for i in range(n_workers)]
     with workers(env, logs, "--topology", str(COMMERCE)):
@@ -124,6 +141,7 @@ def test_live_equals_replay_on_months_of_data_produced_at_full_speed(
         )
         time.sleep(2)
         got = read_committed(settings, [*COMPARED, "events.late"], timeout_s=60, until=enough(want))
+    got = decided_by(got, end - LATENESS)  # replay to `end` decides up to its watermark
     tail = "\n".join(log.read_text()[-1500:] for log in logs)
     for topic in COMPARED:
         live = ids(got, topic)
@@ -175,24 +193,28 @@ def test_kill_9_loses_nothing_and_exactly_once_doubles_nothing(
                            stage=topo.stage, identity=topo.identity,
                            end_ms=max(e.timestamp_ms for e in events))  # fmt: skip
     want = {t: expected_ids(oracle, t) for t in COMPARED}
+    end = max(e.timestamp_ms for e in events)
     env = {**pulse_env, "PULSE_ALLOWED_LATENESS_MS": str(LATENESS),
-           "PULSE_PROCESSING_GUARANTEE": guarantee, "PULSE_BATCH_MAX": "200"}  # fmt: skip
+           "PULSE_IDLE_ADVANCE_MS": QUIET_MS, "PULSE_PROCESSING_GUARANTEE": guarantee,
+           "PULSE_BATCH_MAX": "200"}  # fmt: skip
     produce_events(settings, events)
     log = tmp_path / "worker.log"
     rnd = random.Random(guarantee)
-    restarts = []
+    back_in: list[float] = []  # seconds from a restart to its first commit
     for _ in range(3):
         proc = start_worker(env, log, "--topology", str(COMMERCE))
-        time.sleep(rnd.uniform(2.0, 5.0))
+        back_in.append(wait_for_line(log, "first commit", len(back_in) + 1))
+        time.sleep(rnd.uniform(0.5, 3.0))
         kill_9(proc)
-        restarts.append(time.monotonic())
     proc = start_worker(env, log, "--topology", str(COMMERCE))
     try:
+        back_in.append(wait_for_line(log, "first commit", len(back_in) + 1))
         got = read_committed(settings, COMPARED, timeout_s=240, until=enough(want))
     finally:
         stop_worker(proc)
     text = log.read_text()
-    assert text.count("assigned partitions") >= 4, text[-3000:]
+    assert max(back_in) < 15, (back_in, text[-3000:])
+    got = decided_by(got, end - LATENESS)  # replay to `end` decides up to its watermark
     for topic in COMPARED:
         live = ids(got, topic)
         assert set(live) == set(want[topic]), (topic, len(live), len(want[topic]), text[-2000:])
@@ -225,12 +247,17 @@ def test_bad_input_interleaved_with_good_goes_to_the_dlq_and_changes_nothing_els
         if rnd.random() < 0.01:
             producer.poll(0)
     assert producer.flush(60) == 0
-    env = {**pulse_env, "PULSE_ALLOWED_LATENESS_MS": str(LATENESS)}
+    env = {
+        **pulse_env,
+        "PULSE_ALLOWED_LATENESS_MS": str(LATENESS),
+        "PULSE_IDLE_ADVANCE_MS": QUIET_MS,
+    }
     log = tmp_path / "worker.log"
     with workers(env, [log], "--topology", str(COMMERCE)) as procs:
         got = read_committed(settings, COMPARED, timeout_s=180, until=enough(want))
         dlq = read_dlq(settings, len(sent_bad))
         assert procs[0].poll() is None, "the worker died"
+    got = decided_by(got, max(e.timestamp_ms for e in events) - LATENESS)
     for topic in COMPARED:
         assert set(ids(got, topic)) == set(want[topic]), topic
     assert sorted(v for v, _ in dlq) == sorted(sent_bad)
