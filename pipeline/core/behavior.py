@@ -14,10 +14,10 @@ passed it, in ``(timestamp, message id)`` order; no event below the watermark
 can still arrive, so the fold order (and every float sum) is the same whatever
 the arrival order within the allowed lateness.
 
-**What a watermark ``W`` does**, in event-time order: each session with
-``last + gap <= W`` closes at ``closed_at = last + gap``; before it closes,
-every buffered event with ``ts < closed_at`` is folded; then the session is
-folded into the session traits and two records go out:
+**What a watermark ``W`` does**, in event-time order up to ``W``: each
+session with ``last + gap <= W`` closes at ``closed_at = last + gap``; before
+it closes, every buffered event with ``ts < closed_at`` is folded; then the
+session is folded into the session traits and two records go out:
 
 * ``sessions``: the session summary (``sessions.summary``);
 * ``profiles``: the traits as of ``closed_at`` (``schemas/profile.avsc``).
@@ -25,10 +25,13 @@ folded into the session traits and two records go out:
 Then buffered events with ``ts < W`` are folded. So a profile is a pure
 function of the events, not of when the watermark moved.
 
-**Idle TTL.** A person whose last event is ``idle_ttl_ms`` behind the
-watermark (``W >= last_seen + idle_ttl_ms``, all sessions closed) is evicted:
-their slice is deleted and ``persons.evicted`` gets a record, so downstream
-knows the traits restart from zero if the person comes back. Replay ends with
+**Idle TTL.** A person with no event in ``[last_seen, last_seen + idle_ttl_ms)``
+is evicted at ``last_seen + idle_ttl_ms`` once the watermark reaches it: the
+traits restart from zero and ``persons.evicted`` gets a record, so downstream
+knows. The eviction is in event time like the rest: events at or after it
+that arrived early (the watermark lags behind another source partition) are
+buffered in sessions and the queue, and belong to the person *after* the
+eviction; only when nothing is left is the slice deleted. Replay ends with
 the watermark at +inf, so it closes every session and evicts every person.
 """
 
@@ -110,34 +113,57 @@ class BehaviorOperator:
     ) -> tuple[Slice | None, list[Output]]:
         if state is None or not self._due(state, watermark_ms):
             return state, []
-        open_, closed = close_due(state["o"], watermark_ms, self.windows)
         queue: list[list[Any]] = state["q"]
         traits = state[TRAITS_KEY]
         outputs: list[Output] = []
         done = 0
-        for sess in closed:
-            closed_at = sess["l"] + self.windows.inactivity_gap_ms
-            done = self._fold_until(traits, queue, done, closed_at)
-            outputs.extend(self._close(traits, sess, person_id))
-        done = self._fold_until(traits, queue, done, watermark_ms)
+        # in event time: fold, close sessions and evict, whichever comes first; a
+        # session closing at t and the eviction at t come before an event at t
+        while True:
+            close = next_close_ms(state["o"], self.windows)
+            last = self.traits.last_seen_ms(traits)
+            evict = None if last is None else last + self.idle_ttl_ms
+            until = min(t for t in (close, evict, watermark_ms) if t is not None)
+            done = self._fold_until(traits, queue, done, until)
+            if self.traits.last_seen_ms(traits) != last:
+                continue  # an event before the eviction: it moved
+            if close is not None and close <= watermark_ms and (evict is None or close <= evict):
+                open_, closed = close_due(state["o"], close, self.windows)
+                state["o"] = open_
+                for sess in closed:
+                    outputs.extend(self._close(traits, sess, person_id))
+                continue
+            if evict is not None and evict <= watermark_ms:
+                # every session with an event before ``evict`` is closed (ttl >= gap);
+                # events at or after it (buffered early) start the person afresh
+                outputs.append(Output(EVICTED, person_id, self._evicted(traits, person_id)))
+                traits = state[TRAITS_KEY] = self.traits.initialize()
+                continue
+            break
         if done:
             del queue[:done]
-        state["o"] = open_
-        last = self.traits.last_seen_ms(traits)
-        if not open_ and not queue and last is not None and watermark_ms - self.idle_ttl_ms >= last:
-            outputs.append(Output(EVICTED, person_id, self._evicted(traits, person_id)))
+        if not state["o"] and not queue and self.traits.last_seen_ms(traits) is None:
             return None, outputs
         return state, outputs
 
     def next_deadline_ms(self, state: Slice | None) -> int | None:
-        """First session close; with none open, the TTL eviction time."""
+        """First session close or TTL eviction, whichever comes first.
+
+        The eviction is ``idle_ttl_ms`` after the last event before it: buffered
+        events (not folded yet) before that time move it.
+        """
         if state is None:
             return None
         close = next_close_ms(state["o"], self.windows)
-        if close is not None:
-            return close
         last = self.traits.last_seen_ms(state[TRAITS_KEY])
-        return None if last is None else last + self.idle_ttl_ms
+        for item in state["q"]:
+            if last is not None and item[0] >= last + self.idle_ttl_ms:
+                break
+            last = item[0] if last is None else max(last, item[0])
+        evict = None if last is None else last + self.idle_ttl_ms
+        if close is None or evict is None:
+            return close if evict is None else evict
+        return min(close, evict)
 
     # -- identity stitching ----------------------------------------------------
 

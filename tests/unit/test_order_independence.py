@@ -291,3 +291,76 @@ def test_a_late_merge_does_not_fire_a_cart_timer_the_users_checkout_cancelled() 
     out.extend(proc.advance_to(POS_INF_MS))
     assert [o.record["rule"] for o in out if o.topic == "triggers"] == ["checkout_abandoned"]
     assert canonical(out) == canonical(in_event_time([anon_cart, login, checkout]))
+
+
+# -- the idle TTL in event time (commerce topology: weekend_shopper) ----------------------
+
+COMMERCE = load_topology("topologies/commerce.yaml")
+DAY = 24 * 60 * MIN
+COMMERCE_NAMES = ["page_viewed", "product_viewed", "product_added", "checkout_started",
+                  "order_completed"]  # fmt: skip
+
+
+def commerce_in_event_time(events: list[Event]) -> list[Output]:
+    proc, out = processor(COMMERCE), []
+    for event in sorted(events, key=lambda e: (e.timestamp_ms, e.message_id)):
+        out.extend(proc.process(event, "u1"))
+    out.extend(proc.advance_to(POS_INF_MS))
+    return out
+
+
+def test_an_event_after_the_idle_ttl_that_arrives_early_does_not_keep_the_person() -> None:
+    """Two Saturday sessions five weeks apart: the person is evicted 30 days after the
+    first, so the second is a first session again (not ``weekend_shopper``), even
+    when it arrives while the watermark (another source partition's) is still
+    before the eviction."""
+    saturday = 5 * DAY // MIN  # minutes after T0, a Monday
+    events = [
+        ev("s1", "product_viewed", saturday, user_id="u1"),
+        ev("s2", "product_viewed", saturday + 5 * 7 * DAY // MIN, user_id="u1"),
+    ]
+    want = commerce_in_event_time(events)
+    assert [o for o in want if o.record.get("segment") == "weekend_shopper"] == []
+    assert len([o for o in want if o.topic == "persons.evicted"]) == 2
+    proc, out = processor(COMMERCE), []
+    for e in events:  # the watermark stays before the first session's eviction
+        out.extend(proc.process(e, "u1", advance_clock=False))
+    out.extend(proc.advance_to(POS_INF_MS))
+    assert canonical(out) == canonical(want)
+
+
+@st.composite
+def months(draw: st.DrawFn) -> list[Event]:
+    """One person's events over about two months: sessions days or weeks apart."""
+    events = []
+    for i in range(draw(st.integers(1, 10))):
+        at = draw(st.integers(0, 70)) * DAY + draw(st.sampled_from([0, 20, 600, 1300])) * MIN
+        name = draw(st.sampled_from(COMMERCE_NAMES))
+        props: dict[str, Any] = {"product_id": "p1", "price": 250.0, "category": "bags"}
+        events.append(
+            Event(message_id=f"m{i:03d}", type="track", event=name, user_id="u1",
+                  timestamp_ms=T0 + at + i, properties=props,
+                  context={"timezone": draw(st.sampled_from(ZONES))})
+        )  # fmt: skip
+    return events
+
+
+@settings(max_examples=200, deadline=None)
+@given(months(), st.randoms(use_true_random=False))
+def test_any_arrival_order_the_watermark_allows_gives_the_commerce_outputs(
+    events: list[Event], rng: random.Random
+) -> None:
+    """The watermark (the slowest source partition) may lag by weeks: a person's events
+    arrive in any order that leaves none late, the watermark moved at random points."""
+    want = commerce_in_event_time(events)
+    arrivals = list(events)
+    rng.shuffle(arrivals)
+    proc, out = processor(COMMERCE), []
+    for n, event in enumerate(arrivals):
+        out.extend(proc.process(event, "u1", advance_clock=False))
+        ceiling = min((e.timestamp_ms for e in arrivals[n + 1 :]), default=POS_INF_MS)
+        if ceiling < POS_INF_MS and rng.random() < 0.5 and ceiling > proc.watermark_ms:
+            out.extend(proc.advance_to(rng.randint(proc.watermark_ms, ceiling) + LATENESS))
+    out.extend(proc.advance_to(POS_INF_MS))
+    assert not [o for o in out if o.topic == "events.late"]
+    assert canonical(out) == canonical(want)
