@@ -51,6 +51,8 @@ from pipeline.worker.store import Links, PartitionStore, PersonStates, meta_key
 log = logging.getLogger(__name__)
 
 MERGE_OUT, MERGE_IN, RESTORE = b"merge-out", b"merge-in", b"restore"
+#: On an event forwarded after a two-hop link: the anonymous id whose merge is on its way.
+AWAITS_HEADER = "pulse-awaits-merge"
 Headers = list[tuple[str, bytes]]
 
 
@@ -216,28 +218,43 @@ class PartitionTask:
         person = verdict.person
         if not person:
             raise DecodeError("missing_id", "every id of the event is a blocked placeholder")
+        awaits = None
         for action in verdict.actions:
             self.emit([Output(IDENTITIES, action.user_id, action.record)])
-            if action.kind == "link":
-                self._link(action, event)
+            if action.kind == "link" and not self._link(action, event):
+                awaits = action.anonymous_id
         target = partition_for(person.encode(), self.partitions)
         if target == self.partition:
             self.emit(
                 self.processor.process(
-                    event, person, advance_clock=False, source=(self.partition, rec.offset)
+                    event,
+                    person,
+                    advance_clock=False,
+                    awaits=awaits,
+                    source=(self.partition, rec.offset),
                 )
             )
             return
         if forward is None:
             forward = encode_event(event)
         header = source_header(self.partition, rec.offset, self.source.stream_time_ms)
-        self.sink.send(
-            "events.by-person", person.encode(), forward, [(SOURCE_HEADER, header)], target
-        )
+        headers = [(SOURCE_HEADER, header)]
+        if awaits is not None:
+            headers.append((AWAITS_HEADER, awaits.encode()))
+        self.sink.send("events.by-person", person.encode(), forward, headers, target)
         self.forwarded += 1
         self.told[target] = self.source.stream_time_ms
 
-    def _link(self, action: StitchAction, event: Event) -> None:
+    def _link(self, action: StitchAction, event: Event) -> bool:
+        """Move the anonymous person into the user; False if that takes two hops.
+
+        The anonymous person lives on its id's partition, which is this one when
+        events are keyed by anonymous id (Pulse's SDK and CLI key them so): then
+        its state is taken here and merged here or sent ahead of the event to
+        the user's partition. Otherwise a ``merge-out`` goes to its partition,
+        and the event tells the user's partition to hold the user at the link's
+        time until the merge arrives (``awaits``), so the outcome is the same.
+        """
         anon, user = action.anonymous_id, action.user_id
         body: dict[str, Any] = {
             "anon": anon,
@@ -249,9 +266,10 @@ class PartitionTask:
         if anon_at != self.partition:
             # the event was not keyed by its anonymous id: its state lives elsewhere
             self.control(anon_at, anon, MERGE_OUT, body)
-            return
+            return False
         body["state"] = self.processor.extract(anon) or {}
         self.merge_in(body)
+        return True
 
     def merge_in(self, body: dict[str, Any]) -> None:
         """Merge here if the user lives here, else send it to the user's partition."""
@@ -316,9 +334,14 @@ class PartitionTask:
                 self.inputs.observe(s, stream_time, ACTIVE, now)
                 source = (s, offset)
             event = decode_trusted(rec.value or b"")
+            awaits = headers.get(AWAITS_HEADER)
             self.emit(
                 self.processor.process(
-                    event, (rec.key or b"").decode(), advance_clock=False, source=source
+                    event,
+                    (rec.key or b"").decode(),
+                    advance_clock=False,
+                    awaits=None if awaits is None else awaits.decode(),
+                    source=source,
                 )
             )
         elif control == CLOCK:

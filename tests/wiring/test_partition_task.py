@@ -13,7 +13,7 @@ from pipeline.core.events import Event
 from pipeline.topics import decode_output
 from pipeline.wire import encode_event
 from pipeline.worker.clocks import CONTROL_HEADER, SOURCE_HEADER
-from pipeline.worker.partition import MERGE_IN, PartitionTask, Record, Topology
+from pipeline.worker.partition import MERGE_IN, MERGE_OUT, PartitionTask, Record, Topology
 from pipeline.worker.partitioner import partition_for
 from pipeline.worker.store import PartitionStore
 from tests.unit.helpers import CHECKOUT, MIN, T0
@@ -133,3 +133,17 @@ def test_the_store_keeps_only_committed_writes_and_the_clocks(tmp_path: Path) ->
     assert state is not None
     assert again.timers_restored == 1
     store2.close()
+
+
+def test_a_link_keyed_by_the_user_takes_two_hops_and_holds_the_user(tmp_path: Path) -> None:
+    # keyed by its user id (not Pulse's keying): the anonymous state lives on
+    # another partition, so a merge-out goes there and the user waits for it
+    task, sink, _ = task_for(tmp_path)
+    anon, user = key_on(1, "a"), key_on(0, "u")
+    linking = event("m1", "checkout_started", 0, anonymous_id=anon, user_id=user)
+    task.on_event_record(Record(0, 0, user.encode(), encode_event(linking), []))
+    outs = [s for s in sink.on("events.by-person") if s[3].get(CONTROL_HEADER) == MERGE_OUT]
+    assert [(m[1], m[4]) for m in outs] == [(anon.encode(), 1)]
+    state = task.processor.store.load(user)
+    assert state is not None
+    assert anon in state.get("_await", [])  # the user is held until the merge arrives
