@@ -43,8 +43,18 @@ class DataSet:
         return [e for e in self.events if e is not None]
 
     def end_ms(self) -> int:
-        """The largest event time: where an all-idle live system's stream time ends."""
-        return max(e.timestamp_ms for e in self.good)
+        """Where a live system's stream time ends once every source is idle.
+
+        The runtime's idle rule (``pipeline/worker/clocks.py``): with every source
+        idle and none *quiet* (``PULSE_IDLE_ADVANCE_MS=0``), a person partition's
+        stream time is the smallest of the sources' stream times, each the largest
+        event time of its partition.
+        """
+        last: dict[int, int] = {}
+        for e, p in zip(self.events, self.partitions, strict=True):
+            if e is not None and e.timestamp_ms > last.get(p, -(2**63)):
+                last[p] = e.timestamp_ms
+        return min(last.values())
 
     def span_days(self) -> float:
         times = [e.timestamp_ms for e in self.good]

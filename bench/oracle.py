@@ -3,9 +3,9 @@
 The oracle is :func:`pipeline.replay.replay_events`, the function ``pulse replay``
 runs, over the good events in the order they were produced, with the workers'
 partition count and allowed lateness. One difference from the command: at the
-end, stream time moves to the largest event time, not to infinity, because that
-is where a live system ends once every source is idle (with
-``PULSE_IDLE_ADVANCE_MS=0``, the workers' clocks never pass the data).
+end, stream time moves to where a live system's ends once every source is idle
+(:meth:`bench.dataset.DataSet.end_ms`), not to infinity: with
+``PULSE_IDLE_ADVANCE_MS=0`` the workers' clocks never pass the data.
 """
 
 from __future__ import annotations

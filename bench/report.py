@@ -137,8 +137,9 @@ def reliability_section(rel: dict[str, Any]) -> list[str]:
             "",
             f"Data set: {data['live']}. The oracle is `pipeline.replay.replay_events` (what "
             "`pulse replay` runs) over the events in the order they were produced, 4 "
-            "partitions, allowed lateness 5 s, ended at the largest event time (where live "
-            "stops once every source is idle; `PULSE_IDLE_ADVANCE_MS=0`). Workers start on "
+            "partitions, allowed lateness 5 s, ended where live stops once every source is "
+            "idle (`PULSE_IDLE_ADVANCE_MS=0`: the smallest of the partitions' largest event "
+            "times). Workers start on "
             "empty topics, then one producer sends the file at full speed. Cells: live/oracle "
             "records: missing / extra (by deterministic id).",
             "",

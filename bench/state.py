@@ -71,9 +71,7 @@ def _pulse_stores(root: Path) -> set[Path]:
 def pulse_persons(root: Path) -> dict[str, bytes]:
     """Person id -> stored state, from a Pulse worker's stores (keys ``p<person>``)."""
     stores = _pulse_stores(root)
-    return {
-        k[1:].decode(): v for p, k, v in items(root) if p in stores and k.startswith(b"p")
-    }
+    return {k[1:].decode(): v for p, k, v in items(root) if p in stores and k.startswith(b"p")}
 
 
 def pulse_counts(root: Path, operator: str = "count") -> dict[str, int]:
@@ -81,6 +79,5 @@ def pulse_counts(root: Path, operator: str = "count") -> dict[str, int]:
     from pipeline.records import decode_state
 
     return {
-        person: int(decode_state(v).get(operator) or 0)
-        for person, v in pulse_persons(root).items()
+        person: int(decode_state(v).get(operator) or 0) for person, v in pulse_persons(root).items()
     }
