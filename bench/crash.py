@@ -58,10 +58,15 @@ def killer(
         kill_to_processing_s: list[float] = []
         in_backlog = 0
         early = slow = 0
+        last = (started, 0)
         for k in range(kills):
             done = _progress(broker, pool)
-            elapsed = time.monotonic() - started
+            now = time.monotonic()
+            elapsed = now - started
             rate = done / elapsed if done > 0 and elapsed > 1 else 0.0
+            if now - last[0] > 1 and done > last[1]:  # the pace since the last kill
+                rate = max(rate, (done - last[1]) / (now - last[0]))
+            last = (now, done)
             is_early = early_every and k % early_every == early_every - 1
             if is_early:
                 gap = rng.uniform(0.0, 3.0)
@@ -75,7 +80,8 @@ def killer(
             pool.kill(slot)
             killed_at = time.monotonic()
             early += bool(is_early)
-            if slow_every and k % slow_every == slow_every - 1:
+            is_slow = slow_every and k % slow_every == slow_every - 1
+            if is_slow:
                 slow += 1
                 time.sleep(session_timeout_s + 2)  # the group sees the member gone
             pool.restart(slot)
@@ -89,7 +95,8 @@ def killer(
             )
             if secs is not None:
                 restart_s.append(secs)
-                kill_to_processing_s.append(time.monotonic() - killed_at)
+                if not is_slow:  # (a slow one was kept down on purpose)
+                    kill_to_processing_s.append(time.monotonic() - killed_at)
             seen = "not seen" if secs is None else f"after {secs:.1f} s"
             log(
                 f"kill {k + 1}/{kills} of worker {slot.index}: processing again {seen}; "

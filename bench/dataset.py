@@ -34,6 +34,7 @@ class DataSet:
     late: int = 0  # records the generator held back (arrive after later events)
     bad_reasons: dict[int, str] = field(default_factory=dict)  # index -> expected reason
     order: str = "as generated"
+    flushed: int = 0  # partitions given an event at the last event time (_flush_ends)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -67,7 +68,8 @@ class DataSet:
             f"{len(self):,} records ({len(self.bad_reasons):,} bad), {self.people:,} people, "
             f"{self.span_days():.0f} days of event time, {self.late:,} held back by the "
             f"generator (late arrivals), {linked:,} events carrying both an anonymous and a "
-            f"user id (identity links), order: {self.order}"
+            f"user id (identity links), {self.flushed} partition(s) ended at the last event "
+            f"time by one page view, order: {self.order}"
         )
 
 
@@ -84,13 +86,50 @@ def synthetic(n: int, *, days: int = 90, seed: int = 11, late_rate: float = 0.01
         if len(data.events) >= n * 0.98 or people > n:
             break
         people = int(people * n / max(len(data.events), 1)) + 1
-    keys = [partition_key(e) for e in data.events]
-    values = [encode_event(e) for e in data.events]
+    ends = _flush_ends(data.events)
+    events = data.events + ends
+    keys = [partition_key(e) for e in events]
+    values = [encode_event(e) for e in events]
     # what the worker will see: the event decoded from the very bytes produced
-    events: list[Event | None] = [decode_event(v) for v in values]
+    decoded: list[Event | None] = [decode_event(v) for v in values]
     parts = [partition_for(k, PARTITIONS) for k in keys]
     late = int(data.labels.get("late", {}).get("count", 0))
-    return DataSet(keys, values, events, parts, days=days, people=people, late=late)
+    return DataSet(
+        keys, values, decoded, parts, days=days, people=people, late=late, flushed=len(ends)
+    )
+
+
+def _flush_ends(events: list[Event]) -> list[Event]:
+    """One event per partition at the largest event time, for partitions that end earlier.
+
+    Live, a source partition whose data is all processed goes idle after
+    ``PULSE_IDLE_TIMEOUT_MS`` and stops holding the watermark back while the
+    others still work off a backlog (after a restart, say); replay has no
+    idleness. Ending every partition at the same event time makes the two agree
+    whatever the timing: the watermark cannot pass an idle source that has
+    nothing more to say.
+    """
+    from pipeline.core.events import event_from_json
+    from pipeline.produce import partition_key
+    from pipeline.worker.partitioner import partition_for
+
+    end = max(e.timestamp_ms for e in events)
+    last: dict[int, int] = {}
+    for e in events:
+        p = partition_for(partition_key(e), PARTITIONS)
+        last[p] = max(last.get(p, e.timestamp_ms), e.timestamp_ms)
+    out = []
+    for p in range(PARTITIONS):
+        if last.get(p) == end:
+            continue
+        key = next(
+            f"end-{p}-{i}"
+            for i in range(10_000)
+            if partition_for(f"end-{p}-{i}".encode(), PARTITIONS) == p
+        )
+        raw = {"messageId": key, "type": "track", "event": "Page Viewed", "anonymousId": key}
+        out.append(event_from_json({**raw, "timestamp": end}))
+    return out
 
 
 def interleaved(ds: DataSet, seed: int, mean_run: int = 500) -> DataSet:
@@ -123,6 +162,7 @@ def interleaved(ds: DataSet, seed: int, mean_run: int = 500) -> DataSet:
         people=ds.people,
         late=ds.late,
         order=f"partitions interleaved at random (seed {seed}, runs of 1-{2 * mean_run})",
+        flushed=ds.flushed,
     )
 
 
@@ -148,7 +188,16 @@ def with_bad_records(ds: DataSet, every: int, seed: int) -> DataSet:
             events.append(None)
             parts.append(-1)
     return DataSet(
-        keys, values, events, parts, ds.days, ds.people, ds.late, reasons, order=ds.order
+        keys,
+        values,
+        events,
+        parts,
+        ds.days,
+        ds.people,
+        ds.late,
+        reasons,
+        order=ds.order,
+        flushed=ds.flushed,
     )
 
 

@@ -184,7 +184,8 @@ def reliability_section(rel: dict[str, Any]) -> list[str]:
             "extra, 0 differing (repeats of expected records allowed).",
             "",
             "| run | seconds | kills (with backlog; while starting; with rebalance) | "
-            "restart -> processing p50 / max s | kill -> processing p50 / max s | missing | "
+            "restart -> processing p50 / max s | kill -> processing p50 / max s (immediate "
+            "restarts) | missing | "
             "extra | duplicates | differing | verdict |",
             "|---|---:|---|---|---|---:|---:|---:|---:|---|",
         ]
