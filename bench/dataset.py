@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Producer
 
@@ -201,13 +201,22 @@ def with_bad_records(ds: DataSet, every: int, seed: int) -> DataSet:
     )
 
 
+class Records(Protocol):
+    """Keys and values to produce, in order (a :class:`DataSet` or a speed workload)."""
+
+    keys: list[bytes]
+    values: list[bytes]
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
 class Production:
     """A background producer of a data set, at full speed, one producer (in order)."""
 
     bootstrap: str
     topic: str
-    ds: DataSet
+    ds: Records
     started: float = 0.0
     finished: float = 0.0
     sent: int = 0

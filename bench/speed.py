@@ -27,6 +27,7 @@ from typing import Any
 
 from bench import state as rstate
 from bench.common import PY, ROOT, Proc, broker_pid, events_in, log
+from bench.dataset import Production
 from bench.kafkautil import Broker
 from bench.procstat import CpuSampler, dir_bytes, peak_rss_mb
 from bench.workers import Workers
@@ -157,7 +158,6 @@ class Speed:
     ) -> Row:
         prefix = f"{self.run_id}{key.replace('-', '')}."
         self.broker.create_topic(prefix + "events")
-        produce(self.bootstrap, prefix + "events", w)
         pool = Workers(
             self.bootstrap,
             prefix,
@@ -171,6 +171,11 @@ class Speed:
         sam = self.sampler({f"w{s.index}": s.proc.pid for s in pool.slots if s.proc})
         first = 0.0
         try:
+            # every worker has its final partitions before the data comes, so x2
+            # measures two workers, not one plus a rebalance
+            pool.wait_assigned()
+            pool.wait_stable()
+            production = Production(self.bootstrap, prefix + "events", w).start()
             deadline = time.monotonic() + self.args.timeout
             while not first:
                 if time.monotonic() > deadline or not pool.alive():
@@ -178,6 +183,7 @@ class Speed:
                 if events_in(pool.ports, prefix + "events") > 0:
                     first = time.time()
                 time.sleep(0.05)
+            production.join()
             self.broker.wait_lag_zero(
                 pool.group, inputs, timeout_s=self.args.timeout, alive=pool.alive, interval_s=0.1
             )

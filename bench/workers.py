@@ -143,6 +143,18 @@ class Workers:
                 time.sleep(0.1)
         return time.monotonic() - started
 
+    def wait_stable(self, quiet_s: float = 2.0, timeout_s: float = 60) -> None:
+        """Until no worker logged a new assignment for ``quiet_s`` (the group settled)."""
+        started = time.monotonic()
+        count, since = -1, time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            now_count = self.log_count("assigned partitions")
+            if now_count != count:
+                count, since = now_count, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return
+            time.sleep(0.1)
+
     def wait_processing(
         self, slot: Slot, timeout_s: float = 120, idle: Callable[[], bool] | None = None
     ) -> float | None:
