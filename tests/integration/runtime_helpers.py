@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from pipeline.config import Settings
+from pipeline.core.events import Event
 from pipeline.core.outputs import Output
 from pipeline.topics import decode_output, logical_name
 from tests.integration.helpers import PULSE
@@ -86,6 +87,22 @@ def read_committed(
     finally:
         consumer.close()
     return got
+
+
+COMMERCE = Path(__file__).resolve().parents[2] / "topologies" / "commerce.yaml"
+
+
+def commerce_oracle(
+    events: list[Event], lateness_ms: int, end_ms: int | None = None
+) -> list[Output]:
+    """``pulse replay`` of ``events`` with the commerce topology, to their last event time."""
+    from pipeline.dsl import load_topology
+    from pipeline.replay import replay_events
+
+    topo = load_topology(COMMERCE)
+    end = max(e.timestamp_ms for e in events) if end_ms is None else end_ms
+    return replay_events(events, topo.operators, allowed_lateness_ms=lateness_ms,
+                         stage=topo.stage, identity=topo.identity, end_ms=end)  # fmt: skip
 
 
 def ids(records: list[tuple[str, dict[str, Any]]], topic: str) -> Counter[str]:

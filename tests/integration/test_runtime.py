@@ -25,6 +25,7 @@ from tests.integration.helpers import event_line, produce_events, pulse
 from tests.integration.runtime_helpers import (
     COMPARED,
     QUIET_MS,
+    commerce_oracle,
     decided_by,
     enough,
     expected_ids,
@@ -118,10 +119,7 @@ def test_live_equals_replay_on_months_of_data_produced_at_full_speed(
     # producer writes them. Every trigger, session and segment change that
     # replay gives appears live, once, and nothing else does.
     events = months_of_shoppers(seed=3 + n_workers)
-    topo = load_topology(COMMERCE)
-    oracle = replay_events(events, topo.operators, allowed_lateness_ms=LATENESS,
-                           stage=topo.stage, identity=topo.identity,
-                           end_ms=max(e.timestamp_ms for e in events))  # fmt: skip
+    oracle = commerce_oracle(events, LATENESS)
     want = {t: expected_ids(oracle, t) for t in [*COMPARED, "events.late"] if t != "events.late"}
     late = sum(1 for o in oracle if o.topic == "events.late")
     end = max(e.timestamp_ms for e in events)
@@ -188,10 +186,7 @@ def test_kill_9_loses_nothing_and_exactly_once_doubles_nothing(
     settings: Settings, pulse_env: dict[str, str], tmp_path: Path, guarantee: str
 ) -> None:
     events = months_of_shoppers(seed=9, people=60, days=120)
-    topo = load_topology(COMMERCE)
-    oracle = replay_events(events, topo.operators, allowed_lateness_ms=LATENESS,
-                           stage=topo.stage, identity=topo.identity,
-                           end_ms=max(e.timestamp_ms for e in events))  # fmt: skip
+    oracle = commerce_oracle(events, LATENESS)
     want = {t: expected_ids(oracle, t) for t in COMPARED}
     end = max(e.timestamp_ms for e in events)
     env = {**pulse_env, "PULSE_ALLOWED_LATENESS_MS": str(LATENESS),
@@ -227,10 +222,7 @@ def test_bad_input_interleaved_with_good_goes_to_the_dlq_and_changes_nothing_els
     settings: Settings, pulse_env: dict[str, str], tmp_path: Path
 ) -> None:
     events = months_of_shoppers(seed=21, people=20, days=30)
-    topo = load_topology(COMMERCE)
-    oracle = replay_events(events, topo.operators, allowed_lateness_ms=LATENESS,
-                           stage=topo.stage, identity=topo.identity,
-                           end_ms=max(e.timestamp_ms for e in events))  # fmt: skip
+    oracle = commerce_oracle(events, LATENESS)
     want = {t: expected_ids(oracle, t) for t in COMPARED}
     ensure_topics(settings)
     producer = Producer(kafka_producer_config(settings))

@@ -13,14 +13,13 @@ import pytest
 
 from pipeline import kafka_local
 from pipeline.config import Settings
-from pipeline.dsl import load_topology
 from pipeline.kafka_local import LocalKafka
-from pipeline.replay import replay_events
 from pipeline.synthetic import SyntheticConfig, generate
 from pipeline.topics import ensure_topics
 from tests.integration.helpers import produce_events
 from tests.integration.runtime_helpers import (
     COMPARED,
+    commerce_oracle,
     enough,
     expected_ids,
     ids,
@@ -60,10 +59,7 @@ def test_a_broker_outage_is_ridden_out(
     }
     events = generate(SyntheticConfig(seed=31, people=30, days=60)).events
     half = len(events) // 2
-    topo = load_topology(COMMERCE)
-    oracle = replay_events(events, topo.operators, allowed_lateness_ms=LATENESS,
-                           stage=topo.stage, identity=topo.identity,
-                           end_ms=max(e.timestamp_ms for e in events))  # fmt: skip
+    oracle = commerce_oracle(events, LATENESS)
     want = {t: expected_ids(oracle, t) for t in ("triggers", "sessions")}
     ensure_topics(settings)
     log = tmp_path / "worker.log"
