@@ -310,3 +310,20 @@ def test_a_duplicate_across_a_restart_is_dropped_as_replay_drops_it(
     with workers(env, [log], "--topology", str(COMMERCE)):
         got = read_committed(settings, ["sessions"], timeout_s=60, until=lambda g: len(g) > 0)
     assert [r["event_count"] for _t, r in got] == [4], log.read_text()[-2000:]
+
+
+def test_an_idle_worker_writes_next_to_nothing(
+    settings: Settings, pulse_env: dict[str, str], tmp_path: Path
+) -> None:
+    # The Faust worker wrote ~300 watermark records a second while idle. Now a
+    # source's clock is told only when it changes: a few records when the
+    # worker starts and its partitions turn idle, then none.
+    ensure_topics(settings)
+    log = tmp_path / "worker.log"
+    with workers({**pulse_env, "PULSE_IDLE_ADVANCE_MS": QUIET_MS}, [log]):
+        wait_ready(log)
+        time.sleep(8)
+        control, data = by_person_traffic(settings)
+    assert data == 0
+    print(f"idle worker: {control} clock records in 8 s")
+    assert control <= 4 * 3, control  # per person partition: start, idle, quiet at most
