@@ -90,9 +90,11 @@ def speed_section(sp: dict[str, Any]) -> list[str]:
         target = 50 if lat["guarantee"] == "at_least_once" else 250
         p99 = lat.get("immediate_p99_ms")
         met = "met" if isinstance(p99, float) and p99 < target else "NOT met"
+        tried = ", ".join(f"`{k}={v}`" for k, v in (lat.get("settings") or {}).items())
         lines += [
             "",
-            f"Latency, {lat['guarantee']}, commerce topology, at {lat['rate']:,} ev/s (half of d "
+            f"Latency, {lat['guarantee']}{', ' + tried if tried else ''}, commerce topology, "
+            f"at {lat['rate']:,} ev/s (half of d "
             f"x1) for {lat['produced']:,} records: produce -> immediate trigger (`first_login`) "
             f"p50 {lat.get('immediate_p50_ms')} ms, **p99 {p99} ms** over "
             f"{lat.get('immediate_measured')} of {lat.get('immediate_probes')} probes (target "

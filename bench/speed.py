@@ -64,6 +64,7 @@ class Speed:
         self.bpid = broker_pid(self.bootstrap)
         self.rows: list[Row] = []
         self.extra: dict[str, Any] = {}
+        self.latency_runs = 0
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -229,15 +230,24 @@ class Speed:
             self.extra["expected_count"] = sum(s.get("count", 0) for s in store.data.values())
         return int(self.extra["expected_count"])
 
-    def latency(self, rate: float, guarantee: str) -> dict[str, Any]:
+    def latency(
+        self, rate: float, guarantee: str, settings: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """One worker at ``rate``; ``settings``: extra ``PULSE_*`` variables to try."""
         from bench import latency
         from bench.workload import warm_workload
 
-        tag = "eos" if guarantee == "exactly_once" else "alo"
+        self.latency_runs += 1
+        tag = ("eos" if guarantee == "exactly_once" else "alo") + str(self.latency_runs)
         prefix = f"{self.run_id}lat{tag}."
         self.broker.create_topic(prefix + "events")
         pool = Workers(
-            self.bootstrap, prefix, self.workdir, topology=self.args.topology, guarantee=guarantee
+            self.bootstrap,
+            prefix,
+            self.workdir,
+            topology=self.args.topology,
+            guarantee=guarantee,
+            env=settings,
         )
         pool.start(1)
         try:
@@ -259,7 +269,8 @@ class Speed:
             pool.stop()
         out = latency.summary(res)
         out["guarantee"] = guarantee
-        log(f"latency {guarantee} at {rate:,.0f} ev/s: {out}")
+        out["settings"] = settings or {}
+        log(f"latency {guarantee} {settings or ''} at {rate:,.0f} ev/s: {out}")
         return out
 
     # -- the run ---------------------------------------------------------------------------
@@ -304,6 +315,9 @@ class Speed:
                 self.extra["latency"] = [
                     self.latency(rate, "at_least_once"),
                     self.latency(rate, "exactly_once"),
+                    # what bounds the immediate trigger: decided once every source's
+                    # clock passed it, and clocks travel every PULSE_CLOCK_INTERVAL_MS
+                    self.latency(rate, "at_least_once", {"PULSE_CLOCK_INTERVAL_MS": "20"}),
                 ]
         return {"rows": [r.as_dict() for r in self.rows], **self.extra}
 
