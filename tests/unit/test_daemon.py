@@ -15,9 +15,15 @@ MARKER = b"pulse-daemon-test-marker"
 
 
 def sleeper() -> subprocess.Popen[bytes]:
-    """A process whose command line carries MARKER."""
-    code = f"import time; time.sleep(60)  # {MARKER.decode()}"
-    return subprocess.Popen([sys.executable, "-c", code])
+    """A process whose command line carries MARKER, returned once it has exec'd.
+
+    Right after fork the child still shows the parent's command line; waiting
+    for its first output line means /proc already holds the new one.
+    """
+    code = f"import time; print('ready', flush=True); time.sleep(60)  # {MARKER.decode()}"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
 
 
 def test_read_pid(tmp_path: Path) -> None:
