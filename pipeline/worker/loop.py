@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -33,6 +33,9 @@ from pipeline.worker.kafkalog import RateLimitedLog
 from pipeline.worker.partition import PartitionTask, ProcessingFailed, Record, Topology
 from pipeline.worker.restore import recent_message_ids, restore
 from pipeline.worker.store import PartitionStore
+
+if TYPE_CHECKING:
+    from pipeline.profiles.lookups import Lookups
 
 log = logging.getLogger(__name__)
 #: How often the worker logs its progress (at a commit), seconds.
@@ -84,6 +87,7 @@ class Runtime:
         state_dir: Path,
         *,
         stop: threading.Event | None = None,
+        lookups: Lookups | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology
@@ -99,6 +103,8 @@ class Runtime:
         self.committer = Committer(settings, self.consumer, instance_id, self.changelog)
         self.stop = threading.Event() if stop is None else stop
         self.ready = threading.Event()
+        #: the profile API's lookups, answered between batches (pipeline/profiles/lookups.py)
+        self.lookups = lookups
         self.told: dict[tuple[int, int], tuple[int, int]] = {}  # (dest, source) -> report
         self.starts: dict[tuple[str, int], int] = {}  # where each input began at assignment
         self.last_wake = 0.0
@@ -113,6 +119,8 @@ class Runtime:
     def _on_assign(self, consumer: Any, tps: list[TopicPartition]) -> None:
         numbers = sorted({tp.partition for tp in tps})
         started = time.monotonic()
+        if self.lookups is not None:
+            self.lookups.unready()  # restoring: the API answers 503
         for p in list(self.stores):
             if p not in numbers:
                 self.stores.pop(p).close()
@@ -137,6 +145,8 @@ class Runtime:
             time.monotonic() - started,
             sum(t.timers_restored for t in self.tasks.values()),
         )
+        if self.lookups is not None:
+            self.lookups.assigned(numbers)
         self.ready.set()
 
     def _build_tasks(self) -> None:
@@ -156,6 +166,8 @@ class Runtime:
         }
         self.told.clear()
         self.last_wake = time.monotonic()
+        if self.lookups is not None:
+            self.lookups.attach(self.tasks)
 
     def _refill_duplicate_windows(self) -> None:
         """Each source's duplicate window, from the records read before its start.
@@ -173,6 +185,8 @@ class Runtime:
                 task.source.dedupe.offer(message_id, at_ms)
 
     def _on_revoke(self, consumer: Any, tps: list[TopicPartition]) -> None:
+        if self.lookups is not None:
+            self.lookups.revoked()
         if self.tasks:
             self._commit()
         self.tasks = {}
@@ -183,6 +197,8 @@ class Runtime:
             "assignment lost (%s): uncommitted work is discarded",
             sorted({tp.partition for tp in tps}),
         )
+        if self.lookups is not None:
+            self.lookups.revoked()
         self.committer.abort(self.stores.values())
         self.tasks = {}
 
@@ -201,6 +217,8 @@ class Runtime:
         try:
             while not self.stop.is_set():
                 msgs = self.consumer.consume(s.batch_max, timeout=s.batch_wait_ms / 1000)
+                if self.lookups is not None:
+                    self.lookups.answer(self.tasks)
                 started = time.perf_counter()
                 try:
                     for msg in msgs:

@@ -204,6 +204,7 @@ class PartitionTask:
         self.inputs.observe(self.partition, self.source.stream_time_ms, ACTIVE, self.now())
 
     woke = False
+    history: Callable[[list[Output]], None] | None = None  # the profile API's (pipeline/profiles)
 
     def _ingest(self, rec: Record) -> None:
         event, forward = decode_for_processing(rec.value)
@@ -371,6 +372,8 @@ class PartitionTask:
     def emit(self, outputs: list[Output]) -> None:
         if not outputs:
             return
+        if self.history is not None:
+            self.history(outputs)
         emitted_at = [("pulse-emitted-at-ms", str(int(time.time() * 1000)).encode())]
         for out in outputs:
             if out.topic == "triggers":

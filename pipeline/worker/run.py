@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, PulseError
+from pipeline.profiles import start_worker_api
 from pipeline.topics import BY_PERSON, EVENTS, check_partitions
 from pipeline.worker.commit import FatalKafkaError
 from pipeline.worker.loop import Runtime, changelog_topic
@@ -104,9 +105,11 @@ def run_worker(settings: Settings, topology: Topology, partitions: int) -> int:
         partitions,
         settings.app_id,
     )
+    api = start_worker_api(settings, topology, partitions, instance_id)  # the profile API
     try:
         while not stopping.is_set():
-            runtime = Runtime(settings, topology, partitions, instance_id, state_dir, stop=stopping)
+            runtime = Runtime(settings, topology, partitions, instance_id, state_dir,
+                              stop=stopping, lookups=api.lookups if api else None)  # fmt: skip
             try:
                 runtime.run()
             except FatalKafkaError as exc:
@@ -115,6 +118,8 @@ def run_worker(settings: Settings, topology: Topology, partitions: int) -> int:
                 log.error("%s; starting a new consumer and producer in %.0f s", exc, RESTART_S)
                 stopping.wait(RESTART_S)
     finally:
+        if api is not None:
+            api.close()
         if lock is not None:
             lock.close()
     log.info("Pulse worker %s stopped", instance_id)

@@ -33,6 +33,8 @@ from pipeline.records import decode_state, encode_state
 log = logging.getLogger(__name__)
 
 PERSON, LINK, META = b"p", b"l", b"m"
+#: The profile API's per-person history (``pipeline/profiles/history.py``).
+HISTORY = b"h"
 #: Decoded person states kept between commits (beyond it they are read again).
 MAX_DECODED = 20_000
 _CHECKPOINT = b"\x00checkpoint"
@@ -184,6 +186,13 @@ class PersonStates:
     def items(self) -> list[tuple[str, PersonState]]:
         return [(k.decode(), decode_state(v)) for k, v in self.store.scan(PERSON)]
 
+    def peek(self, person_id: str) -> PersonState | None:
+        """The person's current state, not cached (the profile API reads it; do not change it)."""
+        if person_id in self.objects:
+            return self.objects[person_id]
+        raw = self.store.get(PERSON + person_id.encode())
+        return None if raw is None else decode_state(raw)
+
 
 class Links(MutableMapping[str, str]):
     """The source partition's identity links (anonymous id -> user id) for the Stitcher."""
@@ -221,4 +230,4 @@ def meta_key(name: str) -> bytes:
 
 def changelog_key_ok(key: Any) -> bool:
     """A changelog record's key is one of the store's namespaces."""
-    return isinstance(key, bytes) and key[:1] in (PERSON, LINK, META)
+    return isinstance(key, bytes) and key[:1] in (PERSON, LINK, META, HISTORY)

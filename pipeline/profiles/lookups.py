@@ -1,0 +1,138 @@
+"""Between the API's thread and the worker loop: lookups answered between batches.
+
+The worker loop is single-threaded and keeps person state decoded in a write
+cache between commits, which nothing else may read while the loop changes it.
+So the API never touches the stores: it queues a :class:`Lookup`, and the loop
+answers every queued lookup at the top of each turn (after ``consume()``
+returned, before the batch is processed: ``Lookups.answer``), so an answer is
+the state between two batches, committed or about to be. The API waits for it
+at most ``PULSE_API_WAIT_MS`` (then ``503``).
+
+**Readiness.** ``ready`` is the set of partitions whose stores are restored
+and processed by this worker. The loop empties it when a rebalance starts
+(revoke, lost, or an assignment that is still restoring) and sets it once the
+assignment's restore is done, so the API answers ``503`` with ``Retry-After``
+for them in between, never a stale or empty profile. A lookup queued just
+before a rebalance is answered "not here" (``503``) after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.profiles import history
+from pipeline.profiles.view import ProfileView
+from pipeline.worker.partitioner import partition_for
+from pipeline.worker.store import Links
+
+log = logging.getLogger(__name__)
+
+PERSON, TRIGGERS, PAGE = "person", "triggers", "page"
+
+
+@dataclass
+class Lookup:
+    kind: str
+    person_id: str
+    future: Future[Answer] = field(default_factory=Future)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """``status``: ``found``, ``merged`` (to ``body["person_id"]``), ``unknown``, ``moved``."""
+
+    status: str
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class Lookups:
+    """Shared by the API thread (:meth:`ask`) and the worker loop (everything else)."""
+
+    def __init__(
+        self,
+        view: ProfileView,
+        partitions: int,
+        history_size: int,
+        on_ready: Callable[[frozenset[int]], None] | None = None,
+    ) -> None:
+        self.view = view
+        self.partitions = partitions
+        self.history_size = history_size
+        self.queue: deque[Lookup] = deque()  # append/popleft are atomic
+        self.ready: frozenset[int] = frozenset()
+        self.on_ready = on_ready
+
+    # -- the API's side ---------------------------------------------------------------
+
+    def partition_of(self, person_id: str) -> int:
+        return partition_for(person_id.encode(), self.partitions)
+
+    def ask(self, kind: str, person_id: str) -> Future[Answer]:
+        lookup = Lookup(kind, person_id)
+        self.queue.append(lookup)
+        return lookup.future
+
+    # -- the loop's side (hooks in pipeline/worker/loop.py) -----------------------------
+
+    def attach(self, tasks: Mapping[int, Any]) -> None:
+        """New partition tasks: their outputs go to the history too."""
+        for task in tasks.values():
+            task.history = history.History(task.store, self.history_size)
+
+    def unready(self) -> None:
+        self.ready = frozenset()
+
+    def assigned(self, partitions: list[int]) -> None:
+        self.ready = frozenset(partitions)
+        if self.on_ready is not None:
+            self.on_ready(self.ready)
+
+    def revoked(self) -> None:
+        self.ready = frozenset()
+        if self.on_ready is not None:
+            self.on_ready(self.ready)
+
+    def answer(self, tasks: Mapping[int, Any]) -> None:
+        """Answer every queued lookup (the loop calls this once a turn)."""
+        queue = self.queue
+        while queue:
+            lookup = queue.popleft()
+            if not lookup.future.set_running_or_notify_cancel():
+                continue  # the API gave up waiting
+            try:
+                lookup.future.set_result(self._answer(lookup, tasks))
+            except Exception as exc:
+                log.exception("profile lookup of a person failed")
+                lookup.future.set_exception(exc)
+
+    def _answer(self, lookup: Lookup, tasks: Mapping[int, Any]) -> Answer:
+        p = self.partition_of(lookup.person_id)
+        task = tasks.get(p)
+        if task is None or p not in self.ready:
+            return Answer("moved")
+        person = lookup.person_id
+        state = task.persons.peek(person)
+        past = history.read(task.store, person)
+        if state is None:
+            user = Links(task.store).get(person)  # the source partition's identity links
+            if user is not None:
+                return Answer("merged", {"person_id": user})
+            if lookup.kind == PERSON or not past["t"]:
+                return Answer("unknown")
+        body: dict[str, Any] = {}
+        if lookup.kind in (PERSON, PAGE) and state is not None:
+            body = self.view.profile(person, state, task.processor.watermark_ms)
+            entered = past["s"]
+            body["segments"] = [
+                {"segment": s, "entered_ms": entered.get(s)} for s in body["segments"]
+            ]
+            body["partition"] = p
+        if lookup.kind in (TRIGGERS, PAGE):
+            body["person_id"] = person
+            body["recent_triggers"] = history.entries(past)
+        return Answer("found", body)
