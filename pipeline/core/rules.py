@@ -110,11 +110,16 @@ class RuleStage:
     #: Segments reading a trait that drifts with time alone (recency, decayed
     #: interest, custom code) are re-checked on this grid of event time (6 h).
     segment_recheck_ms: int = 6 * 3_600_000
+    #: :attr:`plan`, compiled on first use (a field, not ``__dict__``: mypyc compiles it)
+    _plan: Plan | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_plan", None)  # (mypyc leaves init=False fields unset)
 
     @property
     def plan(self) -> Plan:
         """The compiled form (predicates split, dependencies), built once."""
-        cached: Plan | None = self.__dict__.get("_plan")
+        cached = self._plan
         if cached is None:
             cached = plan_of(self)
             object.__setattr__(self, "_plan", cached)

@@ -1,14 +1,15 @@
-"""The person-state codec: version 2 (orjson) written, version 1 (JSON) still read."""
+"""The person-state codec: version 3 (orjson + deflate) written, versions 2 and 1 still read."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.events import Event
-from pipeline.records import decode_state, encode_state
+from pipeline.records import STATE_DICTIONARY, decode_state, encode_state, encode_state_v2
 from pipeline.topology import load
 
 MIN = 60_000
@@ -22,11 +23,32 @@ STATE = {
 }
 
 
-def test_version_2_round_trips_exactly() -> None:
+def test_version_3_round_trips_exactly() -> None:
     data = encode_state(STATE)
-    assert data[:1] == b"\x02"
+    assert data[:1] == b"\x03"
     assert decode_state(data) == STATE
     assert decode_state(data)["x"][0] == 0.1 + 0.2  # floats bit for bit
+    assert len(data) < len(encode_state_v2(STATE))
+
+
+def test_version_2_states_still_load() -> None:
+    data = encode_state_v2(STATE)
+    assert data[:1] == b"\x02"
+    assert decode_state(data) == STATE
+
+
+def test_version_3_dictionary_is_frozen() -> None:
+    """Stored version 3 states need exactly these bytes: a change needs a new version."""
+    digest = hashlib.sha256(STATE_DICTIONARY).hexdigest()[:16]
+    assert digest == "4a962c50e0bcfe31"
+
+
+def test_truncated_version_3_is_refused() -> None:
+    data = encode_state(STATE)
+    with pytest.raises(ValueError, match="truncated"):
+        decode_state(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="corrupt"):
+        decode_state(data[:1] + b"\xff" * 8)
 
 
 def test_version_1_states_still_load() -> None:
@@ -66,3 +88,4 @@ def test_a_processor_on_a_version_1_store_gives_the_same_outputs() -> None:
         return b"\x01" + json.dumps(state, separators=(",", ":")).encode()
 
     assert run(v1) == run(None)
+    assert run(encode_state_v2) == run(None)
