@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 #: How often the worker logs its progress (at a commit), seconds.
 PROGRESS_S = 30.0
-#: How many records before a source partition's start refill its duplicate window.
+#: How many records refill a source's duplicate window when its store has none (an upgrade).
 DEDUPE_REFILL = 20_000
 
 
@@ -170,13 +170,16 @@ class Runtime:
             self.lookups.attach(self.tasks)
 
     def _refill_duplicate_windows(self) -> None:
-        """Each source's duplicate window, from the records read before its start.
+        """A source's duplicate window, from the records before its start, if its store has none.
 
-        So a duplicate whose first copy came just before a restart or a
-        rebalance is still recognised (as replay, which reads everything,
-        recognises it).
+        The store keeps the window (``seen.py``); a store written by a Pulse
+        before that has none, and gets the last ``DEDUPE_REFILL`` records'
+        ids, so a duplicate whose first copy came just before the upgrade is
+        still recognised.
         """
         for p, task in self.tasks.items():
+            if task.seen_restored:  # the store kept the window (seen.py)
+                continue
             start = self.starts.get((self.events_topic, p), 0)
             limit = DEDUPE_REFILL
             for message_id, at_ms in recent_message_ids(

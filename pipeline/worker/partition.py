@@ -45,6 +45,7 @@ from pipeline.worker.clocks import (
     source_header,
 )
 from pipeline.worker.partitioner import partition_for
+from pipeline.worker.seen import StoredDedupe
 from pipeline.worker.source import SourcePartition
 from pipeline.worker.store import Links, PartitionStore, PersonStates, meta_key
 
@@ -134,6 +135,8 @@ class PartitionTask:
         self.source = SourcePartition(
             allowed_lateness_ms, topology.identity, topology.dedupe_window, Links(store)
         )
+        self.source.dedupe = self.seen = StoredDedupe(topology.dedupe_window, store)
+        self.seen_restored = False  # whether the store held it (else the loop refills it)
         self.inputs = InputClocks(partitions, idle_timeout_s)
         self.activity = SourceActivity(last_record=clock())
         self.forwarded = 0
@@ -151,9 +154,10 @@ class PartitionTask:
 
     def _load_meta(self) -> None:
         raw = self.store.get(meta_key("clocks"))
+        meta = {} if raw is None else json.loads(raw)
+        self.seen_restored = self.seen.load(meta.get("seen"))
         if raw is None:
             return
-        meta = json.loads(raw)
         self.source.restore(meta.get("source", {}))
         self.read_to = int(meta.get("read_to", -1))
         self.inputs.restore(meta.get("inputs", {}), self.now())
@@ -169,6 +173,7 @@ class PartitionTask:
             "inputs": self.inputs.snapshot(),
             "stream_time": self.processor.clock.stream_time_ms,
             "read_to": self.read_to,
+            "seen": self.seen.save(),
         }
         self.store.put(meta_key("clocks"), json.dumps(meta, separators=(",", ":")).encode())
 

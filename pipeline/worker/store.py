@@ -2,7 +2,8 @@
 
 A :class:`PartitionStore` holds everything partition ``p`` knows: person state
 (keys ``p<person id>``), identity links of the source partition (``l<anonymous
-id>``) and the partition's clocks (``m<name>``). Writes go to a **write cache**
+id>``), its duplicate window (``d<seq>``, ``seen.py``) and the partition's clocks
+(``m<name>``). Writes go to a **write cache**
 first; at a commit the cache is sent to the changelog (``<app>-state-changelog``,
 partition ``p``) inside the Kafka transaction that also carries the batch's
 outputs and input offsets, and only once that transaction committed is it
@@ -33,6 +34,8 @@ from pipeline.records import decode_state, encode_state
 log = logging.getLogger(__name__)
 
 PERSON, LINK, META = b"p", b"l", b"m"
+#: A source partition's duplicate-window journal (``seen.py``: ``d<seq>``).
+SEEN = b"d"
 #: The profile API's per-person history (``pipeline/profiles/history.py``).
 HISTORY = b"h"
 #: Decoded person states kept between commits (beyond it they are read again).
@@ -230,4 +233,4 @@ def meta_key(name: str) -> bytes:
 
 def changelog_key_ok(key: Any) -> bool:
     """A changelog record's key is one of the store's namespaces."""
-    return isinstance(key, bytes) and key[:1] in (PERSON, LINK, META, HISTORY)
+    return isinstance(key, bytes) and key[:1] in (PERSON, LINK, META, SEEN, HISTORY)
