@@ -82,14 +82,8 @@ class Record:
 
     @classmethod
     def of(cls, msg: Any) -> Record:
-        raw = msg.headers() or []
-        return cls(
-            msg.partition(),
-            msg.offset(),
-            msg.key(),
-            msg.value(),
-            [(k, v if v is not None else b"") for k, v in raw],
-        )
+        headers = [(k, v if v is not None else b"") for k, v in msg.headers() or []]
+        return cls(msg.partition(), msg.offset(), msg.key(), msg.value(), headers)
 
 
 @dataclass
