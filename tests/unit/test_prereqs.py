@@ -166,3 +166,26 @@ def test_usage(bin_dir: Path) -> None:
     done = run(bin_dir, "java")
     assert done.returncode == 2
     assert "usage:" in done.stderr
+
+
+def test_chromium_missing_as_root_is_installed_with_apt_get(bin_dir: Path) -> None:
+    as_user(bin_dir, 0)
+    calls = fake_apt(bin_dir, installs="chromium")
+    done = run(bin_dir, "chromium")
+    assert done.returncode == 0, done.stderr
+    assert "installing chromium with apt-get" in done.stderr
+    assert calls.read_text().splitlines()[-1].endswith("--no-install-recommends chromium")
+
+
+def test_chromium_missing_not_root_prints_the_apt_line(bin_dir: Path) -> None:
+    as_user(bin_dir, 1000)
+    fake_apt(bin_dir, installs="chromium")
+    done = run(bin_dir, "chromium")
+    assert done.returncode == 1
+    assert "    sudo apt-get install -y chromium\n" in done.stderr
+
+
+def test_chromium_present_is_silent(bin_dir: Path) -> None:
+    tool(bin_dir, "chromium", "exit 0")
+    done = run(bin_dir, "chromium")
+    assert (done.returncode, done.stderr) == (0, "")
