@@ -154,16 +154,19 @@ class BehaviorOperator:
         """
         if state is None:
             return None
-        close = next_close_ms(state["o"], self.windows)
+        ttl = self.idle_ttl_ms
         last = self.traits.last_seen_ms(state[TRAITS_KEY])
-        for item in state["q"]:
-            if last is not None and item[0] >= last + self.idle_ttl_ms:
-                break
-            last = item[0] if last is None else max(last, item[0])
-        evict = None if last is None else last + self.idle_ttl_ms
-        if close is None or evict is None:
-            return close if evict is None else evict
-        return min(close, evict)
+        for item in state["q"]:  # sorted by time
+            ts = item[0]
+            if last is None or ts > last:
+                if last is not None and ts >= last + ttl:
+                    break
+                last = ts
+        open_ = state["o"]
+        if not open_:
+            return None if last is None else last + ttl
+        close = min([s["l"] for s in open_]) + self.windows.inactivity_gap_ms
+        return close if last is None or close <= last + ttl else last + ttl
 
     # -- identity stitching ----------------------------------------------------
 

@@ -44,7 +44,7 @@ import heapq
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.core import linking
+from pipeline.core import gctune, linking
 from pipeline.core.clock import NEG_INF_MS, PartitionClock
 from pipeline.core.events import Event
 from pipeline.core.identity import IDENTITIES, IdentityRules, accept_merge, identity_record
@@ -70,7 +70,12 @@ _NEXT = NEXT
 
 
 class Processor:
-    """Runs ``operators`` (and a rule ``stage``) for every person of one partition."""
+    """Runs ``operators`` (and a rule ``stage``) for every person of one partition.
+
+    The first processor of a process tunes the garbage collector for many
+    long-lived person states (:mod:`pipeline.core.gctune`; ``tune_gc=False``
+    leaves it as it is).
+    """
 
     def __init__(
         self,
@@ -80,7 +85,10 @@ class Processor:
         store: PersonStore,
         stage: Stage | None = None,
         identity: IdentityRules | None = None,
+        tune_gc: bool = True,
     ) -> None:
+        if tune_gc:
+            gctune.tune()  # once per process: see pipeline.core.gctune
         self.operators = tuple(operators)
         self.stage = stage
         self.identity = IdentityRules() if identity is None else identity

@@ -26,15 +26,23 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Mapping
-from datetime import UTC, datetime, tzinfo
-from functools import lru_cache
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.core.facts import CHECKOUT_EVENT, ORDER_EVENT, Fact
-from pipeline.core.windows import tumbling_window
+from pipeline.core.localtime import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    LocalClock,
+    SessionShares,
+    local_time,
+)
 
-MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
+__all__ = [
+    "COUNT_WINDOWS", "DAY_MS", "HOUR_MS", "MINUTE_MS", "Activity", "CartValue", "Coupons", "Fold",
+    "LocalClock", "Orders", "SessionShares", "WindowCounts", "local_time", "window_count",
+    "window_expiries",
+]  # fmt: skip
 
 
 class Fold(Protocol):
@@ -59,27 +67,6 @@ def _add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
 
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
-
-
-@lru_cache(maxsize=512)
-def zone(name: str | None) -> tzinfo:
-    """The ``ZoneInfo`` for an IANA name; UTC for ``None`` or an unknown name."""
-    if not name:
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
-def local_time(ts_ms: int, tz_name: str | None) -> tuple[int, int]:
-    """``(hour 0-23, weekday 0=Monday)`` of an event time in the named zone.
-
-    >>> local_time(1_700_000_000_000, "Europe/Paris")  # 2023-11-14 23:13 in Paris
-    (23, 1)
-    """
-    local = datetime.fromtimestamp(ts_ms / 1000, zone(tz_name))
-    return local.hour, local.weekday()
 
 
 class Activity:
@@ -174,19 +161,7 @@ class WindowCounts:
         return out
 
     def result(self, state: dict[str, list[list[Any]]], as_of_ms: int) -> dict[str, Any]:
-        sizes = {level: size for level, size, _ in LEVELS}
-        out: dict[str, Any] = {}
-        for suffix, window_ms, level in WINDOWS:
-            unit = sizes[level]
-            end = tumbling_window(as_of_ms - 1, unit).end_ms // unit  # in buckets
-            start = end - window_ms // unit
-            totals: dict[str, int] = {}
-            for idx, counts in state[level]:
-                if start <= idx < end:
-                    for name, n in counts.items():
-                        totals[name] = totals.get(name, 0) + n
-            out[f"counts_{suffix}"] = dict(sorted(totals.items()))
-        return out
+        return {trait: window_count(state, trait, as_of_ms, None) for trait in COUNT_WINDOWS}
 
 
 #: Sliding count windows by trait name: ``(size_ms, bucket level, bucket size_ms)``.
@@ -251,41 +226,6 @@ def _prune(buckets: list[list[Any]], keep: int) -> None:
         drop += 1
     if drop:
         del buckets[:drop]
-
-
-class LocalClock:
-    """Hour-of-day and day-of-week histograms in the person's own time zone.
-
-    The zone is the event's ``context.timezone``, else the latest one the person
-    sent before it, else UTC. (So ``merge`` equals the union only for events that
-    carry their zone: a zone-less event keeps the hour it was given at fold time.)
-    State ``{"h": [24 counts], "d": [7 counts, Monday first],
-    "z": [ts, zone] | None}``.
-    """
-
-    key = "t"
-
-    def initialize(self) -> dict[str, Any]:
-        return {"h": [0] * 24, "d": [0] * 7, "z": None}
-
-    def aggregate(self, state: dict[str, Any], fact: Fact) -> dict[str, Any]:
-        known = state["z"]
-        if fact.tz and (known is None or fact.ts >= known[0]):
-            state["z"] = known = [fact.ts, fact.tz]
-        hour, weekday = local_time(fact.ts, fact.tz or (known[1] if known else None))
-        state["h"][hour] += 1
-        state["d"][weekday] += 1
-        return state
-
-    def merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-        zones = [z for z in (a["z"], b["z"]) if z is not None]
-        return {"h": [x + y for x, y in zip(a["h"], b["h"], strict=True)],
-                "d": [x + y for x, y in zip(a["d"], b["d"], strict=True)],
-                "z": max(zones) if zones else None}  # fmt: skip
-
-    def result(self, state: dict[str, Any], as_of_ms: int) -> dict[str, Any]:
-        return {"hour_histogram": list(state["h"]), "weekday_histogram": list(state["d"]),
-                "timezone": state["z"][1] if state["z"] else None}  # fmt: skip
 
 
 class Orders:
@@ -378,40 +318,3 @@ class CartValue:
 
     def result(self, state: list[Any], as_of_ms: int) -> dict[str, Any]:
         return {"cart_value_avg": _ratio(state[1], state[0]), "cart_value_max": state[2]}
-
-
-class SessionShares:
-    """Sessions, and the share that start after ``night_from_hour`` or on a weekend.
-
-    Aggregates *closed sessions* (``aggregate_session``), not events; local time
-    of the session start in the session's (or person's) zone. A night session
-    starts in ``[night_from_hour:00, 24:00)`` or ``[00:00, night_until_hour:00)``
-    ("shops after 9 PM" includes after midnight). State ``[sessions, night, weekend]``.
-    """
-
-    key = "s"
-
-    def __init__(self, night_from_hour: int = 21, night_until_hour: int = 5) -> None:
-        self.night_from_hour = night_from_hour
-        self.night_until_hour = night_until_hour
-
-    def initialize(self) -> list[int]:
-        return [0, 0, 0]
-
-    def aggregate(self, state: list[int], fact: Fact) -> list[int]:
-        return state  # sessions, not events, feed this fold
-
-    def aggregate_session(self, state: list[int], start_ms: int, tz: str | None) -> list[int]:
-        hour, weekday = local_time(start_ms, tz)
-        state[0] += 1
-        state[1] += hour >= self.night_from_hour or hour < self.night_until_hour
-        state[2] += weekday >= 5
-        return state
-
-    def merge(self, a: list[int], b: list[int]) -> list[int]:
-        return [x + y for x, y in zip(a, b, strict=True)]
-
-    def result(self, state: list[int], as_of_ms: int) -> dict[str, Any]:
-        return {"sessions_total": state[0],
-                "sessions_night_share": _ratio(state[1], state[0]),
-                "sessions_weekend_share": _ratio(state[2], state[0])}  # fmt: skip

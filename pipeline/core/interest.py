@@ -140,7 +140,17 @@ class Interest:
         return [(k, -neg) for _, neg, k in ranked]
 
     def _kept(self, table: Mapping[str, list[Any]], as_of_ms: int) -> list[tuple[str, float]]:
-        return [ks for ks in self._top(table, as_of_ms)[: self.max_entries] if ks[1] >= self.floor]
+        """The entries at or above the floor, highest first (ties by name), at most ``max_entries``.
+
+        The same as the head of :meth:`_top`, without ranking what is below the floor.
+        """
+        floor, half_life, ranked = self.floor, self.half_life_ms, []
+        for k, (at_ref, ref, *_) in table.items():
+            score = at_ref if as_of_ms == ref else at_ref * 2.0 ** (-(as_of_ms - ref) / half_life)
+            if score >= floor:
+                ranked.append((-score, k))
+        ranked.sort()
+        return [(k, -neg) for neg, k in ranked[: self.max_entries]]
 
     def result(self, state: dict[str, Any], as_of_ms: int) -> dict[str, Any]:
         products = self._kept(state["p"], as_of_ms)

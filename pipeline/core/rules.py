@@ -43,13 +43,14 @@ from pipeline.core.caps import CapPolicy
 from pipeline.core.delivery import SEGMENTS, SUPPRESSED, TRIGGERS, activation_topic
 from pipeline.core.events import Event
 from pipeline.core.outputs import Output
+from pipeline.core.plan import plan_of
 from pipeline.core.predicates import ALWAYS, Predicate
-from pipeline.core.stagerun import StageRun, plan_of
+from pipeline.core.stagerun import StageRun, store
 from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
 
 if TYPE_CHECKING:
     from pipeline.core.engine import Operator
-    from pipeline.core.stagerun import Plan
+    from pipeline.core.plan import Plan
 
 Rule = AbsenceRule | ImmediateRule | RepetitionRule | MilestoneRule
 #: ``(person_state, as_of_ms) -> trait values`` (see pipeline.topology.person_traits)
@@ -254,13 +255,3 @@ class RuleStage:
         merged: dict[str, Any] = {}
         store(merged, st)
         return merged
-
-
-def store(person: dict[str, Any], st: dict[str, Any]) -> None:
-    """Put the stage's slice back, or drop it when nothing in it matters."""
-    if not st.get("t"):
-        st.pop("t", None)
-    if set(st) <= {"tz"}:
-        person.pop("rules", None)
-    else:
-        person["rules"] = st

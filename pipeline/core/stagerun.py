@@ -1,8 +1,4 @@
-"""The rule stage's compiled plan and its walk through one person's timeline.
-
-:func:`plan_of` compiles a :class:`~pipeline.core.rules.RuleStage` once: which
-rules each event name concerns, each ``where`` split in its event part and its
-state part (:mod:`pipeline.core.lookup`), what can change each segment.
+"""The rule stage's walk through one person's timeline.
 
 :class:`StageRun` settles one person up to a watermark: it takes, in event
 time, the next of (a) the buffered events at the earliest time below the
@@ -15,19 +11,14 @@ operators (sessions, traits) to that time before deciding anything.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.core.absence import _CONTEXT_KEYS as _ABSENCE_KEYS
 from pipeline.core.absence import AbsenceRule
 from pipeline.core.delivery import deliver, segment_change
 from pipeline.core.events import Event
-from pipeline.core.lookup import ANY, Compiled, compile_predicate
 from pipeline.core.outputs import Output
 from pipeline.core.sessions import SESSIONS
 from pipeline.core.traits import BEHAVIOR, TRAITS_KEY
-from pipeline.core.triggers import _CONTEXT_KEYS as _TRIGGER_KEYS
-from pipeline.core.triggers import RepetitionRule
 
 if TYPE_CHECKING:
     from pipeline.core.engine import Operator
@@ -35,86 +26,6 @@ if TYPE_CHECKING:
 
 EVICTED = "persons.evicted"
 SEG, SEG_ALL, FATIGUE = 1, 2, 4
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A rule stage, compiled (see the module docstring)."""
-
-    by_event: dict[str, tuple[int, ...]]
-    where: tuple[Compiled, ...]
-    cancels: frozenset[tuple[int, str]]
-    absence: tuple[tuple[TriggerSpec, AbsenceRule], ...]
-    keys: tuple[str, ...]
-    keep_events: bool
-    segment_names: frozenset[str] | None  # None: no segments; ``every``: all events
-    every: frozenset[str]
-    seg_where: tuple[Compiled, ...]
-    seg_by_name: dict[str, tuple[int, ...]]
-    seg_any: tuple[int, ...]
-    session_segs: frozenset[int]
-    timed_segs: frozenset[int]
-    referencing: frozenset[int]
-
-    def is_cancel(self, rule: int, name: str) -> bool:
-        return (rule, name) in self.cancels
-
-
-def plan_of(stage: RuleStage) -> Plan:
-    from pipeline.extensions import TRAITS  # registered before the topology is loaded
-
-    custom = frozenset(TRAITS)
-    by_event: dict[str, list[int]] = {}
-    cancels: set[tuple[int, str]] = set()
-    keys = dict.fromkeys([*_ABSENCE_KEYS, *_TRIGGER_KEYS])
-    where = []
-    for i, spec in enumerate(stage.triggers):
-        rule = spec.rule
-        names: list[str | None]
-        if isinstance(rule, AbsenceRule):
-            names = [rule.start, rule.cancel]
-            cancels.add((i, rule.cancel))
-        elif isinstance(rule, RepetitionRule):
-            names = [rule.event, rule.unless]
-            if rule.same is not None:
-                keys[rule.same] = None
-        else:
-            names = [rule.event]
-        for name in names:
-            if name is not None:
-                by_event.setdefault(name, []).append(i)
-        where.append(compile_predicate(spec.where, stage.traits_of, custom, segment=False))
-    seg_where = tuple(
-        compile_predicate(s.where, stage.traits_of, custom, segment=True) for s in stage.segments
-    )
-    seg_by_name: dict[str, list[int]] = {}
-    seg_any: list[int] = []
-    for k, comp in enumerate(seg_where):
-        events = comp.state.events
-        if events is ANY:
-            seg_any.append(k)
-        for name in events - ANY:
-            seg_by_name.setdefault(name, []).append(k)
-    names_all: frozenset[str] | None = None
-    if stage.segments:
-        names_all = ANY if seg_any else frozenset(seg_by_name)
-    return Plan(
-        by_event={k: tuple(v) for k, v in by_event.items()},
-        where=tuple(where),
-        cancels=frozenset(cancels),
-        absence=tuple((s, s.rule) for s in stage.triggers if isinstance(s.rule, AbsenceRule)),
-        keys=tuple(keys),
-        keep_events=any(w.state.custom for w in where)
-        or any(w.state.custom or w.state.event_conditions for w in seg_where),
-        segment_names=names_all,
-        every=ANY,
-        seg_where=seg_where,
-        seg_by_name={k: tuple(v) for k, v in seg_by_name.items()},
-        seg_any=tuple(seg_any),
-        session_segs=frozenset(k for k, c in enumerate(seg_where) if c.state.session),
-        timed_segs=frozenset(k for k, c in enumerate(seg_where) if c.state.timed),
-        referencing=frozenset(k for k, c in enumerate(seg_where) if c.state.segments),
-    )
 
 
 def _event_of(entry: list[Any]) -> Event:
@@ -153,8 +64,6 @@ class StageRun:
         self.out: list[Output] = []
 
     def run(self, watermark: int) -> list[Output]:
-        from pipeline.core.rules import store
-
         st = self.st
         st.pop("seg_at", None)  # (the fixed 6-hour re-check of older states)
         queue: list[list[Any]] = st.get("q") or []
@@ -415,3 +324,13 @@ class StageRun:
                 st["sx"] = min(sxs.values())
             else:
                 st.pop("sx", None)
+
+
+def store(person: dict[str, Any], st: dict[str, Any]) -> None:
+    """Put the stage's slice back, or drop it when nothing in it matters."""
+    if not st.get("t"):
+        st.pop("t", None)
+    if set(st) <= {"tz"}:
+        person.pop("rules", None)
+    else:
+        person["rules"] = st

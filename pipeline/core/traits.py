@@ -105,6 +105,10 @@ class Traits:
             self.activity, WindowCounts(), self.local_clock, Orders(), Coupons(), CartValue(),
             self.config.interest(), self.sessions,
         )  # fmt: skip
+        # the event folds as (key, bound aggregate); session shares take sessions, not events
+        self._aggregates = tuple(
+            (fold.key, fold.aggregate) for fold in self.folds if fold is not self.sessions
+        )
         # which fold computes which trait, so a reader can compute only what it reads
         self.fold_of: dict[str, Fold] = {
             name: fold for fold in self.folds for name in _trait_names(fold)
@@ -115,8 +119,8 @@ class Traits:
 
     def aggregate(self, state: TraitsState, fact: Fact) -> TraitsState:
         """Fold one event (in place; returns ``state``)."""
-        for fold in self.folds:
-            state[fold.key] = fold.aggregate(state[fold.key], fact)
+        for key, aggregate in self._aggregates:
+            state[key] = aggregate(state[key], fact)
         return state
 
     def aggregate_session(self, state: TraitsState, start_ms: int, tz: str | None) -> TraitsState:
