@@ -182,15 +182,20 @@ def window_count(
     size, level, unit = COUNT_WINDOWS[trait]
     end = (as_of_ms - 1) // unit + 1
     start = end - size // unit
+    # buckets are sorted by index: walk back from the newest (counts are ints: any order)
     if name is not None:
         total = 0
-        for idx, counts in state[level]:
-            if start <= idx < end:
+        for idx, counts in reversed(state[level]):
+            if idx < end:
+                if idx < start:
+                    break
                 total += counts.get(name, 0)
         return total or None
     totals: dict[str, int] = {}
-    for idx, counts in state[level]:
-        if start <= idx < end:
+    for idx, counts in reversed(state[level]):
+        if idx < end:
+            if idx < start:
+                break
             for key, n in counts.items():
                 totals[key] = totals.get(key, 0) + n
     return dict(sorted(totals.items()))

@@ -29,6 +29,8 @@ class Plan:
     where: tuple[Compiled, ...]
     cancels: frozenset[tuple[int, str]]
     absence: tuple[tuple[TriggerSpec, AbsenceRule], ...]
+    absence_named: tuple[tuple[TriggerSpec, AbsenceRule, str], ...]  # (spec, rule, rule name)
+    absence_by_name: dict[str, AbsenceRule]
     keys: tuple[str, ...]
     keep_events: bool
     segment_names: frozenset[str] | None  # None: no segments; ``every``: all events
@@ -87,6 +89,12 @@ def plan_of(stage: RuleStage) -> Plan:
         where=tuple(where),
         cancels=frozenset(cancels),
         absence=tuple((s, s.rule) for s in stage.triggers if isinstance(s.rule, AbsenceRule)),
+        absence_named=tuple(
+            (s, s.rule, s.rule.name) for s in stage.triggers if isinstance(s.rule, AbsenceRule)
+        ),
+        absence_by_name={
+            s.rule.name: s.rule for s in stage.triggers if isinstance(s.rule, AbsenceRule)
+        },
         keys=tuple(keys),
         keep_events=any(w.state.custom for w in where)
         or any(w.state.custom or w.state.event_conditions for w in seg_where),

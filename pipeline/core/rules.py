@@ -198,13 +198,15 @@ class RuleStage:
         best: int | None = None
         if queue := st.get("q"):
             best = queue[0][0] + 1  # decided once the watermark is past it
-        states = st.get("t") or {}
-        for spec, rule in self.plan.absence:
-            snap = states.get(spec.name)
-            if snap is not None:
-                d = rule.next_deadline_ms(snap)
-                if d is not None and (best is None or d < best):
-                    best = d
+        states = st.get("t")
+        if states:
+            by_name = self.plan.absence_by_name
+            for name, snap in states.items():
+                rule = by_name.get(name)
+                if rule is not None:
+                    d = rule.next_deadline_ms(snap)
+                    if d is not None and (best is None or d < best):
+                        best = d
         sx = st.get("sx")
         if sx is not None and (best is None or sx < best):
             best = sx

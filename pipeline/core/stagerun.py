@@ -89,11 +89,11 @@ class StageRun:
             st.pop("q", None)
         states = st.get("t")
         if states:
-            for spec, rule in self.plan.absence:
-                snap = states.get(spec.name)
+            for spec, rule, name in self.plan.absence_named:
+                snap = states.get(name)
                 if snap is not None:
                     snap, outs = rule.on_watermark(snap, self.pid, watermark)
-                    self._put_rule(spec.name, snap)
+                    self._put_rule(name, snap)
                     self._fire([(spec, o.record, None) for o in outs], watermark)
         store(self.person, st)
         return self.out
@@ -105,9 +105,10 @@ class StageRun:
         best: int | None = st.get("sx")
         states = st.get("t")
         if states:
-            for spec, rule in self.plan.absence:
-                snap = states.get(spec.name)
-                if snap is None:
+            by_name = self.plan.absence_by_name
+            for name, snap in states.items():
+                rule = by_name.get(name)
+                if rule is None:
                     continue
                 d = rule.due_ms(snap)
                 if snap["buf"]:  # a snapshot from before final-only buffering
@@ -141,14 +142,14 @@ class StageRun:
         closed, evicted = self._advance(t)
         fired: list[tuple[TriggerSpec, dict[str, Any], str | None]] = []
         states = st.get("t") or {}
-        for spec, rule in plan.absence:
-            snap = states.get(spec.name)
+        for spec, rule, name in plan.absence_named if states else ():
+            snap = states.get(name)
             if snap is None:
                 continue
             due = rule.due_ms(snap)
             if (due is not None and due <= t) or snap["buf"]:
                 snap, outs = rule.on_watermark(snap, self.pid, t)
-                self._put_rule(spec.name, snap)
+                self._put_rule(name, snap)
                 fired.extend((spec, o.record, None) for o in outs)
         self._fire(fired, t)
         which: set[int] = set()
@@ -281,7 +282,7 @@ class StageRun:
             which = which | plan.referencing
         before = frozenset(st.get("seg") or ())
         now = set(before)
-        probe = Event(message_id="", type="track", timestamp_ms=at_ms, user_id=self.pid)
+        probe: Event | None = None  # the event a check at a point in time sees (built once)
         cause_of: dict[str, str | None] = {}
         sxs: dict[str, int] = st.get("sxs") or {}
         for k in sorted(which):
@@ -289,9 +290,13 @@ class StageRun:
             part = plan.seg_where[k].state
             entry = causes.get(k)
             cause_of[seg.name] = None if entry is None else entry[1]
-            event = probe
+            event: Event | None = None  # only custom code and event conditions read it
             if entry is not None and part.event_conditions:
                 event = _event_of(entry)
+            elif part.custom or part.event_conditions:
+                if probe is None:
+                    probe = Event(message_id="", type="track", timestamp_ms=at_ms, user_id=self.pid)
+                event = probe
             if part(self.person, as_of, before, event):
                 now.add(seg.name)
             else:
