@@ -9,12 +9,15 @@ which partition; ``server.py`` serves HTTP; ``page.py`` renders the page.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import Settings
 
 log = logging.getLogger(__name__)
+#: The interpreter's thread switch interval while the profile API runs.
+SWITCH_INTERVAL_S = 0.001
 
 
 @dataclass
@@ -52,4 +55,7 @@ def start_worker_api(
         directory.close()
         return None
     lookups.on_ready = directory.advertise
+    # The worker loop holds the GIL while it processes; the API's thread gets it at
+    # the latest after the switch interval (5 ms by default), several times a request.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return WorkerApi(lookups, server, directory)

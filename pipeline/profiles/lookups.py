@@ -3,9 +3,9 @@
 The worker loop is single-threaded and keeps person state decoded in a write
 cache between commits, which nothing else may read while the loop changes it.
 So the API never touches the stores: it queues a :class:`Lookup`, and the loop
-answers every queued lookup at the top of each turn (after ``consume()``
-returned, before the batch is processed: ``Lookups.answer``), so an answer is
-the state between two batches, committed or about to be. The API waits for it
+answers every queued lookup (``Lookups.answer``) at the top of each turn and
+between two records of a batch (a check of the queue per record), so an answer
+is the state between two records, committed or about to be. The API waits for it
 at most ``PULSE_API_WAIT_MS`` (then ``503``).
 
 **Readiness.** ``ready`` is the set of partitions whose stores are restored
@@ -21,9 +21,10 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from pipeline.profiles import history
 from pipeline.profiles.view import ProfileView
@@ -37,17 +38,24 @@ PERSON, TRIGGERS, PAGE = "person", "triggers", "page"
 
 @dataclass
 class Lookup:
+    """A queued lookup; ``done`` is called on the loop's thread with the answer (or error)."""
+
     kind: str
     person_id: str
-    future: Future[Answer] = field(default_factory=Future)
+    done: Callable[[Answer | Exception], None]
+    cancelled: bool = False  # the API gave up waiting
 
 
 @dataclass(frozen=True)
 class Answer:
-    """``status``: ``found``, ``merged`` (to ``body["person_id"]``), ``unknown``, ``moved``."""
+    """``found`` (``raw``: its JSON), ``merged`` (into ``user``), ``unknown`` or ``moved``.
+
+    The JSON is encoded on the loop's thread, before the state can change.
+    """
 
     status: str
-    body: dict[str, Any] = field(default_factory=dict)
+    raw: bytes = b""
+    user: str = ""
 
 
 class Lookups:
@@ -72,10 +80,10 @@ class Lookups:
     def partition_of(self, person_id: str) -> int:
         return partition_for(person_id.encode(), self.partitions)
 
-    def ask(self, kind: str, person_id: str) -> Future[Answer]:
-        lookup = Lookup(kind, person_id)
+    def ask(self, kind: str, person_id: str, done: Callable[[Answer | Exception], None]) -> Lookup:
+        lookup = Lookup(kind, person_id, done)
         self.queue.append(lookup)
-        return lookup.future
+        return lookup
 
     # -- the loop's side (hooks in pipeline/worker/loop.py) -----------------------------
 
@@ -102,13 +110,14 @@ class Lookups:
         queue = self.queue
         while queue:
             lookup = queue.popleft()
-            if not lookup.future.set_running_or_notify_cancel():
-                continue  # the API gave up waiting
+            if lookup.cancelled:
+                continue
             try:
-                lookup.future.set_result(self._answer(lookup, tasks))
+                answer: Answer | Exception = self._answer(lookup, tasks)
             except Exception as exc:
                 log.exception("profile lookup of a person failed")
-                lookup.future.set_exception(exc)
+                answer = exc
+            lookup.done(answer)
 
     def _answer(self, lookup: Lookup, tasks: Mapping[int, Any]) -> Answer:
         p = self.partition_of(lookup.person_id)
@@ -121,7 +130,7 @@ class Lookups:
         if state is None:
             user = Links(task.store).get(person)  # the source partition's identity links
             if user is not None:
-                return Answer("merged", {"person_id": user})
+                return Answer("merged", user=user)
             if lookup.kind == PERSON or not past["t"]:
                 return Answer("unknown")
         body: dict[str, Any] = {}
@@ -135,4 +144,4 @@ class Lookups:
         if lookup.kind in (TRIGGERS, PAGE):
             body["person_id"] = person
             body["recent_triggers"] = history.entries(past)
-        return Answer("found", body)
+        return Answer("found", orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS))

@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import orjson
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
 from pipeline.profiles import page
 from pipeline.profiles.auth import RateLimiter, Tokens
 from pipeline.profiles.directory import Directory
-from pipeline.profiles.lookups import PERSON, TRIGGERS, Lookups
+from pipeline.profiles.lookups import PERSON, TRIGGERS, Answer, Lookups
 from pipeline.profiles.settings import LOCALHOST, ApiSettings
 
 log = logging.getLogger(__name__)
@@ -51,16 +52,32 @@ def openapi() -> dict[str, Any]:
     return doc
 
 
+def dumps(body: Any) -> bytes:
+    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+
+
 @dataclass
 class Reply:
+    """An answer as JSON bytes (the worker loop's, or the owner's, passed through as they are)."""
+
     status: int
-    body: dict[str, Any]
+    raw: bytes
     served_by: str = ""
     headers: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def body(self) -> dict[str, Any]:
+        value: dict[str, Any] = orjson.loads(self.raw)
+        return value
+
 
 def error(status: int, code: str, message: str, **headers: str) -> Reply:
-    return Reply(status, {"error": {"code": code, "message": message}}, headers=headers)
+    return Reply(status, dumps({"error": {"code": code, "message": message}}), headers=headers)
+
+
+def _settle(future: asyncio.Future[Answer | Exception], answer: Answer | Exception) -> None:
+    if not future.done():
+        future.set_result(answer)
 
 
 def _unavailable(message: str) -> Reply:
@@ -185,9 +202,8 @@ class ApiServer:
         headers = dict(reply.headers)
         if reply.served_by:
             headers[SERVED_BY] = reply.served_by
-        text = json.dumps(reply.body, separators=(",", ":"), ensure_ascii=False)
         return web.Response(
-            status=reply.status, text=text, content_type="application/json", headers=headers
+            status=reply.status, body=reply.raw, content_type="application/json", headers=headers
         )
 
     # -- routes -------------------------------------------------------------------------
@@ -203,7 +219,7 @@ class ApiServer:
         )
 
     async def _openapi(self, _request: web.Request) -> web.Response:
-        return self._respond(Reply(200, openapi()))
+        return self._respond(Reply(200, dumps(openapi())))
 
     async def _page(self, request: web.Request) -> web.Response:
         person_id = request.match_info["id"]
@@ -236,27 +252,36 @@ class ApiServer:
         partition = self.lookups.partition_of(person_id)
         if partition not in self.lookups.ready:
             return await self._forward(kind, person_id, partition, hops)
-        future = self.lookups.ask(kind, person_id)
+        loop = self.loop
+        future: asyncio.Future[Answer | Exception] = loop.create_future()
+
+        def done(answer: Answer | Exception) -> None:  # on the worker loop's thread
+            loop.call_soon_threadsafe(_settle, future, answer)
+
+        lookup = self.lookups.ask(kind, person_id, done)
         try:
-            answer = await asyncio.wait_for(asyncio.wrap_future(future), self.wait_s)
+            async with asyncio.timeout(self.wait_s):
+                answer = await future
+            if isinstance(answer, Exception):
+                raise answer
         except TimeoutError:
-            future.cancel()
+            lookup.cancelled = True
             return _unavailable(
                 "the worker did not get to the lookup in time (busy or rebalancing)"
             )
         except Exception as exc:  # a layout change in the core, or a bug: say which, not a stack
             return error(500, "internal", f"{type(exc).__name__}: {exc}")
         if answer.status == "found":
-            return Reply(200, answer.body, self.instance_id)
+            return Reply(200, answer.raw, self.instance_id)
         if answer.status == "unknown":
             return error(404, "not_found", f"no person {person_id!r}")
         if answer.status == "merged":
-            user = answer.body["person_id"]
+            user = answer.user
             if user == person_id or merged:  # one step: a user is never merged again
                 return error(404, "not_found", f"no person {person_id!r}")
             reply = await self.resolve(kind, user, hops, merged=True)
             if reply.status == 200:
-                reply.body = {"resolved_from": person_id, "merged": True, **reply.body}
+                reply.raw = dumps({"resolved_from": person_id, "merged": True, **reply.body})
             return reply
         return _unavailable(f"partition {partition} is moving to another worker")
 
@@ -279,8 +304,9 @@ class ApiServer:
             headers["Authorization"] = auth
         try:
             async with self.session.get(url, headers=headers) as resp:
-                body = await resp.json(content_type=None)
-                reply = Reply(resp.status, body, resp.headers.get(SERVED_BY, owner[0]))
+                raw = await resp.read()
+                orjson.loads(raw)  # JSON, or a ValueError (a 503 here)
+                reply = Reply(resp.status, raw, resp.headers.get(SERVED_BY, owner[0]))
                 if "Retry-After" in resp.headers:
                     reply.headers["Retry-After"] = resp.headers["Retry-After"]
                 return reply

@@ -13,7 +13,6 @@ it) instead of showing a wrong profile.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,18 +42,12 @@ def _need(ok: bool, what: str) -> None:
         )
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):  # NaN is not JSON
-        return None
-    return value
-
-
 class ProfileView:
-    """Turns one person's core state into the API's JSON (a plain, fresh dict)."""
+    """Turns one person's core state into the API's JSON.
+
+    The dict may share values with the live state: encode it (``orjson``) before
+    the state changes, on the worker loop's thread (``lookups.py`` does).
+    """
 
     def __init__(self, operators: Sequence[Any], stage: RuleStage | None) -> None:
         self.absence = [op for op in operators if isinstance(op, AbsenceRule)]
@@ -69,22 +62,19 @@ class ProfileView:
         as_of = None if watermark_ms <= NEG_INF_MS else watermark_ms
         traits = dict(person_traits(state, as_of))
         scores = {k: traits.pop(k) for k in SCORES if k in traits}
-        profile: dict[str, Any] = _jsonable(
-            {
-                "person_id": person_id,
-                "as_of_ms": as_of,
-                "identities": self.identities(person_id, state),
-                "traits": traits,
-                "scores": scores,
-                "segments": self.segments(state),
-                "open_session": self.open_session(person_id, state),
-                "pending_timers": self.timers(state),
-                "awaiting_watermark": self.buffered(state),
-                "next_timer_ms": state.get(NEXT),
-                "activity_heatmap": self.heatmap(state, traits.get("timezone")),
-            }
-        )
-        return profile
+        return {
+            "person_id": person_id,
+            "as_of_ms": as_of,
+            "identities": self.identities(person_id, state),
+            "traits": traits,
+            "scores": scores,
+            "segments": self.segments(state),
+            "open_session": self.open_session(person_id, state),
+            "pending_timers": self.timers(state),
+            "awaiting_watermark": self.buffered(state),
+            "next_timer_ms": state.get(NEXT),
+            "activity_heatmap": self.heatmap(state, traits.get("timezone")),
+        }
 
     # -- parts -------------------------------------------------------------------------
 

@@ -217,15 +217,18 @@ class Runtime:
         )
         s = self.settings
         next_commit = time.monotonic() + s.commit_interval_ms / 1000
+        lookups = self.lookups  # the profile API's, answered between records
         try:
             while not self.stop.is_set():
                 msgs = self.consumer.consume(s.batch_max, timeout=s.batch_wait_ms / 1000)
-                if self.lookups is not None:
-                    self.lookups.answer(self.tasks)
+                if lookups is not None:
+                    lookups.answer(self.tasks)
                 started = time.perf_counter()
                 try:
                     for msg in msgs:
                         self._dispatch(msg)
+                        if lookups is not None and lookups.queue:  # between records too
+                            lookups.answer(self.tasks)
                 except ProcessingFailed as exc:
                     self._reprocess_carefully(exc)
                     continue
