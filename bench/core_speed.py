@@ -1,6 +1,7 @@
 """In-process core speed: replay events/s and person-state bytes (no Kafka).
 
     python -m bench.core_speed [--people 2000] [--repeat 3] [--baseline DIR] [--json F]
+    python -m bench.core_speed --scale 2000,20000
 
 Over a synthetic week (``SyntheticConfig(people=P, days=7)``, arrival order):
 
@@ -12,7 +13,13 @@ Over a synthetic week (``SyntheticConfig(people=P, days=7)``, arrival order):
 
 ``--baseline DIR`` also measures another checkout of Pulse (e.g. ``git archive``
 of the commit before) in a subprocess, alternating with this one, so the
-ratios come from one run on the same (shared) machine.
+ratios come from one run on the same (shared) machine. Events/s are given in
+wall-clock time and in the process's CPU time (``cpu``): on a machine shared
+with other work the CPU figure is the steadier one.
+
+``--scale P1,P2,...`` replays a synthetic week of each size through the
+commerce topology once (this checkout only) and prints the CPU time per event
+and per person: the cost per active person should not grow with their number.
 """
 
 from __future__ import annotations
@@ -45,14 +52,15 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def replay_seconds(events: list[Any], topology: str | None) -> float:
+def replay_seconds(events: list[Any], topology: str | None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one replay."""
     from pipeline.replay import replay_events
     from pipeline.topology import load
 
     topo = load(topology)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     replay_events(events, topo.operators, allowed_lateness_ms=LATENESS_MS, stage=topo.stage)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def state_sizes(events: list[Any], topology: str | None) -> dict[str, Any]:
@@ -86,8 +94,9 @@ def measure(people: int, repeat: int, label: str) -> dict[str, Any]:
             continue
         runs = [replay_seconds(events, topology) for _ in range(repeat)]
         out[name] = {
-            "events_per_s": len(events) / min(runs),
-            "runs_s": [round(r, 3) for r in runs],
+            "events_per_s": len(events) / min(r[0] for r in runs),
+            "events_per_cpu_s": len(events) / min(r[1] for r in runs),
+            "runs_s": [round(r[0], 3) for r in runs],
             "state": state_sizes(events, topology),
         }
     return out
@@ -109,6 +118,24 @@ def measure_in(checkout: Path | None, people: int, repeat: int, label: str) -> d
     return result
 
 
+def scale(sizes: list[int]) -> list[dict[str, Any]]:
+    """CPU time per event and per person of a synthetic week of each size (commerce)."""
+    rows = []
+    for people in sizes:
+        events = week(people)
+        persons = len({e.person_id for e in events})
+        _, cpu = replay_seconds(events, COMMERCE)
+        row = {"people": people, "events": len(events), "persons": persons, "cpu_s": cpu,
+               "us_per_event": cpu / len(events) * 1e6,
+               "ms_per_person": cpu / persons * 1e3}  # fmt: skip
+        print(f"scale  {people:6} people {len(events):8,} events {persons:6,} persons  "
+              f"{row['us_per_event']:6.1f} us/event  {row['ms_per_person']:6.2f} ms/person",
+              flush=True)  # fmt: skip
+        rows.append(row)
+        del events
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.core_speed", description=__doc__)
     p.add_argument("--people", type=int, default=2000)
@@ -116,7 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="alternations with --baseline")
     p.add_argument("--baseline", default="", help="another checkout to measure alongside")
     p.add_argument("--json", default="", help="write the raw figures here")
+    p.add_argument("--scale", default="", help="comma-separated sizes: CPU cost per person")
     args = p.parse_args(argv)
+    if args.scale:
+        rows = scale([int(x) for x in args.scale.split(",")])
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+        return 0
     result: dict[str, Any] = {"people": args.people, "rounds": []}
     for _ in range(args.rounds):
         round_: dict[str, Any] = {}
@@ -133,8 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             for name in LABELS:
                 f = figures[name]
                 st = f["state"]
+                cpu = f.get("events_per_cpu_s", 0.0)
                 print(
-                    f"{side:6} {name:8} {f['events_per_s']:9,.0f} ev/s  runs {f['runs_s']}  "
+                    f"{side:6} {name:8} {f['events_per_s']:9,.0f} ev/s {cpu:9,.0f} ev/cpu-s  "
+                    f"runs {f['runs_s']}  "
                     f"state B/person mean {st['mean']:.0f} p50 {st['p50']:.0f} "
                     f"p99 {st['p99']:.0f} max {st['max']:.0f}  timers {st['pending_timers']}"
                 )
@@ -142,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in LABELS:
                 after, before = round_["after"][name], round_["before"][name]
                 ratio = after["events_per_s"] / before["events_per_s"]
-                print(f"ratio  {name:8} {ratio:.2f}x")
+                cpu_ratio = after["events_per_cpu_s"] / before["events_per_cpu_s"]
+                print(f"ratio  {name:8} {ratio:.2f}x wall  {cpu_ratio:.2f}x cpu")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0

@@ -190,6 +190,7 @@ class StageRun:
             for i in entry[3]:
                 spec = stage.triggers[i]
                 rule = spec.rule
+                name = rule.name
                 cancel = plan.is_cancel(i, entry[2])
                 part = plan.where[i].state
                 if not cancel and not part.empty:
@@ -199,15 +200,15 @@ class StageRun:
                         continue
                 if event is None:
                     event = _event_of(entry)
-                snap = states.get(spec.name)
+                snap = states.get(name)
                 if isinstance(rule, AbsenceRule):
                     snap, _ = rule.on_event(snap, event, self.pid, t)
                     if (spec, rule) not in touched:
                         touched.append((spec, rule))
-                    self._put_rule(spec.name, snap)
+                    self._put_rule(name, snap)
                     continue
                 snap, records = rule.on_event(snap, event, self.pid)
-                self._put_rule(spec.name, snap)
+                self._put_rule(name, snap)
                 fired.extend((spec, r, entry[7]) for r in records)
         for spec, absence in touched:
             snap, outs = absence.on_watermark(states.get(spec.name), self.pid, t + 1)
