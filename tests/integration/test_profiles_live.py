@@ -229,3 +229,89 @@ def _up(url: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_a_rebalance_answers_503_or_the_person_never_an_empty_profile(
+    settings: Settings, pulse_env: dict[str, str], tmp_path: Path
+) -> None:
+    # One worker has every partition; a second joins with an empty PULSE_HOME, so
+    # the partitions it takes are restored from the changelog (the trigger
+    # history with them). Every answer meanwhile is the person, or 503 + Retry-After.
+    persons = [person_on_partition(p, 4, prefix="rebalanced") for p in range(4)]
+    lines = []
+    for i, person in enumerate(persons):
+        lines += [
+            event_line(f"{i}-v", "product_viewed", T0 + i * MIN, userId=person),
+            event_line(f"{i}-c", "checkout_started", T0 + i * MIN + 1000, userId=person),
+        ]
+    lines.append(event_line("end", "page_viewed", T0 + 2 * HOUR, userId="someone-else"))
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    ensure_topics(settings)
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+
+    def env_of(i: int) -> dict[str, str]:
+        home = str(tmp_path / f"home{i}")
+        return {**pulse_env, "PULSE_IDLE_ADVANCE_MS": "1000", "PULSE_INSTANCE_ID": f"w{i}",
+                "PULSE_HOME": home, "PULSE_API_PORT": str(ports[i])}  # fmt: skip
+
+    procs = [start_worker(env_of(0), logs[0], "--topology", str(COMMERCE))]
+    answers: list[tuple[int, Any, dict[str, str]]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            for person in persons:
+                try:
+                    answers.append((*get(f"{urls[0]}/v1/persons/{person}", token=None)[:2],
+                                    {"person": person}))  # fmt: skip
+                except OSError as exc:
+                    answers.append((0, str(exc), {"person": person}))
+            time.sleep(0.02)
+
+    try:
+        wait_for(lambda: _up(urls[0]) and get(f"{urls[0]}/v1/persons/x", None)[0] == 404, 90,
+                 "the first worker answers")  # fmt: skip
+        pulse(pulse_env, "produce", "--file", str(events))
+        read_committed(
+            settings, ["triggers"], timeout_s=90,
+            until=lambda g: {r["person_id"] for _, r in g} >= set(persons),
+        )  # fmt: skip
+        wait_for(lambda: all(get(f"{urls[0]}/v1/persons/{p}/triggers", None)[0] == 200
+                             for p in persons), 30, "histories")  # fmt: skip
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        procs.append(start_worker(env_of(1), logs[1], "--topology", str(COMMERCE)))
+
+        def moved() -> bool:
+            who = {
+                get(f"{urls[0]}/v1/persons/{p}", None)[2].get("X-Pulse-Served-By") for p in persons
+            }
+            return who == {"w0", "w1"}
+
+        wait_for(moved, 90, "the second worker serves its partitions")
+        time.sleep(1)
+        stop.set()
+        poller.join(10)
+        # the restored partitions' histories came with them (read from the changelog)
+        for person in persons:
+            status, body, _ = get(f"{urls[1]}/v1/persons/{person}/triggers", None)
+            assert status == 200, body
+            assert "checkout_abandoned" in [t["rule"] for t in body["recent_triggers"]]
+        assert "w1" in {get(f"{urls[1]}/v1/persons/{p}", None)[2]["X-Pulse-Served-By"]
+                        for p in persons}  # fmt: skip
+    finally:
+        stop.set()
+        for proc in procs:
+            stop_worker(proc)
+    statuses = [a[0] for a in answers]
+    assert 503 in statuses, "the rebalance was not seen"  # else the test proves nothing
+    for status, body, meta in answers:
+        if status == 200:
+            assert body["person_id"] == meta["person"]
+            assert body["traits"]["events_total"] >= 2  # never an empty profile
+        else:
+            assert status == 503, (status, body)
+            assert body["error"]["code"] == "unavailable"
