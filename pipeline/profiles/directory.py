@@ -81,15 +81,21 @@ class Directory:
         self.thread.start()
 
     def advertise(self, partitions: frozenset[int]) -> None:
-        """Called on the worker loop's thread at each assignment / revocation."""
+        """Called on the worker loop's thread at each assignment / revocation; never blocks.
+
+        The producer's own thread delivers it (a broker outage must not hold up
+        a rebalance callback); :meth:`close` waits for what is left.
+        """
         value = {
             "url": self.url,
             "partitions": sorted(partitions),
             "at_ms": int(time.time() * 1000),
         }
-        self.producer.produce(self.topic, json.dumps(value).encode(), self.instance_id.encode())
+        try:
+            self.producer.produce(self.topic, json.dumps(value).encode(), self.instance_id.encode())
+        except BufferError:
+            log.warning("the profile API's advertisement was not queued (producer queue full)")
         self.producer.poll(0)
-        self.producer.flush(5)
 
     def owner(self, partition: int) -> tuple[str, str] | None:
         """(instance id, url) of the worker that last claimed ``partition``."""
