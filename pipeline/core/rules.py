@@ -45,7 +45,7 @@ from pipeline.core.events import Event
 from pipeline.core.outputs import Output
 from pipeline.core.plan import plan_of
 from pipeline.core.predicates import ALWAYS, Predicate
-from pipeline.core.stagerun import StageRun, store
+from pipeline.core.stagerun import settle, store
 from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class RuleStage:
         st = person.get("rules")
         if not st:
             return []
-        return StageRun(self, person, st, person_id, operators).run(watermark_ms)
+        return settle(self, person, st, person_id, watermark_ms, operators=operators)
 
     def after_watermark(
         self, person: dict[str, Any], person_id: str, watermark_ms: int

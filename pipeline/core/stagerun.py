@@ -22,6 +22,7 @@ from pipeline.core.traits import BEHAVIOR, TRAITS_KEY
 
 if TYPE_CHECKING:
     from pipeline.core.engine import Operator
+    from pipeline.core.plan import Plan
     from pipeline.core.rules import RuleStage, TriggerSpec
 
 EVICTED = "persons.evicted"
@@ -41,6 +42,73 @@ def _event_of(entry: list[Any]) -> Event:
         properties=entry[4] or {},
         context={"channel": channel} if channel else {},
     )
+
+
+def settle(
+    stage: RuleStage,
+    person: dict[str, Any],
+    st: dict[str, Any],
+    person_id: str,
+    watermark: int,
+    *,
+    operators: Sequence[Operator],
+) -> list[Output]:
+    """``StageRun(...).run(watermark)``, without the walk when nothing is due.
+
+    Nothing buffered final and no deadline at or below ``watermark``: only the
+    absence rules' end-of-settle step remains (each records the watermark it
+    was decided at and prunes its history; nothing can fire there).
+    """
+    queue = st.get("q")
+    if (queue and queue[0][0] < watermark) or "seg_at" in st:
+        return StageRun(stage, person, st, person_id, operators).run(watermark)
+    plan = stage.plan
+    behavior = next((op for op in operators if op.name == BEHAVIOR), None)
+    due = next_due(plan, st, person, behavior)
+    if due is not None and due <= watermark:
+        return StageRun(stage, person, st, person_id, operators).run(watermark)
+    states = st.get("t")
+    run: StageRun | None = None
+    if states:
+        for spec, rule, name in plan.absence_named:
+            snap = states.get(name)
+            if snap is not None:
+                snap, outs = rule.on_watermark(snap, person_id, watermark)
+                if snap is None:
+                    states.pop(name, None)
+                else:
+                    states[name] = snap
+                if outs:  # (not expected: a due timer takes the walk above)
+                    run = run or StageRun(stage, person, st, person_id, operators)
+                    run._fire([(spec, o.record, None) for o in outs], watermark)
+    if not queue:
+        st.pop("q", None)
+    store(person, st)
+    return run.out if run is not None else []
+
+
+def next_due(
+    plan: Plan, st: dict[str, Any], person: dict[str, Any], behavior: Operator | None
+) -> int | None:
+    """The earliest deadline of the stage's walk: absence timers, segment checks, closes."""
+    best: int | None = st.get("sx")
+    states = st.get("t")
+    if states:
+        by_name = plan.absence_by_name
+        for name, snap in states.items():
+            rule = by_name.get(name)
+            if rule is None:
+                continue
+            d = rule.due_ms(snap)
+            if snap["buf"]:  # a snapshot from before final-only buffering
+                d = min(d, min(it[0] for it in snap["buf"]) + 1) if d else None
+            if d is not None and (best is None or d < best):
+                best = d
+    if behavior is not None and (plan.session_segs or st.get("seg")):
+        d = behavior.next_deadline_ms(person.get(BEHAVIOR))
+        if d is not None and (best is None or d < best):
+            best = d
+    return best
 
 
 class StageRun:
@@ -101,25 +169,7 @@ class StageRun:
     # -- the agenda ----------------------------------------------------------------
 
     def _next_due(self) -> int | None:
-        st = self.st
-        best: int | None = st.get("sx")
-        states = st.get("t")
-        if states:
-            by_name = self.plan.absence_by_name
-            for name, snap in states.items():
-                rule = by_name.get(name)
-                if rule is None:
-                    continue
-                d = rule.due_ms(snap)
-                if snap["buf"]:  # a snapshot from before final-only buffering
-                    d = min(d, min(it[0] for it in snap["buf"]) + 1) if d else None
-                if d is not None and (best is None or d < best):
-                    best = d
-        if self.behavior is not None and (self.plan.session_segs or st.get("seg")):
-            d = self.behavior.next_deadline_ms(self.person.get(BEHAVIOR))
-            if d is not None and (best is None or d < best):
-                best = d
-        return best
+        return next_due(self.plan, self.st, self.person, self.behavior)
 
     def _advance(self, t: int) -> tuple[bool, bool]:
         """Move the operators to ``t``; returns (a session closed, the person was evicted)."""
