@@ -8,6 +8,15 @@ between two records of a batch (a check of the queue per record), so an answer
 is the state between two records, committed or about to be. The API waits for it
 at most ``PULSE_API_WAIT_MS`` (then ``503``).
 
+**During a commit** the loop waits for the broker (the changelog, the
+transaction), for tens of milliseconds, and changes no state a lookup reads:
+the persons were encoded into the stores' write caches just before, and the
+commit only sends those caches and then moves them into RocksDB (``store.get``
+sees each value in the one or the other). So the loop opens a *commit window*
+(:meth:`Lookups.commit_window`) and the API's thread answers lookups itself
+meanwhile (:meth:`Lookups.try_now`), under a lock the loop takes before it goes
+on: no answer is computed while the loop changes state.
+
 **Readiness.** ``ready`` is the set of partitions whose stores are restored
 and processed by this worker. The loop empties it when a rebalance starts
 (revoke, lost, or an assignment that is still restoring) and sets it once the
@@ -19,8 +28,10 @@ before a rebalance is answered "not here" (``503``) after it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,11 +85,27 @@ class Lookups:
         self.queue: deque[Lookup] = deque()  # append/popleft are atomic
         self.ready: frozenset[int] = frozenset()
         self.on_ready = on_ready
+        #: the tasks the API's thread may read (a commit is waiting for the broker), else None
+        self.window: Mapping[int, Any] | None = None
+        self.lock = threading.Lock()
 
     # -- the API's side ---------------------------------------------------------------
 
     def partition_of(self, person_id: str) -> int:
         return partition_for(person_id.encode(), self.partitions)
+
+    def try_now(self, kind: str, person_id: str) -> Answer | None:
+        """The answer, computed on the caller's thread if a commit window is open, else None."""
+        if self.window is None:
+            return None
+        return self._in_window(kind, person_id)
+
+    def _in_window(self, kind: str, person_id: str) -> Answer | None:
+        with self.lock:
+            tasks = self.window  # read again under the lock: the loop may have closed it
+            if tasks is None:
+                return None
+            return self._answer(Lookup(kind, person_id, _ignore), tasks)
 
     def ask(self, kind: str, person_id: str, done: Callable[[Answer | Exception], None]) -> Lookup:
         lookup = Lookup(kind, person_id, done)
@@ -104,6 +131,18 @@ class Lookups:
         self.ready = frozenset()
         if self.on_ready is not None:
             self.on_ready(self.ready)
+
+    @contextmanager
+    def commit_window(self, tasks: Mapping[int, Any]) -> Iterator[None]:
+        """Around the loop's commit: the API's thread may answer lookups while it waits."""
+        self.answer(tasks)  # what is queued already
+        self.window = tasks
+        try:
+            yield
+        finally:
+            self.window = None
+            with self.lock:  # an answer being computed has finished: the loop may go on
+                pass
 
     def answer(self, tasks: Mapping[int, Any]) -> None:
         """Answer every queued lookup (the loop calls this once a turn)."""
@@ -145,3 +184,7 @@ class Lookups:
             body["person_id"] = person
             body["recent_triggers"] = history.entries(past)
         return Answer("found", orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS))
+
+
+def _ignore(_answer: Answer | Exception) -> None:
+    """A lookup answered on the caller's thread needs no callback."""

@@ -252,6 +252,14 @@ class ApiServer:
         partition = self.lookups.partition_of(person_id)
         if partition not in self.lookups.ready:
             return await self._forward(kind, person_id, partition, hops)
+        try:
+            now = self.lookups.try_now(kind, person_id)  # a commit is waiting: no need to queue
+        except Exception as exc:  # a layout change in the core, or a bug: say which, not a stack
+            return error(500, "internal", f"{type(exc).__name__}: {exc}")
+        if now is not None:
+            return await self._answered(
+                now, kind, person_id, hops=hops, merged=merged, partition=partition
+            )
         loop = self.loop
         future: asyncio.Future[Answer | Exception] = loop.create_future()
 
@@ -271,6 +279,13 @@ class ApiServer:
             )
         except Exception as exc:  # a layout change in the core, or a bug: say which, not a stack
             return error(500, "internal", f"{type(exc).__name__}: {exc}")
+        return await self._answered(
+            answer, kind, person_id, hops=hops, merged=merged, partition=partition
+        )
+
+    async def _answered(
+        self, answer: Answer, kind: str, person_id: str, *, hops: int, merged: bool, partition: int
+    ) -> Reply:
         if answer.status == "found":
             return Reply(200, answer.raw, self.instance_id)
         if answer.status == "unknown":

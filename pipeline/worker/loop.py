@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -274,7 +275,10 @@ class Runtime:
             task.save_meta()
         started = time.monotonic()
         had_work = self.committer.dirty
-        if not self.committer.commit(self.stores):
+        window = nullcontext() if self.lookups is None else self.lookups.commit_window(self.tasks)
+        with window:  # the profile API may answer from its own thread while the commit waits
+            committed = self.committer.commit(self.stores)
+        if not committed:
             self._rewind()
             return
         now = time.monotonic()

@@ -62,8 +62,9 @@ class PartitionStore:
     # -- reads and writes ------------------------------------------------------------
 
     def get(self, key: bytes) -> bytes | None:
-        if key in self.cache:
-            return self.cache[key]
+        cache = self.cache  # once: the profile API may read while a commit swaps it (applied)
+        if key in cache:
+            return cache[key]
         value = self.db.get(key)
         return None if value is None else bytes(value)
 
@@ -191,8 +192,9 @@ class PersonStates:
 
     def peek(self, person_id: str) -> PersonState | None:
         """The person's current state, not cached (the profile API reads it; do not change it)."""
-        if person_id in self.objects:
-            return self.objects[person_id]
+        objects = self.objects
+        if person_id in objects:
+            return objects[person_id]
         raw = self.store.get(PERSON + person_id.encode())
         return None if raw is None else decode_state(raw)
 

@@ -244,3 +244,26 @@ def test_the_openapi_document_is_served_and_matches_the_routes(api: tuple[ApiSer
     assert routes == documented
     checked_in = Path(__file__).resolve().parents[2] / "pipeline" / "profiles" / "openapi.json"
     assert json.loads(checked_in.read_text()) == body
+
+
+def test_a_commit_window_lets_the_api_answer_while_the_loop_waits(
+    api: tuple[ApiServer, Loop],
+) -> None:
+    server, loop = api
+    person = key_on(2, "committing-")
+    drive(loop, person, [("w1", "page_viewed", 0), ("w2", "page_viewed", 1)], user_id=person)
+    server.wait_s = 0.3
+    with loop.lock:  # the loop is busy: nothing queued is answered
+        assert get(server, f"/v1/persons/{person}")[0] == 503
+        with loop.lookups.commit_window(loop.tasks):  # ... it waits for a commit: answered
+            started = time.monotonic()
+            status, body, _ = get(server, f"/v1/persons/{person}")
+            assert status == 200
+            assert body["traits"]["events_total"] == 1
+            assert time.monotonic() - started < 0.25
+            for task in loop.tasks.values():  # the commit moves the caches into RocksDB
+                task.save_meta()
+                task.store.applied(None)
+            assert get(server, f"/v1/persons/{person}")[0] == 200
+        assert loop.lookups.window is None
+        assert get(server, f"/v1/persons/{person}")[0] == 503
