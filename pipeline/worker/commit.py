@@ -8,15 +8,18 @@ after a crash, the next owner of a partition sees either all of a batch's
 effects or none, and ``read_committed`` consumers never see an aborted one.
 The local RocksDB stores are written only after the transaction committed.
 
-With ``at_least_once`` there is no transaction. A commit delivers, in order
-and each waited for: the outputs and forwarded records, then the changelog's
-person states and links, then its clocks (each partition's ``m`` record,
-which says how far the partition's source was read), then the input offsets;
+With ``at_least_once`` the outputs are not in a transaction. A commit
+delivers, in order and each waited for: the outputs and forwarded records,
+then the changelog (person states, links, duplicate window and each
+partition's ``m`` record, which says how far its source was read) as one
+small transaction of a second, state-only producer, then the input offsets;
 RocksDB is written last. A crash anywhere repeats work but loses none: a state
-is never durable before the outputs it implies, and a redelivered record is
-recognised (below the source's read position, or by the person's ``_src``
-offsets) and changes nothing, so outputs may repeat with the same
-deterministic ids.
+is never durable before the outputs it implies, a restore never sees part of
+a commit's states (a person's new state beside the old read position would
+apply its records twice, and a link without the extraction it caused would
+leave an orphan), and a redelivered record is recognised (below the source's
+read position, or by the person's ``_src`` offsets) and changes nothing, so
+outputs may repeat with the same deterministic ids.
 
 A transaction that must be aborted (a broker outage longer than the
 transaction timeout, a produce error) is aborted, its cached state dropped,
@@ -38,7 +41,7 @@ from pipeline.config import Settings
 from pipeline.errors import PulseError
 from pipeline.worker.kafkalog import RateLimitedLog
 from pipeline.worker.partition import Headers
-from pipeline.worker.store import META, PartitionStore
+from pipeline.worker.store import PartitionStore
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,14 @@ def producer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
     return config
 
 
+def state_producer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
+    """at_least_once: the producer of the changelog, one transaction per commit."""
+    config = producer_config(settings, instance_id)
+    config["transactional.id"] = f"{settings.app_id}-{instance_id}-state"
+    config["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
+    return config
+
+
 class Committer:
     """The worker's producer, and its commit protocol (see the module docs)."""
 
@@ -78,6 +89,12 @@ class Committer:
         config = producer_config(settings, instance_id)
         config["logger"] = RateLimitedLog(logging.getLogger("pipeline.worker.kafka"))
         self.producer = Producer(config)
+        #: where changelog records go: the same transaction, or (at_least_once) their own
+        self.states = self.producer
+        if not self.eos:
+            config = state_producer_config(settings, instance_id)
+            config["logger"] = RateLimitedLog(logging.getLogger("pipeline.worker.kafka"))
+            self.states = Producer(config)
         self.in_txn = False
         self.dirty = False
         self.errors: list[str] = []
@@ -85,8 +102,7 @@ class Committer:
         self.commits = 0
 
     def start(self) -> None:
-        if self.eos:
-            self.producer.init_transactions(60)
+        self.states.init_transactions(60)  # fences a previous incarnation, aborts its open one
 
     def touch(self) -> None:
         """Something was consumed: its offset needs committing."""
@@ -96,10 +112,12 @@ class Committer:
         self, topic: str, key: bytes, value: bytes | None, headers: Headers, partition: int | None
     ) -> None:
         """Produce to logical ``topic`` (the changelog by its full name) in the open transaction."""
-        if self.eos and not self.in_txn:
-            self.producer.begin_transaction()
+        changelog = topic == self.changelog
+        producer = self.states if changelog else self.producer
+        if producer is self.states and not self.in_txn:
+            self.states.begin_transaction()
             self.in_txn = True
-        full = topic if topic == self.changelog else self.settings.topic(topic)
+        full = topic if changelog else self.settings.topic(topic)
         kwargs: dict[str, Any] = {
             "key": key,
             "value": value,
@@ -111,10 +129,10 @@ class Committer:
         self.dirty = True
         while True:
             try:
-                self.producer.produce(full, **kwargs)
+                producer.produce(full, **kwargs)
                 return
             except BufferError:  # the local queue is full: let it drain
-                self.producer.poll(0.05)
+                producer.poll(0.05)
 
     def _delivered(self, err: Any, msg: Any) -> None:
         if err is not None:
@@ -132,15 +150,13 @@ class Committer:
             tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0
         ]
         if self.eos:
-            self._send_changelog(stores, meta=None)
-            ok = self._commit_eos(offsets)
-        else:
-            ok = (
-                self._flushed()
-                and self._send_changelog(stores, meta=False)
-                and self._send_changelog(stores, meta=True)
-                and self._commit_alo(offsets)
-            )
+            self._send_changelog(stores)
+            ok = self._commit_transaction(offsets)
+        else:  # outputs delivered, then the states in one transaction, then the offsets
+            ok = self._flushed()
+            if ok:
+                self._send_changelog(stores)
+                ok = self._commit_transaction(None) and self._commit_alo(offsets)
         if not ok:
             self.abort(stores.values())
             return False
@@ -151,16 +167,20 @@ class Committer:
         self.commits += 1
         return True
 
-    def _commit_eos(self, offsets: list[Any]) -> bool:
+    def _commit_transaction(self, offsets: list[Any] | None) -> bool:
+        """Commit the open transaction, with the input ``offsets`` (exactly_once) or without."""
+        if offsets is None and not self.in_txn:
+            return True  # at_least_once and no state changed
         try:
             if not self.in_txn:
-                self.producer.begin_transaction()
+                self.states.begin_transaction()
                 self.in_txn = True
-            group = self.consumer.consumer_group_metadata()
-            self.producer.send_offsets_to_transaction(offsets, group, 30)
+            if offsets is not None:
+                group = self.consumer.consumer_group_metadata()
+                self.states.send_offsets_to_transaction(offsets, group, 30)
             for attempt in range(10):
                 try:
-                    self.producer.commit_transaction(30)
+                    self.states.commit_transaction(30)
                     break
                 except KafkaException as exc:
                     if not exc.args[0].retriable() or attempt == 9:
@@ -176,16 +196,11 @@ class Committer:
         self.errors.clear()
         return True
 
-    def _send_changelog(self, stores: Mapping[int, PartitionStore], meta: bool | None) -> bool:
-        """The stores' writes (only the clocks, or all but them; None: all) to the changelog.
-
-        Without a transaction each part is waited for before the next one.
-        """
+    def _send_changelog(self, stores: Mapping[int, PartitionStore]) -> None:
+        """The stores' writes since the last commit, to the changelog (in the open transaction)."""
         for p, store in stores.items():
             for key, value in store.take_cache().items():
-                if meta is None or key.startswith(META) == meta:
-                    self.send(self.changelog, key, value, [], p)
-        return meta is None or self._flushed()
+                self.send(self.changelog, key, value, [], p)
 
     def _flushed(self) -> bool:
         """Everything produced so far is delivered (at_least_once)."""
@@ -211,9 +226,9 @@ class Committer:
 
     def abort(self, stores: Iterable[PartitionStore]) -> None:
         """Drop the open transaction and the stores' uncommitted writes."""
-        if self.eos and self.in_txn:
+        if self.in_txn:
             try:
-                self.producer.abort_transaction(30)
+                self.states.abort_transaction(30)
             except KafkaException as exc:
                 if exc.args[0].fatal():
                     raise FatalKafkaError(
@@ -228,6 +243,8 @@ class Committer:
         self.dirty = False
 
     def close(self) -> None:
-        if self.eos and self.in_txn:
+        if self.in_txn:
             self.abort([])
         self.producer.flush(10)
+        if self.states is not self.producer:
+            self.states.flush(10)
