@@ -201,8 +201,14 @@ class BehaviorOperator:
         queue = state["q"]
         if queue and queue[0][0] < watermark_ms:
             return True
-        deadline = self.next_deadline_ms(state)
-        return deadline is not None and deadline <= watermark_ms
+        # :meth:`next_deadline_ms` <= watermark, without walking the buffer: every
+        # buffered event is at or after the watermark, so none moves an eviction
+        # that is due to after it, and none can make one due
+        last = self.traits.last_seen_ms(state[TRAITS_KEY])
+        if last is not None and last + self.idle_ttl_ms <= watermark_ms:
+            return True
+        close_by = watermark_ms - self.windows.inactivity_gap_ms
+        return any(sess["l"] <= close_by for sess in state["o"])
 
     def _fold_until(self, traits: Any, queue: list[list[Any]], start: int, until_ms: int) -> int:
         i = start
