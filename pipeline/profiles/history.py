@@ -17,9 +17,10 @@ An eviction (``persons.evicted``) deletes it with the person.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any, Protocol
+
+import orjson
 
 from pipeline.core.outputs import Output
 
@@ -47,7 +48,7 @@ def read(store: KeyValue, person_id: str) -> dict[str, Any]:
     raw = store.get(history_key(person_id))
     if raw is None:
         return {"t": [], "s": {}}
-    value: dict[str, Any] = json.loads(raw)
+    value: dict[str, Any] = orjson.loads(raw)
     return value
 
 
@@ -82,7 +83,7 @@ class History:
         if not value["t"] and not value["s"]:
             self.store.put(key, None)
         else:
-            self.store.put(key, json.dumps(value, separators=(",", ":")).encode())
+            self.store.put(key, orjson.dumps(value))
 
 
 def entries(value: dict[str, Any]) -> list[dict[str, Any]]:
