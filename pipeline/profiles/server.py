@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib import resources
@@ -195,7 +196,12 @@ class ApiServer:
         person = request.match_info.get("id")
         if person is not None and (not person or len(person.encode()) > MAX_ID):
             return self._respond(error(400, "bad_id", f"a person id is 1 to {MAX_ID} bytes"))
+        started = time.perf_counter()
         response: web.StreamResponse = await handler(request)
+        # how long this worker took (forwarding included): what the client saw beyond it is network
+        response.headers["Server-Timing"] = (
+            f"total;dur={(time.perf_counter() - started) * 1000:.2f}"
+        )
         return response
 
     def _respond(self, reply: Reply) -> web.Response:
