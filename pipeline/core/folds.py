@@ -214,11 +214,14 @@ def window_expiries(
     n = size // unit
     end = (as_of_ms - 1) // unit + 1
     out = []
-    for idx, counts in state[level]:
-        if end - n <= idx < end:
+    for idx, counts in reversed(state[level]):  # newest first, then put oldest first
+        if idx < end:
+            if idx < end - n:
+                break
             count = counts.get(name, 0) if name is not None else sum(counts.values())
             if count:
                 out.append(((idx + n) * unit + 1, count))
+    out.reverse()
     return out
 
 
