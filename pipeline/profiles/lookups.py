@@ -8,14 +8,16 @@ between two records of a batch (a check of the queue per record), so an answer
 is the state between two records, committed or about to be. The API waits for it
 at most ``PULSE_API_WAIT_MS`` (then ``503``).
 
-**During a commit** the loop waits for the broker (the changelog, the
+**While the loop waits.** In a commit the loop waits for the broker (the changelog, the
 transaction), for tens of milliseconds, and changes no state a lookup reads:
 the persons were encoded into the stores' write caches just before, and the
 commit only sends those caches and then moves them into RocksDB (``store.get``
-sees each value in the one or the other). So the loop opens a *commit window*
-(:meth:`Lookups.commit_window`) and the API's thread answers lookups itself
-meanwhile (:meth:`Lookups.try_now`), under a lock the loop takes before it goes
-on: no answer is computed while the loop changes state.
+sees each value in the one or the other). The same holds while it waits in
+``consume()`` for records (only a rebalance callback changes state there, and
+it closes the window first). So around both waits the loop opens a *window*
+(:meth:`Lookups.waiting`) and the API's thread answers lookups itself meanwhile
+(:meth:`Lookups.try_now`), under a lock the loop takes before it goes on: no
+answer is computed while the loop changes state.
 
 **Readiness.** ``ready`` is the set of partitions whose stores are restored
 and processed by this worker. The loop empties it when a rebalance starts
@@ -120,6 +122,7 @@ class Lookups:
             task.history = history.History(task.store, self.history_size)
 
     def unready(self) -> None:
+        self._close_window()  # a rebalance callback is about to change the tasks
         self.ready = frozenset()
 
     def assigned(self, partitions: list[int]) -> None:
@@ -128,21 +131,31 @@ class Lookups:
             self.on_ready(self.ready)
 
     def revoked(self) -> None:
+        self._close_window()
         self.ready = frozenset()
         if self.on_ready is not None:
             self.on_ready(self.ready)
 
     @contextmanager
-    def commit_window(self, tasks: Mapping[int, Any]) -> Iterator[None]:
-        """Around the loop's commit: the API's thread may answer lookups while it waits."""
-        self.answer(tasks)  # what is queued already
+    def waiting(self, tasks: Mapping[int, Any]) -> Iterator[None]:
+        """Around a wait of the loop: the API's thread may answer lookups meanwhile.
+
+        The loop waits in ``consume()`` (where only a rebalance callback changes
+        anything: :meth:`unready` and :meth:`revoked` close the window first) and
+        in a commit.
+        """
+        if self.queue:
+            self.answer(tasks)  # what is queued already
         self.window = tasks
         try:
             yield
         finally:
-            self.window = None
-            with self.lock:  # an answer being computed has finished: the loop may go on
-                pass
+            self._close_window()
+
+    def _close_window(self) -> None:
+        self.window = None
+        with self.lock:  # an answer being computed has finished: the loop may go on
+            pass
 
     def answer(self, tasks: Mapping[int, Any]) -> None:
         """Answer every queued lookup (the loop calls this once a turn)."""

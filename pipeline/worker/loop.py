@@ -104,7 +104,7 @@ class Runtime:
         self.committer = Committer(settings, self.consumer, instance_id, self.changelog)
         self.stop = threading.Event() if stop is None else stop
         self.ready = threading.Event()
-        #: the profile API's lookups, answered between batches (pipeline/profiles/lookups.py)
+        #: the profile API's lookups, answered between records (pipeline/profiles/lookups.py)
         self.lookups = lookups
         self.told: dict[tuple[int, int], tuple[int, int]] = {}  # (dest, source) -> report
         self.starts: dict[tuple[str, int], int] = {}  # where each input began at assignment
@@ -221,9 +221,8 @@ class Runtime:
         lookups = self.lookups  # the profile API's, answered between records
         try:
             while not self.stop.is_set():
-                msgs = self.consumer.consume(s.batch_max, timeout=s.batch_wait_ms / 1000)
-                if lookups is not None:
-                    lookups.answer(self.tasks)
+                with nullcontext() if lookups is None else lookups.waiting(self.tasks):
+                    msgs = self.consumer.consume(s.batch_max, timeout=s.batch_wait_ms / 1000)
                 started = time.perf_counter()
                 try:
                     for msg in msgs:
@@ -275,7 +274,7 @@ class Runtime:
             task.save_meta()
         started = time.monotonic()
         had_work = self.committer.dirty
-        window = nullcontext() if self.lookups is None else self.lookups.commit_window(self.tasks)
+        window = nullcontext() if self.lookups is None else self.lookups.waiting(self.tasks)
         with window:  # the profile API may answer from its own thread while the commit waits
             committed = self.committer.commit(self.stores)
         if not committed:

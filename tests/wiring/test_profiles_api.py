@@ -255,7 +255,7 @@ def test_a_commit_window_lets_the_api_answer_while_the_loop_waits(
     server.wait_s = 0.3
     with loop.lock:  # the loop is busy: nothing queued is answered
         assert get(server, f"/v1/persons/{person}")[0] == 503
-        with loop.lookups.commit_window(loop.tasks):  # ... it waits for a commit: answered
+        with loop.lookups.waiting(loop.tasks):  # ... it waits for a commit: answered
             started = time.monotonic()
             status, body, _ = get(server, f"/v1/persons/{person}")
             assert status == 200
