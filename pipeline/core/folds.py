@@ -185,14 +185,18 @@ def window_count(
     # buckets are sorted by index: walk back from the newest (counts are ints: any order)
     if name is not None:
         total = 0
-        for idx, counts in reversed(state[level]):
+        buckets = state[level]
+        for i in range(len(buckets) - 1, -1, -1):  # (not reversed(): mypyc cannot compile it)
+            idx, counts = buckets[i]
             if idx < end:
                 if idx < start:
                     break
                 total += counts.get(name, 0)
         return total or None
     totals: dict[str, int] = {}
-    for idx, counts in reversed(state[level]):
+    buckets = state[level]
+    for i in range(len(buckets) - 1, -1, -1):
+        idx, counts = buckets[i]
         if idx < end:
             if idx < start:
                 break
@@ -214,7 +218,9 @@ def window_expiries(
     n = size // unit
     end = (as_of_ms - 1) // unit + 1
     out = []
-    for idx, counts in reversed(state[level]):  # newest first, then put oldest first
+    buckets = state[level]
+    for i in range(len(buckets) - 1, -1, -1):  # newest first, then put oldest first
+        idx, counts = buckets[i]
         if idx < end:
             if idx < end - n:
                 break
