@@ -44,6 +44,12 @@ MAX_HOPS = 2
 MAX_ID = 256
 RETRY_AFTER = "1"
 COOKIE = "pulse_token"
+#: The page runs no script and loads nothing: a browser may not either.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
 
 
 def openapi() -> dict[str, Any]:
@@ -198,6 +204,7 @@ class ApiServer:
             return self._respond(error(400, "bad_id", f"a person id is 1 to {MAX_ID} bytes"))
         started = time.perf_counter()
         response: web.StreamResponse = await handler(request)
+        response.headers.update(SECURITY_HEADERS)
         # how long this worker took (forwarding included): what the client saw beyond it is network
         response.headers["Server-Timing"] = (
             f"total;dur={(time.perf_counter() - started) * 1000:.2f}"

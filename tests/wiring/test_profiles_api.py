@@ -140,7 +140,8 @@ def test_a_person_their_triggers_and_the_page(api: tuple[ApiServer, Loop]) -> No
     assert status == 200
     rules = [(t["kind"], t["rule"]) for t in body["recent_triggers"]]
     assert ("trigger", "checkout_abandoned") in rules, rules
-    status, html, _ = get(server, f"/persons/{person}")
+    status, html, headers = get(server, f"/persons/{person}")
+    assert headers["Content-Security-Policy"].startswith("default-src 'none'")
     assert status == 200
     assert "checkout_abandoned" in html
     assert 'id="heatmap"' in html
