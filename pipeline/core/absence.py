@@ -185,7 +185,8 @@ class AbsenceRule:
         act = state["act"]
         if act is not None and act[0] + self.within_ms <= watermark_ms:
             return True
-        return any(it[0] < watermark_ms for it in state["buf"])
+        buf = state["buf"]
+        return bool(buf) and any(it[0] < watermark_ms for it in buf)
 
     # -- identity stitching ----------------------------------------------------
 

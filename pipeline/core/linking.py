@@ -161,4 +161,7 @@ def route(state: PersonState, event: Event, person: str) -> tuple[PersonState, s
 
 def keeps(state: PersonState) -> bool:
     """Whether anything is left to keep (merged ids alone are not)."""
-    return any(k not in RESERVED for k in state) or bool(state.get(AWAIT) or state.get(PRE))
+    for k in state:
+        if k not in RESERVED:
+            return True
+    return bool(state.get(AWAIT) or state.get(PRE))
