@@ -22,7 +22,8 @@ def sleeper() -> subprocess.Popen[bytes]:
     """
     code = f"import time; print('ready', flush=True); time.sleep(60)  # {MARKER.decode()}"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
     return proc
 
 
