@@ -127,6 +127,30 @@ def ensure_topics(
     return created
 
 
+def ensure_compacted_topic(
+    settings: Settings, name: str, partitions: int, config: dict[str, str] | None = None
+) -> None:
+    """Create the compacted topic ``name`` unless it exists, and wait for its leaders."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    if name in admin.list_topics(timeout=30).topics:
+        return
+    topic = NewTopic(
+        name,
+        num_partitions=partitions,
+        replication_factor=settings.replication_factor,
+        config={"cleanup.policy": "compact", **(config or {})},
+    )
+    for _, future in admin.create_topics([topic], operation_timeout=30).items():
+        try:
+            future.result()
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise PulseError(f"could not create topic {name}: {exc}") from exc
+    wait_for_topics(admin, [name])
+
+
 def wait_for_topics(admin: Any, topics: Iterable[str], *, timeout_s: float = 30.0) -> None:
     """Until the broker's metadata shows every partition of ``topics`` with a leader.
 

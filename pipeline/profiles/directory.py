@@ -25,7 +25,6 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from pipeline.config import Settings
-from pipeline.errors import PulseError
 
 log = logging.getLogger(__name__)
 WORKERS = "workers"
@@ -36,27 +35,9 @@ def workers_topic(settings: Settings) -> str:
 
 
 def ensure_workers_topic(settings: Settings) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from pipeline.topics import ensure_compacted_topic
 
-    from pipeline.topics import wait_for_topics
-
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    name = workers_topic(settings)
-    if name in admin.list_topics(timeout=30).topics:
-        return
-    topic = NewTopic(
-        name,
-        num_partitions=1,
-        replication_factor=settings.replication_factor,
-        config={"cleanup.policy": "compact"},
-    )
-    for _, future in admin.create_topics([topic], operation_timeout=30).items():
-        try:
-            future.result()
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise PulseError(f"could not create topic {name}: {exc}") from exc
-    wait_for_topics(admin, [name])
+    ensure_compacted_topic(settings, workers_topic(settings), 1)
 
 
 class Directory:

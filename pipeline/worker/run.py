@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.config import Settings
-from pipeline.errors import ConfigError, PulseError
+from pipeline.errors import ConfigError
 from pipeline.profiles import start_worker_api
 from pipeline.topics import BY_PERSON, EVENTS, check_partitions
 from pipeline.worker.commit import FatalKafkaError
@@ -55,27 +55,10 @@ def claim_instance(settings: Settings) -> tuple[str, IO[str] | None]:
 
 def ensure_changelog(settings: Settings, partitions: int) -> None:
     """The compacted state changelog (one partition per partition number)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from pipeline.topics import ensure_compacted_topic
 
-    from pipeline.topics import wait_for_topics
-
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     name = changelog_topic(settings)
-    if name in admin.list_topics(timeout=30).topics:
-        return
-    topic = NewTopic(
-        name,
-        num_partitions=partitions,
-        replication_factor=settings.replication_factor,
-        config={"cleanup.policy": "compact", "delete.retention.ms": "604800000"},
-    )
-    for _, future in admin.create_topics([topic], operation_timeout=30).items():
-        try:
-            future.result()
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise PulseError(f"could not create topic {name}: {exc}") from exc
-    wait_for_topics(admin, [name])
+    ensure_compacted_topic(settings, name, partitions, {"delete.retention.ms": "604800000"})
 
 
 def partitioned_topics(settings: Settings) -> list[str]:
