@@ -12,7 +12,9 @@ encoding can change without a migration:
   a synthetic week goes from 1.58 KB to 0.47 KB (``python -m bench.core_speed``).
   Encoding takes about three times as long as orjson alone (19 against 6 us for
   a median state, on a loaded machine); decoding about the same;
-* ``\\x02`` + orjson: states written before version 3 still load;
+* ``\\x02`` + orjson: states written before version 3, and states under
+  :data:`SMALL_STATE` bytes (a count, a new person), where deflate's fixed cost
+  buys nothing;
 * ``\\x01`` + compact JSON (``json.dumps`` without spaces): states written
   before version 2 still load.
 
@@ -59,10 +61,18 @@ STATE_DICTIONARY = (
 _LEVEL = 1  # level 6 saves ~15% more bytes for ~30% more encode time
 
 
+#: Below this many bytes of orjson a state is stored as version 2: priming deflate with the
+#: dictionary costs ~16 us whatever the size (40x orjson for a per-person count), for a few bytes.
+SMALL_STATE = 256
+
+
 def encode_state(state: dict[str, Any]) -> bytes:
+    raw = orjson.dumps(state)
+    if len(raw) < SMALL_STATE:
+        return _V2 + raw
     packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY,
                               STATE_DICTIONARY)  # fmt: skip
-    return _V3 + packer.compress(orjson.dumps(state)) + packer.flush()
+    return _V3 + packer.compress(raw) + packer.flush()
 
 
 def decode_state(data: bytes) -> dict[str, Any]:

@@ -9,7 +9,13 @@ import pytest
 
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.events import Event
-from pipeline.records import STATE_DICTIONARY, decode_state, encode_state, encode_state_v2
+from pipeline.records import (
+    SMALL_STATE,
+    STATE_DICTIONARY,
+    decode_state,
+    encode_state,
+    encode_state_v2,
+)
 from pipeline.topology import load
 
 MIN = 60_000
@@ -29,6 +35,15 @@ def test_version_3_round_trips_exactly() -> None:
     assert decode_state(data) == STATE
     assert decode_state(data)["x"][0] == 0.1 + 0.2  # floats bit for bit
     assert len(data) < len(encode_state_v2(STATE))
+
+
+def test_a_small_state_is_stored_without_deflate() -> None:
+    """A per-person count: deflate's fixed cost (~16 us) would be most of the worker's time."""
+    small = {"count": {"n": 12, "last": T0}, "_src": {"0": 17}}
+    data = encode_state(small)
+    assert data[:1] == b"\x02"
+    assert len(data) < SMALL_STATE
+    assert decode_state(data) == small
 
 
 def test_version_2_states_still_load() -> None:
