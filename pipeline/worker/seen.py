@@ -55,8 +55,8 @@ class StoredDedupe(Dedupe):
             self.journal.append((SEEN + key, len(ids)))
             self.next_seq = int.from_bytes(key, "big") + 1
         self.journaled = len(entries)
-        if snapshot is None:
-            return bool(entries)
+        if snapshot is None:  # no window saved with the offsets: the loop refills it
+            return False
         size = int(snapshot["n"])
         self._seen = OrderedDict(entries[len(entries) - size :] if size else [])
         self.max_time_ms = snapshot.get("max")
