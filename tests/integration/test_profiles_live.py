@@ -123,28 +123,41 @@ def chromium_dom(url: str) -> str:
     return out.stdout
 
 
-def test_two_workers_answer_for_every_person_forwarding_to_the_owner(
-    settings: Settings, pulse_env: dict[str, str], tmp_path: Path
-) -> None:
-    persons = [person_on_partition(p, 4, prefix="shopper") for p in range(4)]
-    anon = person_on_partition(0, 4, prefix="anon")
+def shoppers(persons: list[str]) -> list[str]:
+    """Each person views a product and starts a checkout, a minute apart."""
     lines = []
     for i, person in enumerate(persons):
         lines += [
             event_line(f"{i}-v", "product_viewed", T0 + i * MIN, userId=person),
             event_line(f"{i}-c", "checkout_started", T0 + i * MIN + 1000, userId=person),
         ]
-    lines += [
-        event_line("a-v", "product_viewed", T0, anonymousId=anon),
-        event_line("a-l", "logged_in", T0 + MIN, anonymousId=anon, userId=persons[2]),
-        event_line("end", "page_viewed", T0 + 2 * HOUR, userId="someone-else"),
-    ]
+    return lines
+
+
+def two_workers_setup(
+    settings: Settings, tmp_path: Path, lines: list[str]
+) -> tuple[Path, list[int], list[str], list[Path]]:
+    """The events file (ending with a page view two hours on), fresh topics, two ports and logs."""
+    lines = [*lines, event_line("end", "page_viewed", T0 + 2 * HOUR, userId="someone-else")]
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines) + "\n")
     ensure_topics(settings)
     ports = [free_port(), free_port()]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
-    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    return events, ports, urls, [tmp_path / "a.log", tmp_path / "b.log"]
+
+
+def test_two_workers_answer_for_every_person_forwarding_to_the_owner(
+    settings: Settings, pulse_env: dict[str, str], tmp_path: Path
+) -> None:
+    persons = [person_on_partition(p, 4, prefix="shopper") for p in range(4)]
+    anon = person_on_partition(0, 4, prefix="anon")
+    lines = [
+        *shoppers(persons),
+        event_line("a-v", "product_viewed", T0, anonymousId=anon),
+        event_line("a-l", "logged_in", T0 + MIN, anonymousId=anon, userId=persons[2]),
+    ]
+    events, ports, urls, logs = two_workers_setup(settings, tmp_path, lines)
     procs = []
     try:
         for name, port, log in zip(("wa", "wb"), ports, logs, strict=True):
@@ -238,19 +251,7 @@ def test_a_rebalance_answers_503_or_the_person_never_an_empty_profile(
     # the partitions it takes are restored from the changelog (the trigger
     # history with them). Every answer meanwhile is the person, or 503 + Retry-After.
     persons = [person_on_partition(p, 4, prefix="rebalanced") for p in range(4)]
-    lines = []
-    for i, person in enumerate(persons):
-        lines += [
-            event_line(f"{i}-v", "product_viewed", T0 + i * MIN, userId=person),
-            event_line(f"{i}-c", "checkout_started", T0 + i * MIN + 1000, userId=person),
-        ]
-    lines.append(event_line("end", "page_viewed", T0 + 2 * HOUR, userId="someone-else"))
-    events = tmp_path / "events.jsonl"
-    events.write_text("\n".join(lines) + "\n")
-    ensure_topics(settings)
-    ports = [free_port(), free_port()]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    events, ports, urls, logs = two_workers_setup(settings, tmp_path, shoppers(persons))
 
     def env_of(i: int) -> dict[str, str]:
         home = str(tmp_path / f"home{i}")
