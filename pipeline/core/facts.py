@@ -27,7 +27,7 @@ Conventions (the Segment e-commerce spec's names, canonical snake_case):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pipeline.core.events import Event
@@ -56,7 +56,9 @@ class Fact(NamedTuple):
     cart: float | None
     revenue: float | None
     coupon: bool
-    items: tuple[tuple[str | None, str | None], ...]
+    #: ``(product, category)`` pairs: tuples from :func:`fact_of`, lists when read
+    #: back from stored state (typed loosely so the compiled core accepts both)
+    items: Sequence[Sequence[str | None]]
     page: str | None
 
 

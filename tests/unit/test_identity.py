@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -266,7 +267,7 @@ def test_absence_merge_equals_one_person_from_the_start(
 
 
 def _fields(event: Event) -> dict[str, Any]:
-    return {name: getattr(event, name) for name in event.__slots__}
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
 
 
 def test_due_timer_fires_once_for_the_merged_person_across_processors() -> None:

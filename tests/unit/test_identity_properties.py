@@ -9,6 +9,7 @@ traits as replay where every event carried the user id from the start.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -108,12 +109,7 @@ def arrival_order(events: list[Event], jitter: list[int]) -> list[Event]:
 
 
 def as_known_from_the_start(events: list[Event]) -> list[Event]:
-    return [
-        Event(**{**{f: getattr(e, f) for f in e.__slots__}, "user_id": "u1"})
-        if e.anonymous_id == "a1"
-        else e
-        for e in events
-    ]
+    return [dataclasses.replace(e, user_id="u1") if e.anonymous_id == "a1" else e for e in events]
 
 
 def run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
@@ -62,7 +63,7 @@ def test_stitched_labels_differ_only_by_identity(data) -> None:  # type: ignore[
 
 
 def _fields(event):  # type: ignore[no-untyped-def]
-    return {name: getattr(event, name) for name in event.__slots__}
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
 
 
 def test_behavior_labels_present_and_consistent(data) -> None:  # type: ignore[no-untyped-def]
