@@ -315,9 +315,9 @@ class Speed:
                 self.extra["latency"] = [
                     self.latency(rate, "at_least_once"),
                     self.latency(rate, "exactly_once"),
-                    # what bounds the immediate trigger: decided once every source's
-                    # clock passed it, and clocks travel every PULSE_CLOCK_INTERVAL_MS
-                    self.latency(rate, "at_least_once", {"PULSE_CLOCK_INTERVAL_MS": "20"}),
+                    # what bounds the exactly_once trigger: it is seen once its
+                    # transaction commits, every PULSE_COMMIT_INTERVAL_MS
+                    self.latency(rate, "exactly_once", {"PULSE_COMMIT_INTERVAL_MS": "50"}),
                 ]
         return {"rows": [r.as_dict() for r in self.rows], **self.extra}
 

@@ -100,6 +100,11 @@ class InputClocks:
             self.quiet.discard(source)
             self.paused_until = now + self.idle_timeout_s
 
+    def raise_time(self, source: int, stream_time_ms: int) -> None:
+        """A source's time, told by its owner in this process; its level is left as it is."""
+        if source not in self.times or stream_time_ms > self.times[source]:
+            self.times[source] = stream_time_ms
+
     def stream_time_ms(self, now: float, caught_up: bool = True) -> int:
         """Minimum over sources that hold time back; minus infinity until all were heard of.
 

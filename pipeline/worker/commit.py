@@ -33,12 +33,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
 from pipeline.config import Settings
 from pipeline.errors import PulseError
+from pipeline.topics import BY_PERSON
+from pipeline.worker.clients import producer_config, state_producer_config
+from pipeline.worker.forwards import Forwards, Sent
 from pipeline.worker.kafkalog import RateLimitedLog
 from pipeline.worker.partition import Headers
 from pipeline.worker.store import PartitionStore
@@ -48,34 +52,6 @@ log = logging.getLogger(__name__)
 
 class FatalKafkaError(PulseError):
     """The consumer or producer can no longer be used: the worker builds new ones."""
-
-
-#: A dead worker's open transaction blocks ``read_committed`` readers of the
-#: partitions it wrote until it times out (a restarted instance aborts it at once).
-TRANSACTION_TIMEOUT_MS = 10_000
-
-
-def producer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": settings.linger_ms,
-        "partitioner": "murmur2_random",
-        "compression.type": "lz4",
-    }
-    if settings.processing_guarantee == "exactly_once":
-        config["transactional.id"] = f"{settings.app_id}-{instance_id}"
-        config["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
-    return config
-
-
-def state_producer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
-    """at_least_once: the producer of the changelog, one transaction per commit."""
-    config = producer_config(settings, instance_id)
-    config["transactional.id"] = f"{settings.app_id}-{instance_id}-state"
-    config["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
-    return config
 
 
 class Committer:
@@ -100,6 +76,8 @@ class Committer:
         self.errors: list[str] = []
         self.changelog_offsets: dict[int, int] = {}
         self.commits = 0
+        #: what was sent to pulse.events.by-person and where it landed (forwards.py)
+        self.forwards = Forwards()
 
     def start(self) -> None:
         self.states.init_transactions(60)  # fences a previous incarnation, aborts its open one
@@ -109,9 +87,25 @@ class Committer:
         self.dirty = True
 
     def send(
-        self, topic: str, key: bytes, value: bytes | None, headers: Headers, partition: int | None
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes | None,
+        headers: Headers,
+        partition: int | None,
+        *,
+        clock: tuple[int, int] | None = None,
     ) -> None:
-        """Produce to logical ``topic`` (the changelog by its full name) in the open transaction."""
+        """Produce to logical ``topic`` (the changelog by its full name) in the open transaction.
+
+        ``clock``: on a record for ``pulse.events.by-person``, its sender's
+        source partition and stream time (``forwards.py``); None for a record
+        that carries no data.
+        """
+        on_delivery = self._delivered
+        if topic == BY_PERSON and partition is not None:
+            entry = self.forwards.sent(partition, *(clock or (-1, 0)))
+            on_delivery = partial(self._forwarded, entry)
         changelog = topic == self.changelog
         producer = self.states if changelog else self.producer
         if producer is self.states and not self.in_txn:
@@ -122,7 +116,7 @@ class Committer:
             "key": key,
             "value": value,
             "headers": headers,
-            "on_delivery": self._delivered,
+            "on_delivery": on_delivery,
         }
         if partition is not None:
             kwargs["partition"] = partition
@@ -133,6 +127,10 @@ class Committer:
                 return
             except BufferError:  # the local queue is full: let it drain
                 producer.poll(0.05)
+
+    def _forwarded(self, entry: Sent, err: Any, msg: Any) -> None:
+        entry.offset = -1 if err is not None else msg.offset()
+        self._delivered(err, msg)
 
     def _delivered(self, err: Any, msg: Any) -> None:
         if err is not None:

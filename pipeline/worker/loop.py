@@ -28,9 +28,10 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from pipeline import metrics
 from pipeline.config import Settings
 from pipeline.topics import BY_PERSON, EVENTS
+from pipeline.worker.clients import changelog_topic, consumer_config
 from pipeline.worker.clocks import CLOCK, CONTROL_HEADER, QUIET, clock_record
 from pipeline.worker.commit import Committer, FatalKafkaError
-from pipeline.worker.kafkalog import RateLimitedLog
+from pipeline.worker.forwards import tell_local
 from pipeline.worker.partition import PartitionTask, ProcessingFailed, Record, Topology
 from pipeline.worker.restore import recent_message_ids, restore
 from pipeline.worker.store import PartitionStore
@@ -43,37 +44,6 @@ log = logging.getLogger(__name__)
 PROGRESS_S = 30.0
 #: How many records refill a source's duplicate window when its store has none (an upgrade).
 DEDUPE_REFILL = 20_000
-
-
-def changelog_topic(settings: Settings) -> str:
-    return f"{settings.app_id}-state-changelog"
-
-
-def consumer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": settings.app_id,
-        "partition.assignment.strategy": "range",
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": settings.session_timeout_ms,
-        "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 5),
-        "fetch.wait.max.ms": 100,
-        # Small fetches and a small prefetch: through a backlog, partitions are read
-        # in turns of ~64 KB, so every source's clock moves and the watermark (their
-        # minimum) with it; by-person records (and the source clocks they carry)
-        # never wait behind a long run of pulse.events in the local queue.
-        "max.partition.fetch.bytes": 65_536,
-        "queued.max.messages.kbytes": 1024,
-        # librdkafka waits fetch.queue.backoff.ms (default 1 s) before fetching again
-        # once that small queue is full: through a backlog that capped a worker at
-        # about 1 MB/s (~3,000 events/s, the main thread idle 80% of the time)
-        "fetch.queue.backoff.ms": 5,
-        "group.instance.id": instance_id,
-        "logger": RateLimitedLog(logging.getLogger("pipeline.worker.kafka")),
-    }
 
 
 class Runtime:
@@ -108,6 +78,9 @@ class Runtime:
         self.lookups = lookups
         self.told: dict[tuple[int, int], tuple[int, int]] = {}  # (dest, source) -> report
         self.starts: dict[tuple[str, int], int] = {}  # where each input began at assignment
+        #: per person partition: the end of its input to read before local sources tell
+        #: it their time directly (``forwards.py``); -1 once read, None while unknown
+        self.barriers: dict[int, int | None] = {}
         self.last_wake = 0.0
         self.next_clock = 0.0
         self.timeout_s = settings.idle_timeout_ms / 1000
@@ -167,6 +140,8 @@ class Runtime:
         }
         self.told.clear()
         self.last_wake = time.monotonic()
+        self.committer.forwards.keep(set(self.tasks))
+        self.barriers = {p: self._input_end(p) for p in self.tasks}
         if self.lookups is not None:
             self.lookups.attach(self.tasks)
 
@@ -193,7 +168,7 @@ class Runtime:
             self.lookups.revoked()
         if self.tasks:
             self._commit()
-        self.tasks = {}
+        self.tasks, self.barriers = {}, {}
         log.info("partitions revoked: %s", sorted({tp.partition for tp in tps}))
 
     def _on_lost(self, consumer: Any, tps: list[TopicPartition]) -> None:
@@ -204,7 +179,7 @@ class Runtime:
         if self.lookups is not None:
             self.lookups.revoked()
         self.committer.abort(self.stores.values())
-        self.tasks = {}
+        self.tasks, self.barriers = {}, {}
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -235,6 +210,7 @@ class Runtime:
                 now = time.monotonic()
                 if now >= self.next_clock:
                     self._clocks(now)
+                self._local_clocks()
                 for task in self.tasks.values():
                     task.advance()
                 if msgs:
@@ -330,6 +306,9 @@ class Runtime:
         self.next_clock = now + self.settings.clock_interval_ms / 1000
         if not self.tasks:
             return
+        for p, barrier in self.barriers.items():
+            if barrier is None:  # the broker did not say at the assignment: ask again
+                self.barriers[p] = self._input_end(p)
         reports: dict[int, tuple[int, int]] = {}
         for p, task in self.tasks.items():
             task.caught_up = self._caught_up(self.by_person_topic, p)
@@ -367,6 +346,34 @@ class Runtime:
                     "events.by-person", b"", clock_record(changed), [(CONTROL_HEADER, CLOCK)], dest
                 )
                 self.told.update({(dest, s): r for s, r in changed.items()})
+
+    def _local_clocks(self) -> None:
+        """Tell this worker's person partitions its sources' times directly (``forwards.py``).
+
+        Only those whose ``barrier`` was read: until then (records of a
+        previous owner, or read again after an abort) the broker route does.
+        """
+        ready = [p for p, barrier in self.barriers.items() if barrier is not None]
+        if len(self.tasks) < 2 or not ready:
+            return
+        positions = {}
+        for tp in self.consumer.position([TopicPartition(self.by_person_topic, p) for p in ready]):
+            p = tp.partition
+            position = tp.offset if tp.offset >= 0 else self.starts.get((tp.topic, p), -1)
+            if position >= (self.barriers[p] or 0):
+                self.barriers[p] = -1
+                positions[p] = position
+        tell_local(self.tasks, positions, self.committer.forwards)
+
+    def _input_end(self, p: int) -> int | None:
+        """The end of ``pulse.events.by-person[p]`` at the broker now (None: not known)."""
+        try:
+            tp = TopicPartition(self.by_person_topic, p)
+            _low, high = self.consumer.get_watermark_offsets(tp, timeout=2, cached=False)
+        except Exception as exc:
+            log.debug("the end of %s[%d] is not known yet: %s", self.by_person_topic, p, exc)
+            return None
+        return int(high) if high is not None and high >= 0 else None
 
     def _caught_up(self, topic: str, p: int) -> bool:
         """Everything the broker holds for ``topic[p]`` (as last fetched) is processed."""

@@ -65,9 +65,20 @@ class Sink(Protocol):
     """Where a task's records go (the transactional producer, or a list in tests)."""
 
     def send(
-        self, topic: str, key: bytes, value: bytes | None, headers: Headers, partition: int | None
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes | None,
+        headers: Headers,
+        partition: int | None,
+        *,
+        clock: tuple[int, int] | None = None,
     ) -> None:
-        """``topic`` is logical (``"triggers"``); ``partition`` None: by key."""
+        """``topic`` is logical (``"triggers"``); ``partition`` None: by key.
+
+        ``clock``: on a record for a person partition, the sending task's
+        partition and source stream time (``forwards.py``).
+        """
 
 
 @dataclass(frozen=True)
@@ -241,7 +252,9 @@ class PartitionTask:
         headers = [(SOURCE_HEADER, header)]
         if awaits is not None:
             headers.append((AWAITS_HEADER, awaits.encode()))
-        self.sink.send("events.by-person", person.encode(), forward, headers, target)
+        self.sink.send(
+            "events.by-person", person.encode(), forward, headers, target, clock=self._clock()
+        )
         self.forwarded += 1
         self.told[target] = self.source.stream_time_ms
 
@@ -300,7 +313,12 @@ class PartitionTask:
             json.dumps(body).encode(),
             [(CONTROL_HEADER, kind)],
             partition,
+            clock=self._clock(),
         )
+
+    def _clock(self) -> tuple[int, int]:
+        """What a clock record sent now would say of this source (``forwards.py``)."""
+        return self.partition, self.source.stream_time_ms
 
     # -- pulse.events.by-person[p] -----------------------------------------------------
 

@@ -25,8 +25,9 @@ from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.profiles import start_worker_api
 from pipeline.topics import BY_PERSON, EVENTS, check_partitions
+from pipeline.worker.clients import changelog_topic
 from pipeline.worker.commit import FatalKafkaError
-from pipeline.worker.loop import Runtime, changelog_topic
+from pipeline.worker.loop import Runtime
 from pipeline.worker.partition import Topology
 
 log = logging.getLogger(__name__)

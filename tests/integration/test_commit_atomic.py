@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
+from pipeline.worker.clients import changelog_topic
 from pipeline.worker.commit import Committer
-from pipeline.worker.loop import changelog_topic
 from pipeline.worker.restore import restore
 from pipeline.worker.run import ensure_changelog
 from pipeline.worker.store import PartitionStore

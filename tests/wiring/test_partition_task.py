@@ -26,7 +26,14 @@ class ListSink:
         self.sent: list[tuple[str, bytes, bytes | None, dict[str, bytes], int | None]] = []
 
     def send(
-        self, topic: str, key: bytes, value: bytes | None, headers: Any, partition: Any
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes | None,
+        headers: Any,
+        partition: Any,
+        *,
+        clock: Any = None,
     ) -> None:
         self.sent.append((topic, key, value, dict(headers), partition))
 
