@@ -123,7 +123,11 @@ class BehaviorOperator:
             close = next_close_ms(state["o"], self.windows)
             last = self.traits.last_seen_ms(traits)
             evict = None if last is None else last + self.idle_ttl_ms
-            until = min(t for t in (close, evict, watermark_ms) if t is not None)
+            until = watermark_ms
+            if close is not None and close < until:
+                until = close
+            if evict is not None and evict < until:
+                until = evict
             done = self._fold_until(traits, queue, done, until)
             if self.traits.last_seen_ms(traits) != last:
                 continue  # an event before the eviction: it moved
@@ -162,10 +166,9 @@ class BehaviorOperator:
                 if last is not None and ts >= last + ttl:
                     break
                 last = ts
-        open_ = state["o"]
-        if not open_:
+        close = next_close_ms(state["o"], self.windows)
+        if close is None:
             return None if last is None else last + ttl
-        close = min([s["l"] for s in open_]) + self.windows.inactivity_gap_ms
         return close if last is None or close <= last + ttl else last + ttl
 
     # -- identity stitching ----------------------------------------------------
@@ -236,7 +239,7 @@ class BehaviorOperator:
     def _evicted(self, traits: Any, person_id: str) -> dict[str, Any]:
         last = self.traits.last_seen_ms(traits)
         assert last is not None
-        result = self.traits.result(traits, last + self.idle_ttl_ms)
+        events_total, sessions_total = self.traits.totals(traits)
         return {
             "eviction_id": _digest("evicted", person_id, str(last)),
             "person_id": person_id,
@@ -245,6 +248,6 @@ class BehaviorOperator:
             "evicted_at_ms": last + self.idle_ttl_ms,
             "first_seen_ms": self.traits.first_seen_ms(traits),
             "last_seen_ms": last,
-            "events_total": result["events_total"],
-            "sessions_total": result["sessions_total"],
+            "events_total": events_total,
+            "sessions_total": sessions_total,
         }

@@ -145,7 +145,8 @@ class Interest:
         The same as the head of :meth:`_top`, without ranking what is below the floor.
         """
         floor, half_life, ranked = self.floor, self.half_life_ms, []
-        for k, (at_ref, ref, *_) in table.items():
+        for k, entry in table.items():
+            at_ref, ref = entry[0], entry[1]
             score = at_ref if as_of_ms == ref else at_ref * 2.0 ** (-(as_of_ms - ref) / half_life)
             if score >= floor:
                 ranked.append((-score, k))

@@ -246,6 +246,8 @@ class Compiled:
     state: StatePart
 
     def event_ok(self, event: Any) -> bool:
+        if not self.event_conditions:
+            return True
         facts = Facts(event)
         return all(holds(op, lookup(facts, p), x) for p, op, x in self.event_conditions)
 

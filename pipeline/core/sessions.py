@@ -244,7 +244,12 @@ def close_due(
 
 def next_close_ms(open_: list[Session], cfg: SessionWindows) -> int | None:
     """The watermark at which the first open session closes (None if none is open)."""
-    return min(s["l"] for s in open_) + cfg.inactivity_gap_ms if open_ else None
+    if not open_:
+        return None
+    first: int = open_[0]["l"]
+    for s in open_:  # (a loop, not min() over a generator: this runs per settle)
+        first = min(first, s["l"])
+    return first + cfg.inactivity_gap_ms
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ def settle(
     if (queue and queue[0][0] < watermark) or "seg_at" in st:
         return StageRun(stage, person, st, person_id, operators).run(watermark)
     plan = stage.plan
-    behavior = next((op for op in operators if op.name == BEHAVIOR), None)
+    behavior = behavior_of(operators)
     due = next_due(plan, st, person, behavior)
     if due is not None and due <= watermark:
         return StageRun(stage, person, st, person_id, operators).run(watermark)
@@ -85,6 +85,14 @@ def settle(
         st.pop("q", None)
     store(person, st)
     return run.out if run is not None else []
+
+
+def behavior_of(operators: Sequence[Operator]) -> Operator | None:
+    """The behavior operator among ``operators`` (sessions and traits), if any."""
+    for op in operators:
+        if op.name == BEHAVIOR:
+            return op
+    return None
 
 
 def next_due(
@@ -128,7 +136,7 @@ class StageRun:
         self.st = st
         self.pid = person_id
         self.operators = operators
-        self.behavior = next((op for op in operators if op.name == BEHAVIOR), None)
+        self.behavior = behavior_of(operators)
         self.out: list[Output] = []
 
     def run(self, watermark: int) -> list[Output]:

@@ -150,6 +150,12 @@ class Traits:
         last: int | None = state[self.activity.key][1]
         return last
 
+    def totals(self, state: TraitsState) -> tuple[int, int]:
+        """``(events_total, sessions_total)`` without computing the other traits."""
+        events: int = state[self.activity.key][2]
+        sessions: int = state[self.sessions.key][0]
+        return events, sessions
+
     def first_seen_ms(self, state: TraitsState) -> int | None:
         first: int | None = state[self.activity.key][0]
         return first

@@ -446,3 +446,13 @@ def test_fact_of_reads_products_and_cart() -> None:
     )
     f = fact_of(e)
     assert (f.cart, f.revenue, f.coupon, f.items) == (12.0, None, True, (("p1", "c1"), ("7", None)))
+
+
+def test_totals_are_the_two_totals_of_the_full_result() -> None:
+    t = Traits()
+    state = t.initialize()
+    for i, name in enumerate(["product_viewed", "order_completed", "product_viewed"]):
+        t.aggregate(state, Fact(i * 1_000, f"m{i}", name, None, None, 1.0, False, (), None))
+    t.aggregate_session(state, 0, "UTC")
+    result = t.result(state, 10_000)
+    assert t.totals(state) == (result["events_total"], result["sessions_total"]) == (3, 1)
