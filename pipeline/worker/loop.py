@@ -236,7 +236,7 @@ class Runtime:
         self.committer.touch()
         self.processed += 1
         topic = msg.topic()
-        metrics.EVENTS_IN.labels(topic).inc()
+        metrics.events_in(topic).inc()
         if topic == self.events_topic:
             task.on_event_record(Record.of(msg))
             if task.woke:

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pipeline import metrics
 from pipeline.core.dedupe import DedupeWindow
@@ -81,8 +81,7 @@ class Sink(Protocol):
         """
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """A consumed record, as the task needs it (built from a confluent-kafka Message)."""
 
     partition: int
@@ -93,7 +92,8 @@ class Record:
 
     @classmethod
     def of(cls, msg: Any) -> Record:
-        headers = [(k, v if v is not None else b"") for k, v in msg.headers() or []]
+        raw = msg.headers()
+        headers = [(k, v if v is not None else b"") for k, v in raw] if raw else []
         return cls(msg.partition(), msg.offset(), msg.key(), msg.value(), headers)
 
 
