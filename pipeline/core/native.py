@@ -6,10 +6,13 @@
 ``build`` (:mod:`pipeline.core.mypycbuild`) copies ``pipeline/`` to a
 temporary directory, compiles the modules of ``pipeline/core`` there with mypyc
 (a C compiler and Python's headers are needed) and installs the extension
-modules in :func:`native_dir` (inside the virtualenv by default), with a
-manifest of the SHA-256 of each compiled module's source. Nothing is written
-next to the sources: an editable install would otherwise import a stale
-``.so`` in place of the ``.py`` being edited.
+modules in a directory of their own under :func:`native_dir` (inside the
+virtualenv by default), with a manifest of the SHA-256 of each compiled
+module's source; the file ``current`` there names the build in use. Nothing
+is written next to the sources: an editable install would otherwise import a
+stale ``.so`` in place of the ``.py`` being edited. A rebuild never touches the
+files of an earlier build, which a running process may still import from (the
+three most recent builds are kept).
 
 At import, ``pipeline/core/__init__.py`` calls :func:`activate`: the compiled
 modules are put ahead of the sources only if the build is for this Python
@@ -41,6 +44,8 @@ SOURCES = Path(__file__).resolve().parent
 #: Modules left as Python (see the module docstring).
 NOT_COMPILED = frozenset({"__init__", "native", "mypycbuild", "store", "dedupe"})
 MANIFEST = "manifest.json"
+#: The file in :func:`native_dir` naming the build in use (a subdirectory).
+CURRENT = "current"
 MODES = ("auto", "pure", "native")
 
 
@@ -85,12 +90,32 @@ def compiled_sources() -> dict[str, str]:
     return {p.stem: _sha(p) for p in sorted(SOURCES.glob("*.py")) if p.stem not in NOT_COMPILED}
 
 
-def check(where: Path) -> tuple[bool, str, dict[str, str]]:
-    """Whether the build in ``where`` matches this Python and these sources, and why not."""
+def build_id(modules: dict[str, str]) -> str:
+    """The name of a build of these sources for this Python (a subdirectory of the root)."""
+    text = json.dumps({"abi": abi(), "modules": modules}, sort_keys=True)
+    return "b-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def current_build(root: Path) -> Path:
+    """The build in use under ``root``: ``root/<current>``.
+
+    Each build has its own directory, so a rebuild never replaces the files
+    of a build a running process has loaded (it may still import from it).
+    """
+    try:
+        name = (root / CURRENT).read_text().strip()
+    except OSError:
+        return root / "none"
+    return root / (name or "none")
+
+
+def check(root: Path) -> tuple[bool, str, dict[str, str]]:
+    """Whether the current build under ``root`` fits this Python and these sources; why not."""
+    where = current_build(root)
     try:
         manifest = json.loads((where / MANIFEST).read_text())
     except FileNotFoundError:
-        return False, f"no compiled core in {where} (python -m pipeline.core.mypycbuild build)", {}
+        return False, f"no compiled core in {root} (python -m pipeline.core.mypycbuild build)", {}
     except (OSError, ValueError) as exc:
         return False, f"unreadable manifest in {where}: {exc}", {}
     modules: dict[str, str] = manifest.get("modules") or {}
@@ -119,6 +144,8 @@ def activate(package_path: list[str]) -> Status:
         if mode == "native":
             raise ImportError(f"PULSE_CORE=native but the compiled core is unusable: {reason}")
         return STATUS
+    where = current_build(where)
+    STATUS.where = str(where)
     package_path.insert(0, str(where / "core"))
     sys.path.append(str(where / "lib"))  # mypyc's shared library, imported by each module
     STATUS.active = True

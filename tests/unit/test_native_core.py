@@ -40,17 +40,35 @@ def test_the_core_in_use_is_the_one_status_reports() -> None:
         assert not native.STATUS.active
 
 
-def _manifest(where: Path, **changes: object) -> None:
+def _manifest(root: Path, **changes: object) -> None:
+    """A build's manifest under ``root`` (no modules: check reads only the manifest)."""
+    where = root / "b-test"
     where.mkdir(parents=True, exist_ok=True)
     manifest = {"abi": native.abi(), "mypy": "x", "modules": native.compiled_sources()}
     manifest.update(changes)
     (where / native.MANIFEST).write_text(json.dumps(manifest))
+    (root / native.CURRENT).write_text("b-test\n")
 
 
 def test_a_build_of_these_sources_for_this_python_is_usable(tmp_path: Path) -> None:
     _manifest(tmp_path)
     ok, reason, _ = native.check(tmp_path)
     assert ok, reason
+    assert native.current_build(tmp_path) == tmp_path / "b-test"
+
+
+def test_the_build_in_use_is_the_one_current_names(tmp_path: Path) -> None:
+    _manifest(tmp_path)
+    (tmp_path / native.CURRENT).write_text("b-other\n")
+    ok, reason, _ = native.check(tmp_path)
+    assert not ok
+    assert "no compiled core" in reason
+
+
+def test_a_build_is_named_by_its_sources_and_python() -> None:
+    modules = native.compiled_sources()
+    assert native.build_id(modules) == native.build_id(dict(modules))
+    assert native.build_id(modules) != native.build_id({**modules, "engine": "0" * 64})
 
 
 def test_one_edited_source_makes_the_whole_build_unusable(tmp_path: Path) -> None:
