@@ -156,6 +156,12 @@ def events_in(ports: list[int], topic: str) -> int:
     return total
 
 
+def handed_over(ports: list[int]) -> int:
+    """Records the workers on ``ports`` handed to their own person partitions (no broker hop)."""
+    pat = re.compile(r"^pulse_records_handed_over_total ([\d.e+]+)$", re.M)
+    return sum(int(float(m.group(1))) for p in ports if (m := pat.search(metrics_text(p))))
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

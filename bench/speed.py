@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import state as rstate
-from bench.common import PY, ROOT, Proc, broker_pid, events_in, log
+from bench.common import PY, ROOT, Proc, broker_pid, events_in, handed_over, log
 from bench.dataset import Production
 from bench.kafkautil import Broker
 from bench.procstat import CpuSampler, dir_bytes, peak_rss_mb
@@ -190,6 +190,7 @@ class Speed:
             )
             last = time.time()
             by_person = events_in(pool.ports, prefix + "events.by-person")
+            handed = handed_over(pool.ports)
             consumed = events_in(pool.ports, prefix + "events")
         except Exception:
             log(f"{name} failed:\n{pool.tails()}")
@@ -206,7 +207,10 @@ class Speed:
             r.expected = self.expected_count(w)
         else:
             r.counted = consumed
-        r.note = f"{len(persons)} persons; {by_person:,} re-keyed records consumed"
+        r.note = (
+            f"{len(persons)} persons; {by_person:,} re-keyed records consumed, "
+            f"{handed:,} handed over in process"
+        )
         self.rows.append(r)
         log(f"{name}: {r.events_per_s:,.0f} ev/s ({r.seconds:.1f} s), counted {r.counted}")
         shutil.rmtree(pool.home, ignore_errors=True)

@@ -20,6 +20,10 @@ EVENTS_DLQ = Counter("pulse_events_dlq", "Records sent to the dead-letter topic"
 EVENTS_DUPLICATE = Counter(
     "pulse_events_duplicate", "Duplicate message ids dropped by ingest (not reprocessed)"
 )
+HANDED_OVER = Counter(
+    "pulse_records_handed_over",
+    "Records for a person partition of the same worker, handed over without the broker",
+)
 EVENTS_REDELIVERED = Counter(
     "pulse_events_redelivered",
     "Events read again after an at_least_once crash, recognised by their source offset and skipped",

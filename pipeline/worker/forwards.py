@@ -56,6 +56,11 @@ class Forwards:
         for p in [p for p in self.sent_to if p not in partitions]:
             del self.sent_to[p]
 
+    def pending(self, partition: int, source: int) -> bool:
+        """Whether a record ``source`` sent to ``partition`` may not be read yet."""
+        entries = self.sent_to.get(partition)
+        return entries is not None and any(e.source == source for e in entries)
+
     def unread(self, partition: int, position: int) -> dict[int, int]:
         """Per source, the time it had when it sent the oldest record ``partition`` has not read.
 

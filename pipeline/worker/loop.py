@@ -33,7 +33,7 @@ from pipeline.worker.clocks import CLOCK, CONTROL_HEADER, QUIET, clock_record
 from pipeline.worker.commit import Committer, FatalKafkaError
 from pipeline.worker.forwards import tell_local
 from pipeline.worker.partition import PartitionTask, ProcessingFailed, Record, Topology
-from pipeline.worker.restore import recent_message_ids, restore
+from pipeline.worker.restore import refill_duplicate_windows, restore
 from pipeline.worker.store import PartitionStore
 
 if TYPE_CHECKING:
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 #: How often the worker logs its progress (at a commit), seconds.
 PROGRESS_S = 30.0
-#: How many records refill a source's duplicate window when its store has none (an upgrade).
-DEDUPE_REFILL = 20_000
 
 
 class Runtime:
@@ -142,26 +140,21 @@ class Runtime:
         self.last_wake = time.monotonic()
         self.committer.forwards.keep(set(self.tasks))
         self.barriers = {p: self._input_end(p) for p in self.tasks}
+        for task in self.tasks.values():
+            task.direct = self._direct
         if self.lookups is not None:
             self.lookups.attach(self.tasks)
 
     def _refill_duplicate_windows(self) -> None:
-        """A source's duplicate window, from the records before its start, if its store has none.
+        refill_duplicate_windows(
+            self.settings.bootstrap_servers, self.events_topic, self.tasks, self.starts
+        )
 
-        The store keeps the window (``seen.py``); a store written by a Pulse
-        before that has none, and gets the last ``DEDUPE_REFILL`` records'
-        ids, so a duplicate whose first copy came just before the upgrade is
-        still recognised.
-        """
-        for p, task in self.tasks.items():
-            if task.seen_restored:  # the store kept the window (seen.py)
-                continue
-            start = self.starts.get((self.events_topic, p), 0)
-            limit = DEDUPE_REFILL
-            for message_id, at_ms in recent_message_ids(
-                self.settings.bootstrap_servers, self.events_topic, p, start, limit=limit
-            ):
-                task.source.dedupe.offer(message_id, at_ms)
+    def _direct(self, source: int, target: int) -> PartitionTask | None:
+        """``target``'s task, if ``source`` may hand it records over (``persons.py``)."""
+        if self.barriers.get(target) != -1 or self.committer.forwards.pending(target, source):
+            return None
+        return self.tasks.get(target)
 
     def _on_revoke(self, consumer: Any, tps: list[TopicPartition]) -> None:
         if self.lookups is not None:
@@ -331,12 +324,15 @@ class Runtime:
                 lag = max(0.0, time.time() - watermark / 1000)
                 metrics.WATERMARK_LAG.labels(str(p)).set(lag)
         metrics.TIMERS_PENDING.set(sum(t.processor.pending_timers for t in self.tasks.values()))
+        pending = self.committer.forwards.pending
         for dest in range(self.partitions):
             changed = {}
+            ours = self.tasks.get(dest) if self.barriers.get(dest) == -1 else None
             for source, report in reports.items():
-                if source == dest:
+                if source == dest or self.told.get((dest, source)) == report:
                     continue
-                if self.told.get((dest, source)) == report:
+                if ours is not None and not pending(dest, source):
+                    ours.inputs.observe(source, *report, now)  # no record needed (forwards.py)
                     continue
                 by_data = self.tasks[source].told.get(dest)  # what its last forward said
                 if report[1] or by_data is None or by_data < report[0]:

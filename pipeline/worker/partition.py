@@ -8,7 +8,8 @@ produces through a :class:`Sink`, so it can be tested without a broker.
 An event read on ``pulse.events[p]`` is decoded (undecodable: to the DLQ with
 its reason and original bytes), judged by the source model (``source.py``:
 duplicate, late, or its person and identity actions), then applied here if its
-person lives on ``p`` or forwarded to the person's partition. An identity link
+person lives on ``p`` or forwarded to the person's partition (handed over when
+this worker owns it, ``persons.py``). An identity link
 moves the anonymous person's state: it lives on ``p`` (events are keyed by
 anonymous id), so it is taken out here and merged in here too when the user
 lives on ``p``, else sent as a ``merge-in`` record to the user's partition.
@@ -21,80 +22,38 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from pipeline import metrics
 from pipeline.core.dedupe import DedupeWindow
 from pipeline.core.engine import Operator, Processor, Stage
 from pipeline.core.events import Event
 from pipeline.core.identity import IDENTITIES, IdentityRules
-from pipeline.core.outputs import LATE, Output
+from pipeline.core.outputs import Output
 from pipeline.core.stitching import StitchAction
 from pipeline.errors import DecodeError
-from pipeline.topics import encode_output
-from pipeline.wire import decode_for_processing, decode_trusted, encode_event
-from pipeline.worker.clocks import (
-    ACTIVE,
-    CLOCK,
-    CONTROL_HEADER,
-    SOURCE_HEADER,
-    InputClocks,
-    SourceActivity,
-    parse_clock,
-    parse_source,
-    source_header,
-)
+from pipeline.wire import decode_for_processing, encode_event
+from pipeline.worker.clocks import ACTIVE, SOURCE_HEADER, InputClocks, SourceActivity, source_header
 from pipeline.worker.partitioner import partition_for
+from pipeline.worker.persons import AWAITS_HEADER, MERGE_IN, MERGE_OUT, RESTORE, PersonSide
 from pipeline.worker.seen import StoredDedupe
+from pipeline.worker.sink import Headers, ProcessingFailed, Record, Sink
 from pipeline.worker.source import SourcePartition
 from pipeline.worker.store import Links, PartitionStore, PersonStates, meta_key
 
 log = logging.getLogger(__name__)
 
-MERGE_OUT, MERGE_IN, RESTORE = b"merge-out", b"merge-in", b"restore"
-#: On an event forwarded after a two-hop link: the anonymous id whose merge is on its way.
-AWAITS_HEADER = "pulse-awaits-merge"
-Headers = list[tuple[str, bytes]]
-
-
-class ProcessingFailed(Exception):
-    """A record failed half-way: the caller goes back to the last commit (see ``loop.py``)."""
-
-
-class Sink(Protocol):
-    """Where a task's records go (the transactional producer, or a list in tests)."""
-
-    def send(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes | None,
-        headers: Headers,
-        partition: int | None,
-        *,
-        clock: tuple[int, int] | None = None,
-    ) -> None:
-        """``topic`` is logical (``"triggers"``); ``partition`` None: by key.
-
-        ``clock``: on a record for a person partition, the sending task's
-        partition and source stream time (``forwards.py``).
-        """
-
-
-class Record(NamedTuple):
-    """A consumed record, as the task needs it (built from a confluent-kafka Message)."""
-
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-
-    @classmethod
-    def of(cls, msg: Any) -> Record:
-        raw = msg.headers()
-        headers = [(k, v if v is not None else b"") for k, v in raw] if raw else []
-        return cls(msg.partition(), msg.offset(), msg.key(), msg.value(), headers)
+__all__ = [
+    "MERGE_IN",
+    "MERGE_OUT",
+    "RESTORE",
+    "Headers",
+    "PartitionTask",
+    "ProcessingFailed",
+    "Record",
+    "Sink",
+    "Topology",
+]
 
 
 @dataclass
@@ -107,7 +66,7 @@ class Topology:
     dedupe_window: DedupeWindow = field(default_factory=DedupeWindow)
 
 
-class PartitionTask:
+class PartitionTask(PersonSide):
     """Source ``p``, persons of ``p``, and ``p``'s watermark (see the module docs)."""
 
     def __init__(
@@ -214,7 +173,6 @@ class PartitionTask:
         self.inputs.observe(self.partition, self.source.stream_time_ms, ACTIVE, self.now())
 
     woke = False
-    history: Callable[[list[Output]], None] | None = None  # the profile API's (pipeline/profiles)
 
     def _ingest(self, rec: Record) -> None:
         event, forward = decode_for_processing(rec.value)
@@ -246,6 +204,10 @@ class PartitionTask:
                 )
             )
             return
+        peer = self.direct(self.partition, target) if self.direct else None
+        if peer is not None:  # the worker owns the person partition too (persons.py)
+            peer.take(event, person, awaits, (self.partition, rec.offset))
+            return
         if forward is None:
             forward = encode_event(event)
         header = source_header(self.partition, rec.offset, self.source.stream_time_ms)
@@ -257,6 +219,9 @@ class PartitionTask:
         )
         self.forwarded += 1
         self.told[target] = self.source.stream_time_ms
+
+    def _clock(self) -> tuple[int, int]:
+        return self.partition, self.source.stream_time_ms
 
     def _link(self, action: StitchAction, event: Event) -> bool:
         """Move the anonymous person into the user; False if that takes two hops.
@@ -284,98 +249,6 @@ class PartitionTask:
         self.merge_in(body)
         return True
 
-    def merge_in(self, body: dict[str, Any]) -> None:
-        """Merge here if the user lives here, else send it to the user's partition."""
-        user_at = partition_for(body["user"].encode(), self.partitions)
-        if user_at != self.partition:
-            self.control(user_at, body["user"], MERGE_IN, body)
-            return
-        outputs = self.processor.merge_in(
-            body["user"],
-            body["state"],
-            body["anon"],
-            event_time_ms=body["t"],
-            message_id=body["mid"],
-        )
-        self.emit(outputs)
-        refused = any(o.topic == IDENTITIES and o.record["kind"] == "conflict" for o in outputs)
-        if refused and body["state"]:
-            anon_at = partition_for(body["anon"].encode(), self.partitions)
-            if anon_at == self.partition:
-                self.emit(self.processor.restore(body["anon"], body["state"]))
-            else:
-                self.control(anon_at, body["anon"], RESTORE, body)
-
-    def control(self, partition: int, key: str, kind: bytes, body: dict[str, Any]) -> None:
-        self.sink.send(
-            "events.by-person",
-            key.encode(),
-            json.dumps(body).encode(),
-            [(CONTROL_HEADER, kind)],
-            partition,
-            clock=self._clock(),
-        )
-
-    def _clock(self) -> tuple[int, int]:
-        """What a clock record sent now would say of this source (``forwards.py``)."""
-        return self.partition, self.source.stream_time_ms
-
-    # -- pulse.events.by-person[p] -----------------------------------------------------
-
-    def on_person_record(self, rec: Record) -> None:
-        """One record of ``pulse.events.by-person[p]``: data, a merge, or a clock."""
-        try:
-            self._behave(rec)
-        except Exception as exc:
-            if not self.persons.careful:
-                raise ProcessingFailed(f"events.by-person[{rec.partition}]@{rec.offset}") from exc
-            log.exception(
-                "processing events.by-person[%d]@%d failed; record sent to the DLQ",
-                rec.partition,
-                rec.offset,
-            )
-            self.dead_letter(
-                "events.by-person",
-                rec,
-                DecodeError("processing_error", f"{type(exc).__name__}: {exc}"),
-            )
-
-    def _behave(self, rec: Record) -> None:
-        headers = dict(rec.headers)
-        control = headers.get(CONTROL_HEADER)
-        now = self.now()
-        if control is None:
-            src = headers.get(SOURCE_HEADER)
-            source = None
-            if src is not None:
-                s, offset, stream_time = parse_source(src)
-                self.inputs.observe(s, stream_time, ACTIVE, now)
-                source = (s, offset)
-            event = decode_trusted(rec.value or b"")
-            awaits = headers.get(AWAITS_HEADER)
-            self.emit(
-                self.processor.process(
-                    event,
-                    (rec.key or b"").decode(),
-                    advance_clock=False,
-                    awaits=None if awaits is None else awaits.decode(),
-                    source=source,
-                )
-            )
-        elif control == CLOCK:
-            for s, (stream_time, level) in parse_clock(rec.value or b"{}").items():
-                if s != self.partition:
-                    self.inputs.observe(s, stream_time, level, now)
-        elif control == MERGE_IN:
-            self.merge_in(json.loads(rec.value or b""))
-        elif control == MERGE_OUT:
-            body = json.loads(rec.value or b"")
-            body["state"] = self.processor.extract(body["anon"]) or {}
-            self.merge_in(body)
-        elif control == RESTORE:
-            body = json.loads(rec.value or b"")
-            self.emit(self.processor.restore(body["anon"], body["state"]))
-
     # -- time ---------------------------------------------------------------------------
 
     def advance(self) -> None:
@@ -383,32 +256,3 @@ class PartitionTask:
         target = self.inputs.stream_time_ms(self.now(), self.caught_up)
         if target > self.processor.clock.stream_time_ms:
             self.emit(self.processor.advance_to(target))
-
-    # -- outputs ------------------------------------------------------------------------
-
-    def emit(self, outputs: list[Output]) -> None:
-        if not outputs:
-            return
-        if self.history is not None:
-            self.history(outputs)
-        emitted_at = [("pulse-emitted-at-ms", str(int(time.time() * 1000)).encode())]
-        for out in outputs:
-            if out.topic == "triggers":
-                metrics.TRIGGERS.labels(out.record["rule"]).inc()
-            elif out.topic == LATE:
-                metrics.EVENTS_LATE.inc()
-            self.sink.send(
-                out.topic, out.key.encode(), encode_output(out.topic, out.record), emitted_at, None
-            )
-
-    def dead_letter(self, topic: str, rec: Record, err: DecodeError) -> None:
-        metrics.EVENTS_DLQ.labels(err.reason).inc()
-        headers = [
-            *rec.headers,
-            ("pulse-dlq-reason", err.reason.encode()),
-            ("pulse-dlq-message", str(err).encode()),
-            ("pulse-dlq-source-topic", (self.prefix + topic).encode()),
-            ("pulse-dlq-source-partition", str(rec.partition).encode()),
-            ("pulse-dlq-source-offset", str(rec.offset).encode()),
-        ]
-        self.sink.send("events.dlq", rec.key or b"", rec.value, headers, None)

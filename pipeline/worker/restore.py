@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from pipeline.errors import BrokerUnavailable
 from pipeline.worker.store import PartitionStore
+
+if TYPE_CHECKING:
+    from pipeline.worker.partition import PartitionTask
 
 log = logging.getLogger(__name__)
 
@@ -142,3 +146,30 @@ def recent_message_ids(
     finally:
         consumer.close()
     return found
+
+
+#: How many records refill a source's duplicate window when its store has none (an upgrade).
+DEDUPE_REFILL = 20_000
+
+
+def refill_duplicate_windows(
+    bootstrap: str,
+    topic: str,
+    tasks: Mapping[int, PartitionTask],
+    starts: Mapping[tuple[str, int], int],
+) -> None:
+    """A source's duplicate window, from the records before its start, if its store has none.
+
+    The store keeps the window (``seen.py``); a store written by a Pulse
+    before that has none, and gets the last ``DEDUPE_REFILL`` records' ids, so
+    a duplicate whose first copy came just before the upgrade is still
+    recognised.
+    """
+    for p, task in tasks.items():
+        if task.seen_restored:  # the store kept the window (seen.py)
+            continue
+        start = starts.get((topic, p), 0)
+        for message_id, at_ms in recent_message_ids(
+            bootstrap, topic, p, start, limit=DEDUPE_REFILL
+        ):
+            task.source.dedupe.offer(message_id, at_ms)

@@ -154,3 +154,30 @@ def test_a_link_keyed_by_the_user_takes_two_hops_and_holds_the_user(tmp_path: Pa
     state = task.processor.store.load(user)
     assert state is not None
     assert anon in state.get("_await", [])  # the user is held until the merge arrives
+
+
+def test_a_partition_of_the_same_worker_gets_events_and_merges_handed_over(
+    tmp_path: Path,
+) -> None:
+    # the task of the user's partition belongs to this worker and may take
+    # records directly: nothing goes to the broker, and the same state results
+    source, sink, _ = task_for(tmp_path, 0)
+    target, target_sink, _ = task_for(tmp_path, 3)
+    asked: list[tuple[int, int]] = []
+
+    def direct(s: int, t: int) -> PartitionTask | None:
+        asked.append((s, t))
+        return target if t == 3 else None
+
+    source.direct = direct
+    anon, user = key_on(0, "a"), key_on(3, "u")
+    source.on_event_record(rec(0, event("m1", "checkout_started", 0, anonymous_id=anon)))
+    linking = event("m2", "checkout_started", 1, anonymous_id=anon, user_id=user)
+    source.on_event_record(rec(1, linking))
+    assert sink.on("events.by-person") == []  # the merge and the event were handed over
+    assert asked == [(0, 3), (0, 3)]
+    state = target.processor.store.load(user)
+    assert state is not None
+    assert state["_src"] == {"0": 1}  # the redelivery guard, as through the broker
+    assert source.processor.store.load(anon) is None  # moved into the user
+    assert target_sink.on("events.by-person") == []
