@@ -88,6 +88,13 @@ def state_sizes(events: list[Any], topology: str | None, lateness_ms: int) -> di
     }
 
 
+def core_in_use() -> str:
+    """Which core this process runs: compiled by mypyc or pure Python (``PULSE_CORE``)."""
+    from pipeline.core.native import STATUS
+
+    return "compiled (mypyc)" if STATUS.active else f"pure Python ({STATUS.reason})"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     events = week(args.people)
@@ -99,8 +106,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "persons": len({e.person_id for e in events}),
         },
         "in_process": {},
+        "core": core_in_use(),
     }
-    log(f"synthetic week of {args.people} people, {len(events)} events")
+    log(f"synthetic week of {args.people} people, {len(events)} events; core: {result['core']}")
     for label, topo in (("builtin", None), ("commerce", COMMERCE)):
         rate = replay_rate(events, topo, args.lateness_ms)
         sizes = state_sizes(events, topo, args.lateness_ms)
@@ -126,7 +134,7 @@ def render(result: dict[str, Any], args: argparse.Namespace) -> str:
         f"{wl['events']} events of {wl['persons']} persons; allowed lateness "
         f"{args.lateness_ms} ms. `python -m bench.bench_core"
         + (" --tiny" if args.tiny else "")
-        + f"`, {result['seconds']:.0f} s.",
+        + f"`, {result['seconds']:.0f} s. Core: {result.get('core', '?')}.",
         "",
         "| figure | built-in topology | commerce topology | how |",
         "|---|---:|---:|---|",

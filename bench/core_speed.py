@@ -85,10 +85,19 @@ def state_sizes(events: list[Any], topology: str | None) -> dict[str, Any]:
     }
 
 
+def core_in_use() -> str:
+    """``compiled`` or ``pure`` (checkouts from before the compiled core: ``pure``)."""
+    try:
+        from pipeline.core.native import STATUS
+    except ImportError:
+        return "pure"
+    return "compiled" if STATUS.active else "pure"
+
+
 def measure(people: int, repeat: int, label: str) -> dict[str, Any]:
     """One side's figures: ``{topology: {"events_per_s", "runs", "state"}}``."""
     events = week(people)
-    out: dict[str, Any] = {"events": len(events)}
+    out: dict[str, Any] = {"events": len(events), "core": core_in_use()}
     for name, topology in LABELS.items():
         if label and name != label:
             continue
@@ -137,7 +146,8 @@ def scale(sizes: list[int]) -> list[dict[str, Any]]:
         row = {"people": people, "events": len(events), "persons": persons, "cpu_s": cpu,
                "us_per_event": cpu / len(events) * 1e6,
                "ms_per_person": cpu / persons * 1e3}  # fmt: skip
-        print(f"scale  {people:6} people {len(events):8,} events {persons:6,} persons  "
+        print(f"scale  {core_in_use():8} {people:6} people {len(events):8,} events "
+              f"{persons:6,} persons  "
               f"{row['us_per_event']:6.1f} us/event  {row['ms_per_person']:6.2f} ms/person",
               flush=True)  # fmt: skip
         rows.append(row)
@@ -175,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                 st = f["state"]
                 cpu = f.get("events_per_cpu_s", 0.0)
                 print(
-                    f"{side:6} {name:8} {f['events_per_s']:9,.0f} ev/s {cpu:9,.0f} ev/cpu-s  "
+                    f"{side:6} {name:8} {figures.get('core', 'pure'):8} "
+                    f"{f['events_per_s']:9,.0f} ev/s {cpu:9,.0f} ev/cpu-s  "
                     f"runs {f['runs_s']}  "
                     f"state B/person mean {st['mean']:.0f} p50 {st['p50']:.0f} "
                     f"p99 {st['p99']:.0f} max {st['max']:.0f}  timers {st['pending_timers']}"
