@@ -109,9 +109,18 @@ def fast_decoder() -> Any:
     import fastavro
 
     writers = known_writer_schemas("event")
-    reader = load_schema("event").parsed
+    # parsed by fastavro once: a schema without fastavro's parsed marker is parsed
+    # again on every call, which made this baseline ~2x slower (35.7 vs 18.7 us per
+    # event) than Pulse's own decoder until 2026-12-01
+    current = load_schema("event")
+    reader = fastavro.parse_schema(current.parsed)
     read = fastavro.schemaless_reader
-    by_fp = {fp.to_bytes(8, "little"): s.parsed for fp, s in writers.items()}
+    by_fp = {
+        fp.to_bytes(8, "little"): reader
+        if fp == current.fingerprint
+        else fastavro.parse_schema(s.parsed)
+        for fp, s in writers.items()
+    }
 
     def decode(data: bytes) -> dict[str, Any]:
         writer = by_fp[data[2:10]]
