@@ -83,6 +83,7 @@ class Runtime:
         self.next_clock = 0.0
         self.timeout_s = settings.idle_timeout_ms / 1000
         self.processed = 0
+        self.in_batch: dict[str, int] = {}  # records per input topic in this batch
         self.first_commit_after: float | None = None
         self.next_progress = 0.0
 
@@ -207,6 +208,10 @@ class Runtime:
                 for task in self.tasks.values():
                     task.advance()
                 if msgs:
+                    self.committer.touch()
+                    for topic, n in self.in_batch.items():
+                        metrics.events_in(topic).inc(n)
+                    self.in_batch.clear()
                     metrics.PROCESS_SECONDS.observe(time.perf_counter() - started)
                 if now >= next_commit:
                     self._commit()
@@ -226,10 +231,9 @@ class Runtime:
         task = self.tasks.get(msg.partition())
         if task is None:
             return  # not ours any more (a rebalance is on its way)
-        self.committer.touch()
         self.processed += 1
         topic = msg.topic()
-        metrics.events_in(topic).inc()
+        self.in_batch[topic] = self.in_batch.get(topic, 0) + 1
         if topic == self.events_topic:
             task.on_event_record(Record.of(msg))
             if task.woke:

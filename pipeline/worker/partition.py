@@ -156,6 +156,8 @@ class PartitionTask(PersonSide):
         self.read_to = rec.offset + 1
         if self.activity.saw_record(self.now()):
             self.woke = True
+        if self.partition in self.inputs.idle:  # its persons see it active again at once
+            self.inputs.observe(self.partition, self.source.stream_time_ms, ACTIVE, self.now())
         try:
             self._ingest(rec)
         except DecodeError as err:
@@ -169,8 +171,6 @@ class PartitionTask(PersonSide):
             self.dead_letter(
                 "events", rec, DecodeError("processing_error", f"{type(exc).__name__}: {exc}")
             )
-        # the source's own events reach its persons without a hop: its clock is direct
-        self.inputs.observe(self.partition, self.source.stream_time_ms, ACTIVE, self.now())
 
     woke = False
 
@@ -253,6 +253,8 @@ class PartitionTask(PersonSide):
 
     def advance(self) -> None:
         """Move the persons' stream time to the minimum over sources; fire what is due."""
+        # the source's own events reach its persons without a hop: its clock is direct
+        self.inputs.raise_time(self.partition, self.source.stream_time_ms)
         target = self.inputs.stream_time_ms(self.now(), self.caught_up)
         if target > self.processor.clock.stream_time_ms:
             self.emit(self.processor.advance_to(target))
