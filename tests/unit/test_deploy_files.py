@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
+from pipeline.profiles.settings import ApiSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -40,6 +42,7 @@ SERVICES = ("kafka", "pulse-worker", "prometheus", "grafana")
 WORKER = "pulse-worker"
 PULSE_HOME = "/var/lib/pulse"
 METRICS_PORT = 9108
+API_PORT = 9110
 
 # The metric names the worker exports (keep in sync with the worker's metrics module).
 COUNTERS = {"pulse_events_in_total", "pulse_events_dlq_total", "pulse_triggers_total"}
@@ -484,6 +487,10 @@ def test_worker_service(compose):
     )
     settings = worker_settings(env)  # the worker would accept every value
     assert settings.processing_guarantee == "exactly_once"
+    # the profile API: on the compose network, with tokens from the shell
+    assert env.get("PULSE_API_PORT") == str(API_PORT)
+    assert str(API_PORT) in [str(p) for p in worker.get("expose", [])]
+    assert "${PULSE_API_TOKENS" in str(env.get("PULSE_API_TOKENS")), env
     build = worker.get("build")
     context = build if isinstance(build, str) else (build or {}).get("context")
     dockerfile = (
@@ -913,6 +920,7 @@ def test_k8s_statefulset(k8s_docs, compose):
     assert ports.get("metrics") == METRICS_PORT, (
         f"want containerPort {METRICS_PORT} named metrics: {ports}"
     )
+    assert ports.get("api") == API_PORT, f"want containerPort {API_PORT} named api: {ports}"
     probe = container["readinessProbe"]["tcpSocket"]["port"]
     assert probe in ("metrics", METRICS_PORT), f"readiness probe checks port {probe!r}"
 
@@ -934,8 +942,9 @@ def _pod_env(docs: list[dict[str, Any]], container: dict[str, Any], pod: str) ->
     """A container's environment as the kubelet resolves it, for the pod named ``pod``."""
     env: dict[str, str] = {}
     for entry in container.get("env") or []:
-        if "value" in entry:
-            env[entry["name"]] = str(entry["value"])
+        if "value" in entry:  # $(VAR) of a variable defined above is expanded
+            value = re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), str(entry["value"]))
+            env[entry["name"]] = value
             continue
         source = entry["valueFrom"]
         if "configMapKeyRef" in source:
@@ -947,6 +956,10 @@ def _pod_env(docs: list[dict[str, Any]], container: dict[str, Any], pod: str) ->
                 )
                 continue
             env[entry["name"]] = str(data[ref["key"]])
+        elif "secretKeyRef" in source:
+            assert source["secretKeyRef"].get("optional"), (
+                f"{entry['name']}: a Secret the user may not have created must be optional"
+            )
         elif "fieldRef" in source:
             path = source["fieldRef"]["fieldPath"]
             assert path == "metadata.name", f"{entry['name']}: unexpected fieldRef {path}"
@@ -970,10 +983,15 @@ def test_k8s_worker_instance_id_and_guarantee(k8s_docs):
 
     names = [f"{sts['metadata']['name']}-{i}" for i in range(spec["replicas"])]
     ids = set()
+    service_name = spec["serviceName"]
     for name in names:
-        settings = worker_settings(_pod_env(k8s_docs, container, name))
+        env = _pod_env(k8s_docs, container, name)
+        settings = worker_settings(env)
         assert settings.processing_guarantee == "exactly_once"
         assert settings.instance_id == name
+        api = ApiSettings.from_env(env)  # accepted, and advertised at the pod's DNS name
+        assert api.port == API_PORT
+        assert api.advertise == f"http://{name}.{service_name}:{API_PORT}", api.advertise
         ids.add(settings.instance_id)
     assert len(ids) == len(names), "every pod needs its own instance id"
 
@@ -997,6 +1015,7 @@ def test_k8s_headless_service(k8s_docs):
         "metrics",
         METRICS_PORT,
     }
+    assert {(p["port"], p.get("targetPort")) for p in svc["spec"]["ports"]} >= {(API_PORT, "api")}
 
 
 def test_k8s_kustomization_lists_every_manifest(k8s_docs):
