@@ -105,7 +105,8 @@ class Committer:
         on_delivery = self._delivered
         if topic == BY_PERSON and partition is not None:
             entry = self.forwards.sent(partition, *(clock or (-1, 0)))
-            on_delivery = partial(self._forwarded, entry)
+            if entry is not None:  # one of this worker's person partitions
+                on_delivery = partial(self._forwarded, entry)
         changelog = topic == self.changelog
         producer = self.states if changelog else self.producer
         if producer is self.states and not self.in_txn:

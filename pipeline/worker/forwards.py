@@ -43,18 +43,24 @@ class Forwards:
     """Per person partition, the records sent to it, oldest first (see the module docs)."""
 
     def __init__(self) -> None:
+        #: only the worker's own person partitions (``keep``): others are read elsewhere
         self.sent_to: dict[int, deque[Sent]] = {}
 
-    def sent(self, partition: int, source: int, source_time_ms: int) -> Sent:
-        """A record for ``partition``; the caller sets its offset from its delivery report."""
+    def sent(self, partition: int, source: int, source_time_ms: int) -> Sent | None:
+        """A record for ``partition``; the caller sets its offset from its delivery report.
+
+        None for a partition of another worker: nothing is kept for it.
+        """
+        entries = self.sent_to.get(partition)
+        if entries is None:
+            return None
         entry = Sent(source, source_time_ms)
-        self.sent_to.setdefault(partition, deque()).append(entry)
+        entries.append(entry)
         return entry
 
     def keep(self, partitions: set[int]) -> None:
-        """Forget the records sent to other partitions (they are read elsewhere)."""
-        for p in [p for p in self.sent_to if p not in partitions]:
-            del self.sent_to[p]
+        """Track the records sent to ``partitions`` (the worker's own) and no others."""
+        self.sent_to = {p: self.sent_to.get(p, deque()) for p in partitions}
 
     def pending(self, partition: int, source: int) -> bool:
         """Whether a record ``source`` sent to ``partition`` may not be read yet."""
