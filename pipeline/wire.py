@@ -164,7 +164,8 @@ def _read_current(data: bytes) -> dict[str, Any]:
     """
     current = load_schema("event")
     if current.fingerprint != FINGERPRINT:
-        return dict(read_avro_body(data, 10, current, current))
+        record: dict[str, Any] = read_avro_body(data, 10, current, current)
+        return record
     try:
         return read_event_body(data, 10)
     except BodyError as exc:
