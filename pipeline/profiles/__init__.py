@@ -2,7 +2,7 @@
 
 ``view.py`` is the only module that reads the core's person state;
 ``history.py`` keeps recent triggers in the partition stores; ``lookups.py``
-hands lookups to the worker loop; ``directory.py`` tells workers who owns
+reads a person's last commit for the API; ``directory.py`` tells workers who owns
 which partition; ``server.py`` serves HTTP; ``page.py`` renders the page.
 """
 
@@ -49,7 +49,12 @@ def start_worker_api(
         return None
     ensure_workers_topic(settings)
     directory = Directory(settings, instance_id)
-    lookups = Lookups(ProfileView(topology.operators, topology.stage), partitions, api.history)
+    lookups = Lookups(
+        ProfileView(topology.operators, topology.stage),
+        partitions,
+        api.history,
+        allowed_lateness_ms=settings.allowed_lateness_ms,
+    )
     server = start_api(api, lookups, directory, instance_id)
     if server is None:
         directory.close()

@@ -45,7 +45,11 @@ def history_key(person_id: str) -> bytes:
 
 
 def read(store: KeyValue, person_id: str) -> dict[str, Any]:
-    raw = store.get(history_key(person_id))
+    return parse(store.get(history_key(person_id)))
+
+
+def parse(raw: bytes | None) -> dict[str, Any]:
+    """A stored history (None: empty)."""
     if raw is None:
         return {"t": [], "s": {}}
     value: dict[str, Any] = orjson.loads(raw)

@@ -1,70 +1,54 @@
-"""Between the API's thread and the worker loop: lookups answered between batches.
+"""Between the API's thread and the worker loop: lookups answered from committed state.
 
 The worker loop is single-threaded and keeps person state decoded in a write
 cache between commits, which nothing else may read while the loop changes it.
-So the API never touches the stores: it queues a :class:`Lookup`, and the loop
-answers every queued lookup (``Lookups.answer``) at the top of each turn and
-between two records of a batch (a check of the queue per record), so an answer
-is the state between two records, committed or about to be. The API waits for it
-at most ``PULSE_API_WAIT_MS`` (then ``503``).
-
-**While the loop waits.** In a commit the loop waits for the broker (the changelog, the
-transaction), for tens of milliseconds, and changes no state a lookup reads:
-the persons were encoded into the stores' write caches just before, and the
-commit only sends those caches and then moves them into RocksDB (``store.get``
-sees each value in the one or the other). The same holds while it waits in
-``consume()`` for records (only a rebalance callback changes state there, and
-it closes the window first). So around both waits the loop opens a *window*
-(:meth:`Lookups.waiting`) and the API's thread answers lookups itself meanwhile
-(:meth:`Lookups.try_now`), under a lock the loop takes before it goes on: no
-answer is computed while the loop changes state.
+The API does not need it: every commit writes the partition's persons, links,
+history and clocks to RocksDB in one write batch, once Kafka committed them
+(``pipeline/worker/store.py``). So a lookup reads **the last commit** of the
+person's partition, on the API's own thread, in one RocksDB multi-get (the
+person, their history, their identity link and the partition's clocks, from
+one consistent view), and never waits for the loop: its latency does not
+depend on how busy the worker is, only on the CPU. A profile is at most one
+commit interval (``PULSE_COMMIT_INTERVAL_MS``, 100 ms by default) behind the
+loop, and never shows what an aborted transaction did.
 
 **Readiness.** ``ready`` is the set of partitions whose stores are restored
-and processed by this worker. The loop empties it when a rebalance starts
-(revoke, lost, or an assignment that is still restoring) and sets it once the
-assignment's restore is done, so the API answers ``503`` with ``Retry-After``
-for them in between, never a stale or empty profile. A lookup queued just
-before a rebalance is answered "not here" (``503``) after it.
+and processed by this worker. The loop empties it, under :attr:`Lookups.lock`,
+before it closes, wipes or restores a store (revoke, lost, an assignment,
+shutdown), and sets it once the assignment's restore is done; a lookup checks
+it and reads under the same lock. So the API answers ``503`` with
+``Retry-After`` in between, never a stale or empty profile, and never reads a
+store being closed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
+from pipeline.core.clock import PartitionClock
 from pipeline.profiles import history
 from pipeline.profiles.view import ProfileView
+from pipeline.records import decode_state
+from pipeline.worker import store as keys
 from pipeline.worker.partitioner import partition_for
-from pipeline.worker.store import Links
+from pipeline.worker.store import PartitionStore, meta_key
 
 log = logging.getLogger(__name__)
 
 PERSON, TRIGGERS, PAGE = "person", "triggers", "page"
-
-
-@dataclass
-class Lookup:
-    """A queued lookup; ``done`` is called on the loop's thread with the answer (or error)."""
-
-    kind: str
-    person_id: str
-    done: Callable[[Answer | Exception], None]
-    cancelled: bool = False  # the API gave up waiting
+_CLOCKS = meta_key("clocks")
 
 
 @dataclass(frozen=True)
 class Answer:
-    """``found`` (``raw``: its JSON), ``merged`` (into ``user``), ``unknown`` or ``moved``.
-
-    The JSON is encoded on the loop's thread, before the state can change.
-    """
+    """``found`` (``raw``: its JSON), ``merged`` (into ``user``), ``unknown`` or ``moved``."""
 
     status: str
     raw: bytes = b""
@@ -72,23 +56,24 @@ class Answer:
 
 
 class Lookups:
-    """Shared by the API thread (:meth:`ask`) and the worker loop (everything else)."""
+    """Shared by the API's thread (:meth:`lookup`) and the worker loop (everything else)."""
 
     def __init__(
         self,
         view: ProfileView,
         partitions: int,
         history_size: int,
+        allowed_lateness_ms: int = 0,
         on_ready: Callable[[frozenset[int]], None] | None = None,
     ) -> None:
         self.view = view
         self.partitions = partitions
         self.history_size = history_size
-        self.queue: deque[Lookup] = deque()  # append/popleft are atomic
-        self.ready: frozenset[int] = frozenset()
+        self.allowed_lateness_ms = allowed_lateness_ms
         self.on_ready = on_ready
-        #: the tasks the API's thread may read (a commit is waiting for the broker), else None
-        self.window: Mapping[int, Any] | None = None
+        self.ready: frozenset[int] = frozenset()
+        #: the loop's stores by partition (the loop's own dict; read only under the lock)
+        self.stores: Mapping[int, PartitionStore] = {}
         self.lock = threading.Lock()
 
     # -- the API's side ---------------------------------------------------------------
@@ -96,108 +81,69 @@ class Lookups:
     def partition_of(self, person_id: str) -> int:
         return partition_for(person_id.encode(), self.partitions)
 
-    def try_now(self, kind: str, person_id: str) -> Answer | None:
-        """The answer, computed on the caller's thread if a commit window is open, else None."""
-        if self.window is None:
-            return None
-        return self._in_window(kind, person_id)
-
-    def _in_window(self, kind: str, person_id: str) -> Answer | None:
+    def lookup(self, kind: str, person_id: str) -> Answer:
+        """The person as the last commit of their partition left them (any thread)."""
+        p = self.partition_of(person_id)
+        key = person_id.encode()
         with self.lock:
-            tasks = self.window  # read again under the lock: the loop may have closed it
-            if tasks is None:
-                return None
-            return self._answer(Lookup(kind, person_id, _ignore), tasks)
+            store = self.stores.get(p)
+            if store is None or p not in self.ready:
+                return Answer("moved")
+            wanted = [keys.PERSON + key, keys.HISTORY + key, keys.LINK + key, _CLOCKS]
+            values = cast(list[Any], store.db.get(cast(Any, wanted)))  # one consistent multi-get
+        return self._answer(kind, person_id, p, *values)
 
-    def ask(self, kind: str, person_id: str, done: Callable[[Answer | Exception], None]) -> Lookup:
-        lookup = Lookup(kind, person_id, done)
-        self.queue.append(lookup)
-        return lookup
-
-    # -- the loop's side (hooks in pipeline/worker/loop.py) -----------------------------
-
-    def attach(self, tasks: Mapping[int, Any]) -> None:
-        """New partition tasks: their outputs go to the history too."""
-        for task in tasks.values():
-            task.history = history.History(task.store, self.history_size)
-
-    def unready(self) -> None:
-        self._close_window()  # a rebalance callback is about to change the tasks
-        self.ready = frozenset()
-
-    def assigned(self, partitions: list[int]) -> None:
-        self.ready = frozenset(partitions)
-        if self.on_ready is not None:
-            self.on_ready(self.ready)
-
-    def revoked(self) -> None:
-        self._close_window()
-        self.ready = frozenset()
-        if self.on_ready is not None:
-            self.on_ready(self.ready)
-
-    @contextmanager
-    def waiting(self, tasks: Mapping[int, Any]) -> Iterator[None]:
-        """Around a wait of the loop: the API's thread may answer lookups meanwhile.
-
-        The loop waits in ``consume()`` (where only a rebalance callback changes
-        anything: :meth:`unready` and :meth:`revoked` close the window first) and
-        in a commit.
-        """
-        if self.queue:
-            self.answer(tasks)  # what is queued already
-        self.window = tasks
-        try:
-            yield
-        finally:
-            self._close_window()
-
-    def _close_window(self) -> None:
-        self.window = None
-        with self.lock:  # an answer being computed has finished: the loop may go on
-            pass
-
-    def answer(self, tasks: Mapping[int, Any]) -> None:
-        """Answer every queued lookup (the loop calls this once a turn)."""
-        queue = self.queue
-        while queue:
-            lookup = queue.popleft()
-            if lookup.cancelled:
-                continue
-            try:
-                answer: Answer | Exception = self._answer(lookup, tasks)
-            except Exception as exc:
-                log.exception("profile lookup of a person failed")
-                answer = exc
-            lookup.done(answer)
-
-    def _answer(self, lookup: Lookup, tasks: Mapping[int, Any]) -> Answer:
-        p = self.partition_of(lookup.person_id)
-        task = tasks.get(p)
-        if task is None or p not in self.ready:
-            return Answer("moved")
-        person = lookup.person_id
-        state = task.persons.peek(person)
-        past = history.read(task.store, person)
+    def _answer(self, kind: str, person: str, p: int, *values: bytes | None) -> Answer:
+        raw_state, raw_past, link, clocks = values
+        state = None if raw_state is None else decode_state(bytes(raw_state))
+        past = history.parse(None if raw_past is None else bytes(raw_past))
         if state is None:
-            user = Links(task.store).get(person)  # the source partition's identity links
-            if user is not None:
-                return Answer("merged", user=user)
-            if lookup.kind == PERSON or not past["t"]:
+            if link is not None:  # the source partition's identity link
+                return Answer("merged", user=bytes(link).decode())
+            if kind == PERSON or not past["t"]:
                 return Answer("unknown")
         body: dict[str, Any] = {}
-        if lookup.kind in (PERSON, PAGE) and state is not None:
-            body = self.view.profile(person, state, task.processor.watermark_ms)
+        if kind in (PERSON, PAGE) and state is not None:
+            body = self.view.profile(person, state, self._watermark(clocks))
             entered = past["s"]
             body["segments"] = [
                 {"segment": s, "entered_ms": entered.get(s)} for s in body["segments"]
             ]
             body["partition"] = p
-        if lookup.kind in (TRIGGERS, PAGE):
+        if kind in (TRIGGERS, PAGE):
             body["person_id"] = person
             body["recent_triggers"] = history.entries(past)
         return Answer("found", orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS))
 
+    def _watermark(self, clocks: bytes | None) -> int:
+        """The partition's watermark at its last commit (its clocks are committed with it)."""
+        clock = PartitionClock(self.allowed_lateness_ms)
+        if clocks is not None:
+            stream_time = json.loads(bytes(clocks)).get("stream_time")
+            if stream_time is not None:
+                clock.observe(int(stream_time))
+        return clock.watermark_ms
 
-def _ignore(_answer: Answer | Exception) -> None:
-    """A lookup answered on the caller's thread needs no callback."""
+    # -- the loop's side (hooks in pipeline/worker/loop.py) -----------------------------
+
+    def attach(self, stores: Mapping[int, PartitionStore], tasks: Mapping[int, Any]) -> None:
+        """New partition tasks: their outputs go to the history too."""
+        self.stores = stores
+        for task in tasks.values():
+            task.history = history.History(task.store, self.history_size)
+
+    def unready(self) -> None:
+        """A rebalance or shutdown is about to close, wipe or restore stores."""
+        with self.lock:  # a lookup reading a store has finished
+            self.ready = frozenset()
+
+    def assigned(self, partitions: list[int]) -> None:
+        with self.lock:
+            self.ready = frozenset(partitions)
+        if self.on_ready is not None:
+            self.on_ready(self.ready)
+
+    def revoked(self) -> None:
+        self.unready()
+        if self.on_ready is not None:
+            self.on_ready(self.ready)

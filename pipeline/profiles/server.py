@@ -82,11 +82,6 @@ def error(status: int, code: str, message: str, **headers: str) -> Reply:
     return Reply(status, dumps({"error": {"code": code, "message": message}}), headers=headers)
 
 
-def _settle(future: asyncio.Future[Answer | Exception], answer: Answer | Exception) -> None:
-    if not future.done():
-        future.set_result(answer)
-
-
 def _unavailable(message: str) -> Reply:
     return error(503, "unavailable", message, **{"Retry-After": RETRY_AFTER})
 
@@ -103,7 +98,7 @@ class ApiServer:
         self.instance_id = instance_id
         self.tokens = Tokens(settings.tokens)
         self.limiter = RateLimiter(settings.rate_limit)
-        self.wait_s = settings.wait_ms / 1000
+        self.wait_s = settings.wait_ms / 1000  # for a forwarded lookup's owner
         self.loop = asyncio.new_event_loop()
         self.thread: threading.Thread | None = None
         self.runner: web.AppRunner | None = None
@@ -266,30 +261,7 @@ class ApiServer:
         if partition not in self.lookups.ready:
             return await self._forward(kind, person_id, partition, hops)
         try:
-            now = self.lookups.try_now(kind, person_id)  # a commit is waiting: no need to queue
-        except Exception as exc:  # a layout change in the core, or a bug: say which, not a stack
-            return error(500, "internal", f"{type(exc).__name__}: {exc}")
-        if now is not None:
-            return await self._answered(
-                now, kind, person_id, hops=hops, merged=merged, partition=partition
-            )
-        loop = self.loop
-        future: asyncio.Future[Answer | Exception] = loop.create_future()
-
-        def done(answer: Answer | Exception) -> None:  # on the worker loop's thread
-            loop.call_soon_threadsafe(_settle, future, answer)
-
-        lookup = self.lookups.ask(kind, person_id, done)
-        try:
-            async with asyncio.timeout(self.wait_s):
-                answer = await future
-            if isinstance(answer, Exception):
-                raise answer
-        except TimeoutError:
-            lookup.cancelled = True
-            return _unavailable(
-                "the worker did not get to the lookup in time (busy or rebalancing)"
-            )
+            answer = self.lookups.lookup(kind, person_id)  # the last commit, read here
         except Exception as exc:  # a layout change in the core, or a bug: say which, not a stack
             return error(500, "internal", f"{type(exc).__name__}: {exc}")
         return await self._answered(

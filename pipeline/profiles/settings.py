@@ -8,7 +8,7 @@
 ``PULSE_API_ADVERTISE``    the URL other workers forward to (default ``http://<host>:<port>``,
                            with the host name, or ``127.0.0.1`` when bound there)
 ``PULSE_API_RATE_LIMIT``   requests a second per client address (default 1000; burst the same)
-``PULSE_API_WAIT_MS``      longest a lookup waits for the worker loop before a 503 (default 2000)
+``PULSE_API_WAIT_MS``      a forwarded lookup's wait for its owner before a 503 (default 2000)
 ``PULSE_API_HISTORY``      recent triggers and suppressions kept per person (default 50)
 """
 

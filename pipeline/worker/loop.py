@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +71,7 @@ class Runtime:
         self.committer = Committer(settings, self.consumer, instance_id, self.changelog)
         self.stop = threading.Event() if stop is None else stop
         self.ready = threading.Event()
-        #: the profile API's lookups, answered between records (pipeline/profiles/lookups.py)
+        #: the profile API's lookups, which read committed state (pipeline/profiles/lookups.py)
         self.lookups = lookups
         self.told: dict[tuple[int, int], tuple[int, int]] = {}  # (dest, source) -> report
         self.starts: dict[tuple[str, int], int] = {}  # where each input began at assignment
@@ -144,7 +143,7 @@ class Runtime:
         for task in self.tasks.values():
             task.direct = self._direct
         if self.lookups is not None:
-            self.lookups.attach(self.tasks)
+            self.lookups.attach(self.stores, self.tasks)
 
     def _refill_duplicate_windows(self) -> None:
         refill_duplicate_windows(
@@ -187,17 +186,13 @@ class Runtime:
         )
         s = self.settings
         next_commit = time.monotonic() + s.commit_interval_ms / 1000
-        lookups = self.lookups  # the profile API's, answered between records
         try:
             while not self.stop.is_set():
-                with nullcontext() if lookups is None else lookups.waiting(self.tasks):
-                    msgs = self.consumer.consume(s.batch_max, timeout=s.batch_wait_ms / 1000)
+                msgs = self.consumer.consume(s.batch_max, timeout=s.batch_wait_ms / 1000)
                 started = time.perf_counter()
                 try:
                     for msg in msgs:
                         self._dispatch(msg)
-                        if lookups is not None and lookups.queue:  # between records too
-                            lookups.answer(self.tasks)
                 except ProcessingFailed as exc:
                     self._reprocess_carefully(exc)
                     continue
@@ -247,9 +242,7 @@ class Runtime:
             task.save_meta()
         started = time.monotonic()
         had_work = self.committer.dirty
-        window = nullcontext() if self.lookups is None else self.lookups.waiting(self.tasks)
-        with window:  # the profile API may answer from its own thread while the commit waits
-            committed = self.committer.commit(self.stores)
+        committed = self.committer.commit(self.stores)
         if not committed:
             self._rewind()
             return
@@ -390,6 +383,8 @@ class Runtime:
         return bool(position >= high)
 
     def _close(self) -> None:
+        if self.lookups is not None:
+            self.lookups.revoked()  # the API reads no store from here on
         for close in (self.committer.close, self.consumer.close):
             try:
                 close()
