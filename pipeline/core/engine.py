@@ -45,12 +45,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.core import gctune, linking
+from pipeline.core.behavior import BehaviorOperator
 from pipeline.core.clock import NEG_INF_MS, PartitionClock
 from pipeline.core.events import Event
 from pipeline.core.identity import IDENTITIES, IdentityRules, accept_merge, identity_record
 from pipeline.core.linking import AWAIT, IDS, NEXT, PRE, SRC
 from pipeline.core.operator import Operator, Stage, late_record
 from pipeline.core.outputs import LATE, Output
+from pipeline.core.rules import RuleStage
 from pipeline.core.store import MemoryStore, PersonState, PersonStore
 
 __all__ = [
@@ -177,12 +179,19 @@ class Processor:
         outputs: list[Output],
     ) -> None:
         for op in self.operators:
-            snapshot, out = op.on_event(target.get(op.name), event, target_id, watermark)
+            # (isinstance: the compiled core calls the behavior operator directly)
+            if isinstance(op, BehaviorOperator):
+                snapshot, out = op.on_event(target.get(op.name), event, target_id, watermark)
+            else:
+                snapshot, out = op.on_event(target.get(op.name), event, target_id, watermark)
             _put(target, op.name, snapshot)
             if out:
                 outputs.extend(out)
-        if self.stage is not None:
-            outputs.extend(self.stage.after_event(target, event, target_id, watermark))
+        stage = self.stage
+        if isinstance(stage, RuleStage):  # noqa: SIM114 (a direct call when compiled)
+            outputs.extend(stage.after_event(target, event, target_id, watermark))
+        elif stage is not None:
+            outputs.extend(stage.after_event(target, event, target_id, watermark))
 
     def advance_to(self, stream_time_ms: int) -> list[Output]:
         """Move stream time forward without an event (idle tick, end of replay)."""
@@ -326,12 +335,20 @@ class Processor:
     ) -> None:
         if watermark <= NEG_INF_MS:
             return
-        if self.stage is not None:
-            outs = self.stage.settle(state, person, watermark, self.operators)
+        stage = self.stage
+        if isinstance(stage, RuleStage):  # noqa: SIM114 (a direct call when compiled)
+            outs = stage.settle(state, person, watermark, self.operators)
+            if outs:
+                out.extend(outs)
+        elif stage is not None:
+            outs = stage.settle(state, person, watermark, self.operators)
             if outs:
                 out.extend(outs)
         for op in self.operators:
-            snapshot, outs = op.on_watermark(state.get(op.name), person, watermark)
+            if isinstance(op, BehaviorOperator):
+                snapshot, outs = op.on_watermark(state.get(op.name), person, watermark)
+            else:
+                snapshot, outs = op.on_watermark(state.get(op.name), person, watermark)
             _put(state, op.name, snapshot)
             if outs:
                 out.extend(outs)
@@ -362,11 +379,19 @@ class Processor:
     def _deadline(self, state: PersonState) -> int | None:
         best: int | None = None
         for op in self.operators:
-            d = op.next_deadline_ms(state.get(op.name))
+            if isinstance(op, BehaviorOperator):
+                d = op.next_deadline_ms(state.get(op.name))
+            else:
+                d = op.next_deadline_ms(state.get(op.name))
             if d is not None and (best is None or d < best):
                 best = d
-        if self.stage is not None:
-            d = self.stage.next_deadline_ms(state)
+        stage = self.stage
+        if isinstance(stage, RuleStage):  # noqa: SIM114 (a direct call when compiled)
+            d = stage.next_deadline_ms(state)
+            if d is not None and (best is None or d < best):
+                best = d
+        elif stage is not None:
+            d = stage.next_deadline_ms(state)
             if d is not None and (best is None or d < best):
                 best = d
         return best

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipeline.core.absence import AbsenceRule
+from pipeline.core.behavior import BehaviorOperator
 from pipeline.core.delivery import deliver, segment_change
 from pipeline.core.events import Event
 from pipeline.core.outputs import Output
@@ -113,7 +114,10 @@ def next_due(
             if d is not None and (best is None or d < best):
                 best = d
     if behavior is not None and (plan.session_segs or st.get("seg")):
-        d = behavior.next_deadline_ms(person.get(BEHAVIOR))
+        if isinstance(behavior, BehaviorOperator):  # (a direct call in the compiled core)
+            d = behavior.next_deadline_ms(person.get(BEHAVIOR))
+        else:
+            d = behavior.next_deadline_ms(person.get(BEHAVIOR))
         if d is not None and (best is None or d < best):
             best = d
     return best
@@ -183,7 +187,10 @@ class StageRun:
         """Move the operators to ``t``; returns (a session closed, the person was evicted)."""
         closed = evicted = False
         for op in self.operators:
-            snap, outs = op.on_watermark(self.person.get(op.name), self.pid, t)
+            if isinstance(op, BehaviorOperator):  # (a direct call in the compiled core)
+                snap, outs = op.on_watermark(self.person.get(op.name), self.pid, t)
+            else:
+                snap, outs = op.on_watermark(self.person.get(op.name), self.pid, t)
             if snap is None:
                 self.person.pop(op.name, None)
             else:
@@ -294,6 +301,9 @@ class StageRun:
         self._segments(set(causes), t + 1, t, causes)
 
     def behavior_fold(self, until: int) -> None:
+        if isinstance(self.behavior, BehaviorOperator):
+            self.behavior.fold_until(self.person.get(BEHAVIOR), until)
+            return
         fold = getattr(self.behavior, "fold_until", None)
         if fold is not None:
             fold(self.person.get(BEHAVIOR), until)

@@ -100,15 +100,16 @@ class Traits:
         self.config = config or TraitsConfig()
         self.sessions = SessionShares(self.config.night_from_hour, self.config.night_until_hour)
         self.activity = Activity()
+        self.windows = WindowCounts()
         self.local_clock = LocalClock()
+        self.orders = Orders()
+        self.coupons = Coupons()
+        self.cart = CartValue()
+        self.interest = self.config.interest()
         self.folds: tuple[Fold, ...] = (
-            self.activity, WindowCounts(), self.local_clock, Orders(), Coupons(), CartValue(),
-            self.config.interest(), self.sessions,
+            self.activity, self.windows, self.local_clock, self.orders, self.coupons, self.cart,
+            self.interest, self.sessions,
         )  # fmt: skip
-        # the event folds as (key, bound aggregate); session shares take sessions, not events
-        self._aggregates = tuple(
-            (fold.key, fold.aggregate) for fold in self.folds if fold is not self.sessions
-        )
         # which fold computes which trait, so a reader can compute only what it reads
         self.fold_of: dict[str, Fold] = {
             name: fold for fold in self.folds for name in _trait_names(fold)
@@ -118,9 +119,20 @@ class Traits:
         return {fold.key: fold.initialize() for fold in self.folds}
 
     def aggregate(self, state: TraitsState, fact: Fact) -> TraitsState:
-        """Fold one event (in place; returns ``state``)."""
-        for key, aggregate in self._aggregates:
-            state[key] = aggregate(state[key], fact)
+        """Fold one event (in place; returns ``state``).
+
+        Each fold is called by its own class, not through :class:`Fold`, so the
+        compiled core calls it directly (no generic call, no boxing); every one of
+        these folds updates its state in place, so nothing is stored back.
+        (Session shares take sessions, not events.)
+        """
+        self.activity.aggregate(state["a"], fact)
+        self.windows.aggregate(state["w"], fact)
+        self.local_clock.aggregate(state["t"], fact)
+        self.orders.aggregate(state["o"], fact)
+        self.coupons.aggregate(state["c"], fact)
+        self.cart.aggregate(state["v"], fact)
+        self.interest.aggregate(state[self.interest.key], fact)
         return state
 
     def aggregate_session(self, state: TraitsState, start_ms: int, tz: str | None) -> TraitsState:
@@ -137,9 +149,14 @@ class Traits:
 
     def result(self, state: TraitsState, as_of_ms: int) -> dict[str, Any]:
         """The trait values as of ``as_of_ms`` (windows, recency and decay use it)."""
-        out: dict[str, Any] = {}
-        for fold in self.folds:
-            out.update(fold.result(state[fold.key], as_of_ms))
+        out = self.activity.result(state["a"], as_of_ms)
+        out.update(self.windows.result(state["w"], as_of_ms))
+        out.update(self.local_clock.result(state["t"], as_of_ms))
+        out.update(self.orders.result(state["o"], as_of_ms))
+        out.update(self.coupons.result(state["c"], as_of_ms))
+        out.update(self.cart.result(state["v"], as_of_ms))
+        out.update(self.interest.result(state[self.interest.key], as_of_ms))
+        out.update(self.sessions.result(state["s"], as_of_ms))
         return out
 
     def lazy_result(self, state: TraitsState, as_of_ms: int) -> LazyTraits:
