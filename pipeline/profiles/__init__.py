@@ -2,7 +2,8 @@
 
 ``view.py`` is the only module that reads the core's person state;
 ``history.py`` keeps recent triggers in the partition stores; ``lookups.py``
-reads a person's last commit for the API; ``directory.py`` tells workers who owns
+reads a person's last commit for the API; ``process.py`` runs the API in
+a process of its own; ``directory.py`` tells workers who owns
 which partition; ``server.py`` serves HTTP; ``page.py`` renders the page.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,32 +24,52 @@ SWITCH_INTERVAL_S = 0.001
 
 @dataclass
 class WorkerApi:
-    """What ``pulse worker`` holds while its profile API runs."""
+    """What ``pulse worker`` holds while its profile API runs.
 
-    lookups: Any  # lookups.Lookups
-    server: Any  # server.ApiServer
-    directory: Any  # directory.Directory
+    ``hooks`` is what the worker loop tells about its stores: an
+    :class:`~pipeline.profiles.process.ApiProcess` (the API in its own process,
+    the default) or the in-process :class:`~pipeline.profiles.lookups.Lookups`.
+    """
 
-    def close(self) -> None:
-        self.server.stop()
-        self.directory.close()
+    hooks: Any
+    close: Callable[[], None]
 
 
 def start_worker_api(
     settings: Settings, topology: Any, partitions: int, instance_id: str
 ) -> WorkerApi | None:
-    """Start the profile API of a worker (None: ``PULSE_API_PORT=0`` or the port is taken)."""
-    from pipeline.profiles.directory import Directory, ensure_workers_topic
-    from pipeline.profiles.lookups import Lookups
-    from pipeline.profiles.server import start_api
+    """Start the profile API of a worker (None: ``PULSE_API_PORT=0`` or the port is taken).
+
+    In a process of its own when the topology says where it came from
+    (``topology.source``, as ``pulse worker`` does), else as a thread of the worker.
+    """
+    from pipeline.profiles.directory import ensure_workers_topic
     from pipeline.profiles.settings import ApiSettings
-    from pipeline.profiles.view import ProfileView
 
     api = ApiSettings.from_env()
     if not api.port:
         log.info("profile API off (PULSE_API_PORT=0)")
         return None
     ensure_workers_topic(settings)
+    source = getattr(topology, "source", None)
+    if source is not None:
+        from pipeline.profiles.process import ApiProcess
+
+        child = ApiProcess(settings, source, partitions, instance_id, api.history)
+        if child.port is None:
+            return None
+        return WorkerApi(child, child.close)
+    return _in_process(settings, api, topology, partitions, instance_id)
+
+
+def _in_process(
+    settings: Settings, api: Any, topology: Any, partitions: int, instance_id: str
+) -> WorkerApi | None:
+    from pipeline.profiles.directory import Directory
+    from pipeline.profiles.lookups import Lookups
+    from pipeline.profiles.server import start_api
+    from pipeline.profiles.view import ProfileView
+
     directory = Directory(settings, instance_id)
     lookups = Lookups(
         ProfileView(topology.operators, topology.stage),
@@ -63,4 +85,9 @@ def start_worker_api(
     # The worker loop holds the GIL while it processes; the API's thread gets it at
     # the latest after the switch interval (5 ms by default), several times a request.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    return WorkerApi(lookups, server, directory)
+
+    def close() -> None:
+        server.stop()
+        directory.close()
+
+    return WorkerApi(lookups, close)

@@ -17,7 +17,7 @@ An eviction (``persons.evicted``) deletes it with the person.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import orjson
@@ -88,6 +88,12 @@ class History:
             self.store.put(key, None)
         else:
             self.store.put(key, orjson.dumps(value))
+
+
+def attach(tasks: Mapping[int, Any], size: int) -> None:
+    """Partition tasks record their outputs into their stores' histories from now on."""
+    for task in tasks.values():
+        task.history = History(task.store, size)
 
 
 def entries(value: dict[str, Any]) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ from pipeline.worker.restore import refill_duplicate_windows, restore
 from pipeline.worker.store import PartitionStore
 
 if TYPE_CHECKING:
-    from pipeline.profiles.lookups import Lookups
+    from pipeline.profiles.lookups import LoopHooks
 
 log = logging.getLogger(__name__)
 #: How often the worker logs its progress (at a commit), seconds.
@@ -55,7 +55,7 @@ class Runtime:
         state_dir: Path,
         *,
         stop: threading.Event | None = None,
-        lookups: Lookups | None = None,
+        lookups: LoopHooks | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology
@@ -246,6 +246,8 @@ class Runtime:
         if not committed:
             self._rewind()
             return
+        if had_work and self.lookups is not None:
+            self.lookups.committed()  # the profile API reads the new commit from now on
         now = time.monotonic()
         metrics.COMMIT_SECONDS.observe(now - started)
         if had_work and self.first_commit_after is not None:

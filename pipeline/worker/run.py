@@ -93,7 +93,7 @@ def run_worker(settings: Settings, topology: Topology, partitions: int) -> int:
     try:
         while not stopping.is_set():
             runtime = Runtime(settings, topology, partitions, instance_id, state_dir,
-                              stop=stopping, lookups=api.lookups if api else None)  # fmt: skip
+                              stop=stopping, lookups=api.hooks if api else None)  # fmt: skip
             try:
                 runtime.run()
             except FatalKafkaError as exc:

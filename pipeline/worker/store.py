@@ -68,6 +68,10 @@ class PartitionStore:
         value = self.db.get(key)
         return None if value is None else bytes(value)
 
+    def read_committed(self, keys: list[bytes]) -> list[bytes | None]:
+        """The last commit's values of ``keys``, in one consistent multi-get (any thread)."""
+        return cast(list[bytes | None], self.db.get(cast(Any, keys)))
+
     def put(self, key: bytes, value: bytes | None) -> None:
         """Write (``None`` deletes) in the cache, until the next commit."""
         self.cache[key] = value
