@@ -84,10 +84,37 @@ class History:
             value["t"].append([KINDS[out.topic], out.record])
             if len(value["t"]) > self.size:
                 del value["t"][: len(value["t"]) - self.size]
+        self._write(key, value)
+
+    def _write(self, key: bytes, value: dict[str, Any]) -> None:
         if not value["t"] and not value["s"]:
             self.store.put(key, None)
         else:
             self.store.put(key, orjson.dumps(value))
+
+    def take(self, person_id: str) -> list[Any]:
+        """An anonymous person's triggers, removed with them on a merge (their segments end)."""
+        key = history_key(person_id)
+        value = read(self.store, person_id)
+        if value["t"] or value["s"]:
+            self.store.put(key, None)
+        return list(value["t"])
+
+    def absorb(self, person_id: str, entries: list[Any]) -> None:
+        """A merged-in (or given back) person's triggers join ``person_id``'s, in event time."""
+        if not entries:
+            return
+        key = history_key(person_id)
+        value = read(self.store, person_id)
+        merged = sorted([*entries, *value["t"]], key=_event_time)  # stable: ties keep order
+        value["t"] = merged[-self.size :]
+        self._write(key, value)
+
+
+def _event_time(entry: list[Any]) -> int:
+    record = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
+    at = record.get("event_time_ms")
+    return at if isinstance(at, int) else 0
 
 
 def attach(tasks: Mapping[int, Any], size: int) -> None:

@@ -248,7 +248,7 @@ class PartitionTask(PersonSide):
             # the event was not keyed by its anonymous id: its state lives elsewhere
             self.control(anon_at, anon, MERGE_OUT, body)
             return False
-        body["state"] = self.processor.extract(anon) or {}
+        self.extract(body)
         self.merge_in(body)
         return True
 

@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline import metrics
 from pipeline.core.engine import Processor
@@ -58,6 +58,14 @@ MERGE_OUT, MERGE_IN, RESTORE = b"merge-out", b"merge-in", b"restore"
 AWAITS_HEADER = "pulse-awaits-merge"
 
 
+class History(Protocol):
+    """The profile API's per-person trigger history (``pipeline/profiles/history.py``)."""
+
+    def __call__(self, outputs: list[Output]) -> None: ...
+    def take(self, person_id: str) -> list[Any]: ...
+    def absorb(self, person_id: str, entries: list[Any]) -> None: ...
+
+
 class PersonSide:
     """The persons of partition ``p`` (a base of ``partition.PartitionTask``)."""
 
@@ -69,7 +77,7 @@ class PersonSide:
     persons: PersonStates
     processor: Processor
     inputs: InputClocks
-    history: Callable[[list[Output]], None] | None = None  # the profile API's (pipeline/profiles)
+    history: History | None = None  # the profile API's, when it runs
     #: ``direct(source, target)``: the task to hand a record over to, if allowed (``loop.py``)
     direct: Callable[[int, int], PartitionTask | None] | None = None
 
@@ -88,10 +96,12 @@ class PersonSide:
         )
         self.emit(outputs)
         refused = any(o.topic == IDENTITIES and o.record["kind"] == "conflict" for o in outputs)
-        if refused and body["state"]:
+        if not refused and self.history is not None:
+            self.history.absorb(body["user"], body.get("history") or [])
+        if refused and (body["state"] or body.get("history")):
             anon_at = partition_for(body["anon"].encode(), self.partitions)
             if anon_at == self.partition:
-                self.emit(self.processor.restore(body["anon"], body["state"]))
+                self.give_back(body)
             else:
                 self.control(anon_at, body["anon"], RESTORE, body)
 
@@ -169,10 +179,23 @@ class PersonSide:
         if kind == MERGE_IN:
             self.merge_in(body)
         elif kind == MERGE_OUT:
-            body["state"] = self.processor.extract(body["anon"]) or {}
+            self.extract(body)
             self.merge_in(body)
         elif kind == RESTORE:
+            self.give_back(body)
+
+    def extract(self, body: dict[str, Any]) -> None:
+        """Take the anonymous person out for a merge: their state, and their trigger history."""
+        body["state"] = self.processor.extract(body["anon"]) or {}
+        if self.history is not None:
+            body["history"] = self.history.take(body["anon"])
+
+    def give_back(self, body: dict[str, Any]) -> None:
+        """A refused merge: the anonymous person gets their state and history back."""
+        if body["state"]:
             self.emit(self.processor.restore(body["anon"], body["state"]))
+        if self.history is not None:
+            self.history.absorb(body["anon"], body.get("history") or [])
 
     def take(self, event: Event, person: str, awaits: str | None, source: tuple[int, int]) -> None:
         """An event handed over by a source partition of this worker (no broker hop)."""

@@ -206,18 +206,31 @@ def test_errors_auth_and_limits(api: tuple[ApiServer, Loop]) -> None:
     assert (status, body["error"]["code"], headers["Retry-After"]) == (429, "rate_limited", "1")
 
 
-def test_a_merged_anonymous_id_resolves_to_its_user(api: tuple[ApiServer, Loop]) -> None:
+def test_a_merged_anonymous_id_resolves_to_its_user_with_its_triggers(
+    api: tuple[ApiServer, Loop],
+) -> None:
     server, loop = api
     anon = key_on(3, "anon-")
     user = key_on(3, "user-")
-    drive(loop, anon, [("a1", "product_viewed", 0)], anonymous_id=anon)
-    drive(loop, anon, [("a2", "logged_in", 1)], anonymous_id=anon, user_id=user)
+    drive(loop, user, [("u1", "order_completed", 0)], user_id=user)  # the user's own trigger
+    drive(loop, anon, [("a1", "checkout_started", 10), ("a1x", "page_viewed", 130)],
+          anonymous_id=anon)  # fmt: skip
+    _, body, _ = get(server, f"/v1/persons/{anon}/triggers")
+    assert [t["rule"] for t in body["recent_triggers"]] == ["checkout_abandoned"]
+    drive(loop, anon, [("a2", "logged_in", 131), ("a2x", "page_viewed", 132)],
+          anonymous_id=anon, user_id=user)  # fmt: skip
     status, body, _ = get(server, f"/v1/persons/{anon}")
     assert status == 200, body
     assert body["resolved_from"] == anon
     assert body["merged"] is True
     assert body["person_id"] == user
     assert anon in body["identities"]["anonymous_ids"]
+    # the anonymous person's triggers moved with it, in event time, within the bound (3)
+    _, body, _ = get(server, f"/v1/persons/{user}/triggers")
+    rules = [(t["rule"], t["person_id"]) for t in body["recent_triggers"]]
+    assert rules == [("first_login", user), ("checkout_abandoned", anon), ("first_purchase", user)]
+    status, body, _ = get(server, f"/v1/persons/{anon}/triggers")
+    assert (status, body["resolved_from"], body["person_id"]) == (200, anon, user)
 
 
 def test_not_ready_partitions_answer_503_with_retry_after(api: tuple[ApiServer, Loop]) -> None:
