@@ -54,6 +54,7 @@ from pipeline.core.sessions import (
     close_due,
     merge_open,
     next_close_ms,
+    open_sessions,
     summary,
 )
 from pipeline.core.traits import BEHAVIOR, DEFAULT_TRAITS, TRAITS_KEY, Traits
@@ -211,7 +212,7 @@ class BehaviorOperator:
         if last is not None and last + self.idle_ttl_ms <= watermark_ms:
             return True
         close_by = watermark_ms - self.windows.inactivity_gap_ms
-        return any(sess["l"] <= close_by for sess in state["o"])
+        return any(sess.l <= close_by for sess in open_sessions(state["o"]))
 
     def _fold_until(self, traits: Any, queue: list[list[Any]], start: int, until_ms: int) -> int:
         i = start
@@ -222,7 +223,7 @@ class BehaviorOperator:
 
     def _close(self, traits: Any, sess: Session, person_id: str) -> list[Output]:
         record = summary(sess, person_id, self.windows)
-        self.traits.aggregate_session(traits, sess["s"], record["timezone"])
+        self.traits.aggregate_session(traits, sess.s, record["timezone"])
         outputs = [Output(SESSIONS, person_id, record)]
         if self.emit_profiles:
             as_of = record["closed_at_ms"]

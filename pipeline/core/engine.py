@@ -53,6 +53,7 @@ from pipeline.core.linking import AWAIT, IDS, NEXT, PRE, SRC
 from pipeline.core.operator import Operator, Stage, late_record
 from pipeline.core.outputs import LATE, Output
 from pipeline.core.rules import RuleStage
+from pipeline.core.sessions import plain
 from pipeline.core.store import MemoryStore, PersonState, PersonStore
 
 __all__ = [
@@ -205,13 +206,15 @@ class Processor:
 
         The person's entry in the timer index goes stale and is skipped when it
         comes due. The state keeps what is not decided yet; whoever merges it
-        decides it (:meth:`merge_in`).
+        decides it (:meth:`merge_in`). It is plain JSON data (sessions as their
+        stored dicts), so it can travel in a record encoded by ``json``.
         """
         state = self.store.load(person_id)
         if state is None:
             return None
         self.store.save(person_id, None)
-        return {k: v for k, v in state.items() if k != _NEXT} or None
+        out: PersonState = {k: plain(v) for k, v in state.items() if k != _NEXT}
+        return out or None
 
     def merge_in(
         self,

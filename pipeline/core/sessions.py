@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import insort
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,55 @@ from pipeline.core.outputs import Output
 SESSIONS = "sessions"
 MINUTE_MS = 60_000
 
-Session = dict[str, Any]
+
+@dataclass(slots=True)
+class Session:
+    """One open session: a native object in the compiled core, a JSON object when stored.
+
+    Its fields are the keys the stored JSON object has always had, in the same
+    order (``orjson`` writes a dataclass as that object), so stored bytes are
+    unchanged; a state read back from the store holds plain dicts, which
+    :func:`open_sessions` turns into ``Session`` objects once.
+    """
+
+    s: int  # first event time
+    l: int  # noqa: E741 (the stored key) last event time
+    k: list[Any]  # [ts, message id] of the first event by (ts, id): the session id's source
+    c: int  # events
+    n: dict[str, int]  # events by name
+    pg: list[str]  # pages, the ``max_items`` smallest
+    pr: list[str]  # products, likewise
+    cv: float | None  # largest cart value
+    x: bool  # converted
+    ch: list[Any] | None  # [ts, message id, channel] of the first event with a channel
+    cp: list[Any] | None  # [ts, message id, source, medium, name] of the first campaign
+    z: list[Any] | None  # [ts, message id, zone] of the first event with a zone
+
+
+def session_of(value: Session | Mapping[str, Any]) -> Session:
+    """``value`` as a :class:`Session` (a stored session is a dict with the same keys)."""
+    if isinstance(value, Session):
+        return value
+    return Session(value["s"], value["l"], value["k"], value["c"], value["n"], value["pg"],
+                   value["pr"], value["cv"], value["x"], value.get("ch"), value.get("cp"),
+                   value.get("z"))  # fmt: skip
+
+
+def open_sessions(open_: list[Any]) -> list[Session]:
+    """A slice's list of open sessions with every entry a :class:`Session` (converted in place).
+
+    Only a state just read from the store holds dicts; they are converted once.
+    """
+    if open_ and not isinstance(open_[0], Session):
+        open_[:] = [session_of(sess) for sess in open_]
+    return open_
+
+
+def session_dict(sess: Session) -> dict[str, Any]:
+    """The stored form of a session (what ``orjson`` writes for it)."""
+    return {"s": sess.s, "l": sess.l, "k": sess.k, "c": sess.c, "n": sess.n, "pg": sess.pg,
+            "pr": sess.pr, "cv": sess.cv, "x": sess.x, "ch": sess.ch, "cp": sess.cp,
+            "z": sess.z}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,36 +154,44 @@ def _earliest(current: list[Any] | None, candidate: list[Any]) -> list[Any]:
 
 def new_session(ts: int, mid: str) -> Session:
     """An empty session anchored at one event time (add the event next)."""
-    return {"s": ts, "l": ts, "k": [ts, mid], "c": 0, "n": {}, "pg": [], "pr": [],
-            "cv": None, "x": False, "ch": None, "cp": None, "z": None}  # fmt: skip
+    return Session(ts, ts, [ts, mid], 0, {}, [], [], None, False, None, None, None)
+
+
+def _before(current: list[Any] | None, ts: int, mid: str) -> bool:
+    """Whether an event ``(ts, mid)`` comes before the ``[ts, message_id, ...]`` entry."""
+    if current is None:
+        return True
+    first: int = current[0]
+    return ts < first or (ts == first and mid < current[1])
 
 
 def add_event(sess: Session, fact: Fact, event: Event, cfg: SessionWindows) -> Session:
     """Fold one event into ``sess`` (updated in place and returned)."""
     ts, mid = fact.ts, fact.mid
-    sess["s"] = min(sess["s"], ts)
-    sess["l"] = max(sess["l"], ts)
-    sess["k"] = _earliest(sess["k"], [ts, mid])
-    sess["c"] += 1
-    names: dict[str, int] = sess["n"]
+    sess.s = min(sess.s, ts)
+    sess.l = max(sess.l, ts)
+    if _before(sess.k, ts, mid):
+        sess.k = [ts, mid]
+    sess.c += 1
+    names = sess.n
     names[fact.name] = names.get(fact.name, 0) + 1
     if fact.page is not None:
-        _add_capped(sess["pg"], fact.page, cfg.max_items)
+        _add_capped(sess.pg, fact.page, cfg.max_items)
     for product, _category in fact.items:
         if product is not None:
-            _add_capped(sess["pr"], product, cfg.max_items)
-    if fact.cart is not None and (sess["cv"] is None or fact.cart > sess["cv"]):
-        sess["cv"] = fact.cart
+            _add_capped(sess.pr, product, cfg.max_items)
+    if fact.cart is not None and (sess.cv is None or fact.cart > sess.cv):
+        sess.cv = fact.cart
     if fact.name == cfg.conversion_event:
-        sess["x"] = True
+        sess.x = True
     ctx = event.context
-    if channel := ctx.get("channel"):
-        sess["ch"] = _earliest(sess["ch"], [ts, mid, channel])
+    if (channel := ctx.get("channel")) and _before(sess.ch, ts, mid):
+        sess.ch = [ts, mid, channel]
     campaign = (ctx.get("campaign_source"), ctx.get("campaign_medium"), ctx.get("campaign_name"))
-    if campaign != (None, None, None):
-        sess["cp"] = _earliest(sess["cp"], [ts, mid, *campaign])
-    if fact.tz:
-        sess["z"] = _earliest(sess["z"], [ts, mid, fact.tz])
+    if campaign != (None, None, None) and _before(sess.cp, ts, mid):
+        sess.cp = [ts, mid, *campaign]
+    if fact.tz and _before(sess.z, ts, mid):
+        sess.z = [ts, mid, fact.tz]
     return sess
 
 
@@ -147,55 +204,77 @@ def _add_capped(items: list[str], item: str, cap: int) -> None:
 
 
 def merge_sessions(a: Session, b: Session, cfg: SessionWindows) -> Session:
-    """One session holding the events of both (a new dict; inputs untouched)."""
-    names = dict(a["n"])
-    for name, count in b["n"].items():
+    """One session holding the events of both (a new session; inputs untouched)."""
+    names = dict(a.n)
+    for name, count in b.n.items():
         names[name] = names.get(name, 0) + count
-    cart = [v for v in (a["cv"], b["cv"]) if v is not None]
-    merged = {
-        "s": min(a["s"], b["s"]),
-        "l": max(a["l"], b["l"]),
-        "k": _earliest(a["k"], b["k"]),
-        "c": a["c"] + b["c"],
-        "n": names,
-        "pg": sorted(set(a["pg"]) | set(b["pg"]))[: cfg.max_items],
-        "pr": sorted(set(a["pr"]) | set(b["pr"]))[: cfg.max_items],
-        "cv": max(cart) if cart else None,
-        "x": a["x"] or b["x"],
-    }
-    for key in ("ch", "cp", "z"):
-        merged[key] = b[key] if a[key] is None else _earliest(a[key], b[key]) if b[key] else a[key]
-    return merged
+    cart = [v for v in (a.cv, b.cv) if v is not None]
+    return Session(
+        min(a.s, b.s),
+        max(a.l, b.l),
+        _earliest(a.k, b.k),
+        a.c + b.c,
+        names,
+        sorted(set(a.pg) | set(b.pg))[: cfg.max_items],
+        sorted(set(a.pr) | set(b.pr))[: cfg.max_items],
+        max(cart) if cart else None,
+        a.x or b.x,
+        _first_of(a.ch, b.ch),
+        _first_of(a.cp, b.cp),
+        _first_of(a.z, b.z),
+    )
 
 
-def summary(sess: Session, person_id: str, cfg: SessionWindows) -> dict[str, Any]:
+def _first_of(a: list[Any] | None, b: list[Any] | None) -> list[Any] | None:
+    return b if a is None else _earliest(a, b) if b else a
+
+
+def summary(
+    sess: Session | Mapping[str, Any], person_id: str, cfg: SessionWindows
+) -> dict[str, Any]:
     """The ``sessions`` record (``schemas/session.avsc``) of a closed session.
 
     ``start_ms``/``end_ms`` are the times of its first and last event (both
     inclusive; ``duration_ms`` is 0 for a one-event session); ``closed_at_ms``
     is ``end_ms + inactivity_gap_ms``, the watermark at which it became final.
     """
-    campaign = sess["cp"] or [None, None, None, None, None]
+    sess = session_of(sess)
+    campaign = sess.cp or [None, None, None, None, None]
     return {
-        "session_id": session_id(person_id, sess["k"][1]),
+        "session_id": session_id(person_id, sess.k[1]),
         "person_id": person_id,
-        "start_ms": sess["s"],
-        "end_ms": sess["l"],
-        "duration_ms": sess["l"] - sess["s"],
-        "closed_at_ms": sess["l"] + cfg.inactivity_gap_ms,
-        "first_event_id": sess["k"][1],
-        "event_count": sess["c"],
-        "event_counts": dict(sorted(sess["n"].items())),
-        "pages": list(sess["pg"]),
-        "products": list(sess["pr"]),
-        "max_cart_value": sess["cv"],
-        "converted": sess["x"],
-        "channel": sess["ch"][2] if sess["ch"] else None,
+        "start_ms": sess.s,
+        "end_ms": sess.l,
+        "duration_ms": sess.l - sess.s,
+        "closed_at_ms": sess.l + cfg.inactivity_gap_ms,
+        "first_event_id": sess.k[1],
+        "event_count": sess.c,
+        "event_counts": dict(sorted(sess.n.items())),
+        "pages": list(sess.pg),
+        "products": list(sess.pr),
+        "max_cart_value": sess.cv,
+        "converted": sess.x,
+        "channel": sess.ch[2] if sess.ch else None,
         "campaign_source": campaign[2],
         "campaign_medium": campaign[3],
         "campaign_name": campaign[4],
-        "timezone": sess["z"][2] if sess["z"] else None,
+        "timezone": sess.z[2] if sess.z else None,
     }
+
+
+def plain(value: Any) -> Any:
+    """``value`` (a person state or part of one) with each :class:`Session` as its stored dict.
+
+    What ``json`` can encode (``orjson``, the store's codec, writes the same
+    JSON for either form). Containers are copied, everything else is shared.
+    """
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, Session):
+        return session_dict(value)
+    return value
 
 
 # -- a person's open sessions ------------------------------------------------------
@@ -207,7 +286,8 @@ def assign(open_: list[Session], fact: Fact, event: Event, cfg: SessionWindows) 
     Returns the new list; the sessions the event touched are replaced by one.
     """
     gap, ts = cfg.inactivity_gap_ms, fact.ts
-    touching = [i for i, s in enumerate(open_) if s["s"] - gap < ts < s["l"] + gap]
+    open_ = open_sessions(open_)
+    touching = [i for i, s in enumerate(open_) if s.s - gap < ts < s.l + gap]
     if len(touching) == 1:  # the common case: extend in place, order is kept
         add_event(open_[touching[0]], fact, event, cfg)
         return open_
@@ -215,15 +295,15 @@ def assign(open_: list[Session], fact: Fact, event: Event, cfg: SessionWindows) 
     for i in touching:  # the event bridges these: they become one session
         target = merge_sessions(target, open_[i], cfg)
     rest = [s for i, s in enumerate(open_) if i not in touching]
-    insort(rest, target, key=lambda s: s["s"])
+    insort(rest, target, key=_start)
     return rest
 
 
 def merge_open(a: list[Session], b: list[Session], cfg: SessionWindows) -> list[Session]:
     """Union of two persons' open sessions, overlapping ones merged (identity stitching)."""
     merged: list[Session] = []
-    for sess in sorted(a + b, key=lambda s: (s["s"], s["k"])):
-        if merged and sess["s"] < merged[-1]["l"] + cfg.inactivity_gap_ms:
+    for sess in sorted(open_sessions(list(a)) + open_sessions(list(b)), key=_start_key):
+        if merged and sess.s < merged[-1].l + cfg.inactivity_gap_ms:
             merged[-1] = merge_sessions(merged[-1], sess, cfg)
         else:
             merged.append(sess)
@@ -235,21 +315,35 @@ def close_due(
 ) -> tuple[list[Session], list[Session]]:
     """Split into (still open, closed); closed ones ordered by closing time."""
     gap = cfg.inactivity_gap_ms
-    closed = [s for s in open_ if s["l"] + gap <= watermark_ms]
+    open_ = open_sessions(open_)
+    closed = [s for s in open_ if s.l + gap <= watermark_ms]
     if not closed:
         return open_, []
-    closed.sort(key=lambda s: (s["l"], s["k"]))
-    return [s for s in open_ if s["l"] + gap > watermark_ms], closed
+    closed.sort(key=_last_key)
+    return [s for s in open_ if s.l + gap > watermark_ms], closed
 
 
 def next_close_ms(open_: list[Session], cfg: SessionWindows) -> int | None:
     """The watermark at which the first open session closes (None if none is open)."""
     if not open_:
         return None
-    first: int = open_[0]["l"]
+    open_ = open_sessions(open_)
+    first = open_[0].l
     for s in open_:  # (a loop, not min() over a generator: this runs per settle)
-        first = min(first, s["l"])
+        first = min(first, s.l)
     return first + cfg.inactivity_gap_ms
+
+
+def _start(sess: Session) -> int:
+    return sess.s
+
+
+def _start_key(sess: Session) -> tuple[int, list[Any]]:
+    return sess.s, sess.k
+
+
+def _last_key(sess: Session) -> tuple[int, list[Any]]:
+    return sess.l, sess.k
 
 
 @dataclass(frozen=True, slots=True)

@@ -440,7 +440,7 @@ def test_sessions_operator_merge() -> None:
     merged = op.merge(a, b)
     assert merged is not None
     assert len(merged["open"]) == 1
-    assert merged["open"][0]["c"] == 2
+    assert merged["open"][0].c == 2
     assert len((op.merge(a, far) or {})["open"]) == 2
     assert op.merge(None, b) is b
 

@@ -8,6 +8,7 @@ from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.events import Event
 from pipeline.core.facts import fact_of
 from pipeline.core.sessions import (
+    Session,
     SessionsOperator,
     SessionWindows,
     assign,
@@ -173,8 +174,8 @@ def test_merge_open_is_the_sessions_of_the_union() -> None:
     left = [ev("a", 0), ev("b", 50)]
     right = [ev("c", 25), ev("d", 200)]
 
-    def build(events: list[Event]) -> list[dict[str, object]]:
-        open_: list[dict[str, object]] = []
+    def build(events: list[Event]) -> list[Session]:
+        open_: list[Session] = []
         for e in events:
             open_ = assign(open_, fact_of(e), e, cfg)
         return open_
@@ -182,7 +183,7 @@ def test_merge_open_is_the_sessions_of_the_union() -> None:
     merged = merge_open(build(left), build(right), cfg)
     union = build(left + right)
     assert [summary(s, "u", cfg) for s in merged] == [summary(s, "u", cfg) for s in union]
-    assert [(s["s"], s["l"]) for s in merged] == [(T0, T0 + 50 * MIN), (T0 + 200 * MIN,) * 2]
+    assert [(s.s, s.l) for s in merged] == [(T0, T0 + 50 * MIN), (T0 + 200 * MIN,) * 2]
 
 
 def test_state_is_deleted_when_no_session_is_open() -> None:
