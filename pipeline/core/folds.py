@@ -81,12 +81,19 @@ class Activity:
         return [None, None, 0, {}]
 
     def aggregate(self, state: list[Any], fact: Fact) -> list[Any]:
-        if state[0] is None or fact.ts < state[0]:
-            state[0] = fact.ts
-        if state[1] is None or fact.ts > state[1]:
-            state[1] = fact.ts
-        state[2] += 1
-        state[3][fact.name] = state[3].get(fact.name, 0) + 1
+        # (typed locals: the compiled core compares and adds native ints, calls dict.get directly)
+        ts = fact.ts
+        first: int | None = state[0]
+        if first is None or ts < first:
+            state[0] = ts
+        last: int | None = state[1]
+        if last is None or ts > last:
+            state[1] = ts
+        total: int = state[2]
+        state[2] = total + 1
+        counts: dict[str, int] = state[3]
+        name = fact.name
+        counts[name] = counts.get(name, 0) + 1
         return state
 
     def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
@@ -133,10 +140,13 @@ class WindowCounts:
         return {level: [] for level, _, _ in LEVELS}
 
     def aggregate(self, state: dict[str, list[list[Any]]], fact: Fact) -> Any:
+        ts, name = fact.ts, fact.name
         for level, size, keep in LEVELS:
             buckets = state[level]
-            idx = fact.ts // size
-            if buckets and buckets[-1][0] == idx:  # the common case: same bucket as last event
+            idx = ts // size
+            counts: dict[str, int]
+            newest: int = buckets[-1][0] if buckets else idx - 1
+            if newest == idx:  # the common case: same bucket as last event
                 counts = buckets[-1][1]
             else:
                 i = bisect_left(buckets, idx, key=lambda b: b[0])
@@ -146,7 +156,7 @@ class WindowCounts:
                     counts = {}
                     buckets.insert(i, [idx, counts])
                     _prune(buckets, keep)
-            counts[fact.name] = counts.get(fact.name, 0) + 1
+            counts[name] = counts.get(name, 0) + 1
         return state
 
     def merge(self, a: dict[str, list[list[Any]]], b: dict[str, list[list[Any]]]) -> Any:

@@ -139,26 +139,35 @@ class Interest:
         ranked.sort()
         return [(k, -neg) for _, neg, k in ranked]
 
-    def _kept(self, table: Mapping[str, list[Any]], as_of_ms: int) -> list[tuple[str, float]]:
-        """The entries at or above the floor, highest first (ties by name), at most ``max_entries``.
+    def _kept(self, table: Mapping[str, list[Any]], as_of_ms: int) -> list[tuple[float, str]]:
+        """``(-score, name)`` of the entries at or above the floor, at most ``max_entries``.
 
-        The same as the head of :meth:`_top`, without ranking what is below the floor.
+        Highest score first, ties by name: the same order as the head of :meth:`_top`,
+        without ranking what is below the floor.
         """
         floor, half_life, ranked = self.floor, self.half_life_ms, []
         for k, entry in table.items():
-            at_ref, ref = entry[0], entry[1]
+            at_ref = entry[0]  # (untyped: an integer weight stays an int, as before)
+            ref: int = entry[1]
             score = at_ref if as_of_ms == ref else at_ref * 2.0 ** (-(as_of_ms - ref) / half_life)
             if score >= floor:
                 ranked.append((-score, k))
         ranked.sort()
-        return [(k, -neg) for neg, k in ranked[: self.max_entries]]
+        if len(ranked) > self.max_entries:
+            del ranked[self.max_entries :]
+        return ranked
 
     def result(self, state: dict[str, Any], as_of_ms: int) -> dict[str, Any]:
-        products = self._kept(state["p"], as_of_ms)
-        repeat = {k: state["p"][k][2] for k, _ in products if state["p"][k][2] >= 2}
+        prods: dict[str, list[Any]] = state["p"]
+        products = self._kept(prods, as_of_ms)
+        repeat: dict[str, int] = {}
+        for _, k in products:
+            views: int = prods[k][2]
+            if views >= 2:
+                repeat[k] = views
         return {
-            "category_interest": {k: round(s, 6) for k, s in self._kept(state["c"], as_of_ms)},
-            "product_interest": {k: round(s, 6) for k, s in products},
+            "category_interest": {k: round(-neg, 6) for neg, k in self._kept(state["c"], as_of_ms)},
+            "product_interest": {k: round(-neg, 6) for neg, k in products},
             "repeat_views": dict(sorted(repeat.items())),
             "max_repeat_views": max(repeat.values(), default=0),
         }

@@ -85,8 +85,10 @@ class LocalClock:
         if fact.tz and (known is None or fact.ts >= known[0]):
             state["z"] = known = [fact.ts, fact.tz]
         hour, weekday = local_time(fact.ts, fact.tz or (known[1] if known else None))
-        state["h"][hour] += 1
-        state["d"][weekday] += 1
+        hours: list[int] = state["h"]
+        days: list[int] = state["d"]
+        hours[hour] += 1
+        days[weekday] += 1
         return state
 
     def merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
