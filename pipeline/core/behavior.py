@@ -106,7 +106,7 @@ class BehaviorOperator:
             state = {"o": [], "q": [], TRAITS_KEY: self.traits.initialize()}
         fact = fact_of(event)
         state["o"] = assign(state["o"], fact, event, self.windows)
-        insort(state["q"], list(fact), key=_by_time)
+        insort(state["q"], fact.to_list(), key=_by_time)
         return state, outputs
 
     def on_watermark(
@@ -217,7 +217,7 @@ class BehaviorOperator:
     def _fold_until(self, traits: Any, queue: list[list[Any]], start: int, until_ms: int) -> int:
         i = start
         while i < len(queue) and queue[i][0] < until_ms:
-            self.traits.aggregate(traits, Fact(*queue[i]))
+            self.traits.aggregate(traits, Fact.from_list(queue[i]))
             i += 1
         return i
 

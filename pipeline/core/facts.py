@@ -2,9 +2,8 @@
 
 An :class:`Event` carries free-form properties; the behavioral folds need a
 handful of them. :func:`fact_of` pulls them out in one pass into a
-:class:`Fact`, a small tuple that is also what the traits operator buffers in
-person state until the watermark makes it final (it serializes as a JSON list,
-so read buffered items back with ``Fact(*item)``).
+:class:`Fact`, which the traits operator buffers in person state (as a list,
+:meth:`Fact.to_list`) until the watermark makes it final.
 
 Conventions (the Segment e-commerce spec's names, canonical snake_case):
 
@@ -28,7 +27,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from pipeline.core.events import Event
 
@@ -46,8 +46,14 @@ _REVENUE_KEYS = ("revenue", "total", "value")
 MAX_ITEMS_PER_EVENT = 20
 
 
-class Fact(NamedTuple):
-    """The part of one event that sessions and traits use. Times in epoch ms."""
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """The part of one event that sessions and traits use. Times in epoch ms.
+
+    A native class in the compiled core (reading a field is a C struct access,
+    where a named tuple's went through a generic attribute lookup). Buffered in
+    person state as a list: :meth:`to_list` and :meth:`from_list`.
+    """
 
     ts: int
     mid: str
@@ -60,6 +66,17 @@ class Fact(NamedTuple):
     #: back from stored state (typed loosely so the compiled core accepts both)
     items: Sequence[Sequence[str | None]]
     page: str | None
+
+    def to_list(self) -> list[Any]:
+        """The stored form: ``[ts, mid, name, tz, cart, revenue, coupon, items, page]``."""
+        return [self.ts, self.mid, self.name, self.tz, self.cart, self.revenue, self.coupon,
+                self.items, self.page]  # fmt: skip
+
+    @staticmethod
+    def from_list(item: Sequence[Any]) -> Fact:
+        """The fact a stored list (:meth:`to_list`) stands for."""
+        return Fact(item[0], item[1], item[2], item[3], item[4], item[5], item[6], item[7],
+                    item[8])  # fmt: skip
 
 
 def _number(props: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:

@@ -53,7 +53,7 @@ def fact(
 
 def run(fold: Any, facts: list[Fact]) -> Any:
     state = fold.initialize()
-    for f in sorted(facts):
+    for f in sorted(facts, key=lambda f: (f.ts, f.mid)):  # event-time order
         state = fold.aggregate(state, f)
     return state
 
