@@ -65,6 +65,7 @@ class ApiProcess:
     ) -> None:
         self.history_size = history_size
         self.paths: dict[int, str] = {}
+        self.gone = False  # the child exited (said once)
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         level = logging.getLogger().getEffectiveLevel()
@@ -115,6 +116,10 @@ class ApiProcess:
 
     def _send(self, message: tuple[Any, ...]) -> bool:
         if not self.proc.is_alive():
+            if not self.gone:
+                self.gone = True
+                log.error("the profile API process exited (code %s); the worker goes on "
+                          "without its API", self.proc.exitcode)  # fmt: skip
             return False
         try:
             self.conn.send(message)
@@ -136,6 +141,7 @@ class ApiProcess:
         self.proc.kill()
 
     def close(self) -> None:
+        self.gone = True  # an exit from here on is expected
         self._send(("stop",))
         self.proc.join(10)
         if self.proc.is_alive():
