@@ -33,6 +33,7 @@ import importlib
 import logging
 import multiprocessing
 import shutil
+import signal
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -154,6 +155,8 @@ def child_main(
     conn: Any, *, settings: Settings, source: Source, partitions: int, instance_id: str, level: int
 ) -> None:
     """The API process: serve lookups from secondaries of the worker's stores."""
+    # Ctrl-C reaches the whole process group: the worker commits and then stops its API
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=level, format="[%(asctime)s] %(levelname)s %(name)s (api): %(message)s"
     )
