@@ -9,7 +9,6 @@ the stores before a restore may wipe them, and stops when the worker is gone.
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -23,18 +22,12 @@ from pipeline.config import Settings
 from pipeline.profiles.directory import ensure_workers_topic
 from pipeline.profiles.process import ApiProcess
 from tests.integration.runtime_helpers import COMMERCE
+from tests.integration.test_profiles_live import free_port
 from tests.wiring.test_partition_task import N, key_on
 from tests.wiring.test_profiles_api import Loop, drive
 
 pytestmark = pytest.mark.integration
 TOKEN = "process-token-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
