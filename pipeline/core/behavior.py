@@ -106,7 +106,12 @@ class BehaviorOperator:
             state = {"o": [], "q": [], TRAITS_KEY: self.traits.initialize()}
         fact = fact_of(event)
         state["o"] = assign(state["o"], fact, event, self.windows)
-        insort(state["q"], fact.to_list(), key=_by_time)
+        queue: list[list[Any]] = state["q"]
+        last = queue[-1] if queue else None
+        if last is None or (last[0], last[1]) <= (fact.ts, fact.mid):  # in order: the usual case
+            queue.append(fact.to_list())
+        else:
+            insort(queue, fact.to_list(), key=_by_time)
         return state, outputs
 
     def on_watermark(

@@ -193,23 +193,29 @@ def window_count(
     end = (as_of_ms - 1) // unit + 1
     start = end - size // unit
     # buckets are sorted by index: walk back from the newest (counts are ints: any order)
+    # (typed locals: the compiled core compares native ints and iterates dicts directly)
+    buckets = state[level]
+    idx: int
+    counts: dict[str, int]
     if name is not None:
         total = 0
-        buckets = state[level]
         for i in range(len(buckets) - 1, -1, -1):  # (not reversed(): mypyc cannot compile it)
-            idx, counts = buckets[i]
+            bucket = buckets[i]
+            idx = bucket[0]
             if idx < end:
                 if idx < start:
                     break
+                counts = bucket[1]
                 total += counts.get(name, 0)
         return total or None
     totals: dict[str, int] = {}
-    buckets = state[level]
     for i in range(len(buckets) - 1, -1, -1):
-        idx, counts = buckets[i]
+        bucket = buckets[i]
+        idx = bucket[0]
         if idx < end:
             if idx < start:
                 break
+            counts = bucket[1]
             for key, n in counts.items():
                 totals[key] = totals.get(key, 0) + n
     return dict(sorted(totals.items()))
