@@ -46,13 +46,14 @@ _REVENUE_KEYS = ("revenue", "total", "value")
 MAX_ITEMS_PER_EVENT = 20
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Fact:
     """The part of one event that sessions and traits use. Times in epoch ms.
 
     A native class in the compiled core (reading a field is a C struct access,
-    where a named tuple's went through a generic attribute lookup). Buffered in
-    person state as a list: :meth:`to_list` and :meth:`from_list`.
+    where a named tuple's went through a generic attribute lookup); treat it as
+    immutable. Buffered in person state as a list: :meth:`to_list` and
+    :meth:`from_list`.
     """
 
     ts: int
@@ -66,6 +67,28 @@ class Fact:
     #: back from stored state (typed loosely so the compiled core accepts both)
     items: Sequence[Sequence[str | None]]
     page: str | None
+
+    def __init__(  # noqa: PLR0917 (written out: mypyc compiles it, not a generated one)
+        self,
+        ts: int,
+        mid: str,
+        name: str,
+        tz: str | None,
+        cart: float | None,
+        revenue: float | None,
+        coupon: bool,
+        items: Sequence[Sequence[str | None]],
+        page: str | None,
+    ) -> None:
+        self.ts = ts
+        self.mid = mid
+        self.name = name
+        self.tz = tz
+        self.cart = cart
+        self.revenue = revenue
+        self.coupon = coupon
+        self.items = items
+        self.page = page
 
     def to_list(self) -> list[Any]:
         """The stored form: ``[ts, mid, name, tz, cart, revenue, coupon, items, page]``."""

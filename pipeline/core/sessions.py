@@ -51,7 +51,7 @@ SESSIONS = "sessions"
 MINUTE_MS = 60_000
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Session:
     """One open session: a native object in the compiled core, a JSON object when stored.
 
@@ -73,6 +73,34 @@ class Session:
     ch: list[Any] | None  # [ts, message id, channel] of the first event with a channel
     cp: list[Any] | None  # [ts, message id, source, medium, name] of the first campaign
     z: list[Any] | None  # [ts, message id, zone] of the first event with a zone
+
+    def __init__(  # noqa: PLR0917 (written out: mypyc compiles it, not a generated one)
+        self,
+        s: int,
+        l: int,  # noqa: E741
+        k: list[Any],
+        c: int,
+        n: dict[str, int],
+        pg: list[str],
+        pr: list[str],
+        cv: float | None,
+        x: bool,
+        ch: list[Any] | None,
+        cp: list[Any] | None,
+        z: list[Any] | None,
+    ) -> None:
+        self.s = s
+        self.l = l
+        self.k = k
+        self.c = c
+        self.n = n
+        self.pg = pg
+        self.pr = pr
+        self.cv = cv
+        self.x = x
+        self.ch = ch
+        self.cp = cp
+        self.z = z
 
 
 def session_of(value: Session | Mapping[str, Any]) -> Session:
