@@ -26,9 +26,9 @@ SWITCH_INTERVAL_S = 0.001
 class WorkerApi:
     """What ``pulse worker`` holds while its profile API runs.
 
-    ``hooks`` is what the worker loop tells about its stores: an
-    :class:`~pipeline.profiles.process.ApiProcess` (the API in its own process,
-    the default) or the in-process :class:`~pipeline.profiles.lookups.Lookups`.
+    ``hooks`` is what the worker loop tells about its stores: the in-process
+    :class:`~pipeline.profiles.lookups.Lookups` (the default), or an
+    :class:`~pipeline.profiles.process.ApiProcess` (the API in its own process).
     """
 
     hooks: Any
@@ -40,8 +40,11 @@ def start_worker_api(
 ) -> WorkerApi | None:
     """Start the profile API of a worker (None: ``PULSE_API_PORT=0`` or the port is taken).
 
-    In a process of its own when the topology says where it came from
-    (``topology.source``, as ``pulse worker`` does), else as a thread of the worker.
+    A thread of the worker, or with ``PULSE_API_PROCESS=1`` a process of its own
+    when the topology says where it came from (``topology.source``, as ``pulse
+    worker`` does). On the 2-core development machine the process measured no
+    better (its RocksDB secondaries replay every commit, and the cores are
+    already shared with the broker); it frees the worker's GIL where cores spare.
     """
     from pipeline.profiles.directory import ensure_workers_topic
     from pipeline.profiles.settings import ApiSettings
@@ -52,7 +55,7 @@ def start_worker_api(
         return None
     ensure_workers_topic(settings)
     source = getattr(topology, "source", None)
-    if source is not None:
+    if api.process and source is not None:
         from pipeline.profiles.process import ApiProcess
 
         child = ApiProcess(settings, source, partitions, instance_id, api.history)

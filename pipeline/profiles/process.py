@@ -1,4 +1,4 @@
-"""The profile API in its own process, beside the worker loop.
+"""The profile API in its own process, beside the worker loop (``PULSE_API_PROCESS=1``).
 
 The worker loop holds the GIL while it processes records. An API thread in
 the same process gets it only when the loop yields, several times a request,
@@ -25,6 +25,13 @@ end of file
 The child first sends ``("port", port or None)``. Without a known topology
 source (a worker started from Python with a hand-built topology) the API runs
 as a thread of the worker instead (``pipeline/profiles/__init__.py``).
+
+**Cost.** A secondary replays the primary's write-ahead log at each catch-up,
+holding the GIL (2-3 ms at p50, up to about 100 ms, on the bench's commits):
+the child does the worker's RocksDB writes again. On the 2-core development
+machine, where the broker, the worker and the load generator already share
+the cores, this measured no better than the thread (bench/RESULTS.md), so it
+is not the default; it frees the worker's GIL where the machine has cores to spare.
 """
 
 from __future__ import annotations
