@@ -384,9 +384,9 @@ def main(argv: list[str] | None = None) -> int:
         f"backlog (the worker at full load) {statuses(full)}, p50 / p99 there "
         f"{pct(full_ms, 0.5):.1f} / {pct(full_ms, 0.99):.1f} ms. During the local run the "
         f"worker's batches took {batch_ms:.1f} ms and its commits {commit_ms:.1f} ms on average "
-        "(lookups do not wait for them: the API process reads the last commit); "
+        "(lookups do not wait for them: the API reads the last commit); "
         f"the load generator used {local.cpu:.0%} of a core. 'In the asked worker' is its "
-        "API process's `Server-Timing` header: from the request's arrival to the answer, "
+        "API's `Server-Timing` header: from the request's arrival to the answer, "
         "forwarding included; the rest is the client's and the machine's (scheduling on the "
         "shared cores) until the request is read.",
         "",
