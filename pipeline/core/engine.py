@@ -47,13 +47,14 @@ from typing import Any
 from pipeline.core import gctune, linking
 from pipeline.core.behavior import BehaviorOperator
 from pipeline.core.clock import NEG_INF_MS, PartitionClock
+from pipeline.core.deciding import Decider, put
 from pipeline.core.events import Event
 from pipeline.core.identity import IDENTITIES, IdentityRules, accept_merge, identity_record
 from pipeline.core.linking import AWAIT, IDS, NEXT, PRE, SRC
+from pipeline.core.opensession import plain
 from pipeline.core.operator import Operator, Stage, late_record
 from pipeline.core.outputs import LATE, Output
 from pipeline.core.rules import RuleStage
-from pipeline.core.sessions import plain
 from pipeline.core.store import MemoryStore, PersonState, PersonStore
 
 __all__ = [
@@ -94,6 +95,7 @@ class Processor:
             gctune.tune()  # once per process: see pipeline.core.gctune
         self.operators = tuple(operators)
         self.stage = stage
+        self.decider = Decider(self.operators, stage)
         self.identity = IdentityRules() if identity is None else identity
         self.clock = PartitionClock(allowed_lateness_ms)
         self.store = store
@@ -154,7 +156,7 @@ class Processor:
         watermark = self.clock.watermark_ms
         state = {} if state is None else state
         outputs: list[Output] = []
-        self._settle(person, state, watermark, outputs)
+        self.decider.settle(person, state, watermark, outputs)
         if source is not None:
             linking.mark(state, source)
         if awaits is not None and awaits not in (state.get(IDS) or ()):
@@ -179,13 +181,14 @@ class Processor:
         watermark: int,
         outputs: list[Output],
     ) -> None:
+        snapshot: Any  # any operator's (declared: else the first branch's type is checked)
         for op in self.operators:
             # (isinstance: the compiled core calls the behavior operator directly)
             if isinstance(op, BehaviorOperator):
                 snapshot, out = op.on_event(target.get(op.name), event, target_id, watermark)
             else:
                 snapshot, out = op.on_event(target.get(op.name), event, target_id, watermark)
-            _put(target, op.name, snapshot)
+            put(target, op.name, snapshot)
             if out:
                 outputs.extend(out)
         stage = self.stage
@@ -267,7 +270,7 @@ class Processor:
             if was_waiting:  # the barrier lifts: decide what waited for the merge
                 for rec in waiting[3] if waiting else ():  # its events stay the person's
                     self._take(state, Event.from_record(rec), person_id, watermark, outputs)
-                self._settle(person_id, state, watermark, outputs)
+                self.decider.settle(person_id, state, watermark, outputs)
                 self._save(person_id, state)
             return outputs
         state[IDS] = ids
@@ -283,9 +286,9 @@ class Processor:
             linking.add_pre(state, at, other_id, part)
         else:
             if event_time_ms is not None:  # decided apart up to the link (if behind it)
-                self._settle(other_id, part, at, outputs)
-            self._join(state, part, min(at, watermark))
-        self._settle(person_id, state, watermark, outputs)
+                self.decider.settle(other_id, part, at, outputs)
+            self.decider.join(state, part, min(at, watermark))
+        self.decider.settle(person_id, state, watermark, outputs)
         self._save(person_id, state)
         return outputs
 
@@ -300,70 +303,17 @@ class Processor:
         back = {k: v for k, v in state.items() if k != _NEXT}
         current = self.store.load(person_id)
         if current is not None:
-            self._settle(person_id, current, watermark, outputs)
-            self._settle(person_id, back, watermark, outputs)
+            self.decider.settle(person_id, current, watermark, outputs)
+            self.decider.settle(person_id, back, watermark, outputs)
             ids = dict.fromkeys([*(current.get(IDS) or ()), *(back.get(IDS) or ())])
             part = {k: v for k, v in back.items() if k not in linking.RESERVED}
-            self._join(current, part, watermark)
+            self.decider.join(current, part, watermark)
             if ids:
                 current[IDS] = list(ids)
             back = current
-        self._settle(person_id, back, watermark, outputs)
+        self.decider.settle(person_id, back, watermark, outputs)
         self._save(person_id, back)
         return outputs
-
-    # -- settling -------------------------------------------------------------------
-
-    def _settle(self, person: str, state: PersonState, watermark: int, out: list[Output]) -> None:
-        """Decide everything of ``person`` below ``watermark`` (joins merged persons at T)."""
-        held = linking.held_until(state)
-        if held is not None and held < watermark:
-            watermark = held
-        pres = state.get(PRE)
-        while pres and pres[0][0] <= watermark and pres[0][2] is not None:
-            at, other_id, part, _ = pres.pop(0)
-            self._settle_one(person, state, at, out)
-            self._settle_one(other_id, part, at, out)
-            self._join(state, part, at)
-        if pres:
-            for at, other_id, part, _ in pres:
-                if part is not None:
-                    self._settle_one(other_id, part, min(at, watermark), out)
-        else:
-            state.pop(PRE, None)
-        self._settle_one(person, state, watermark, out)
-
-    def _settle_one(
-        self, person: str, state: PersonState, watermark: int, out: list[Output]
-    ) -> None:
-        if watermark <= NEG_INF_MS:
-            return
-        stage = self.stage
-        if isinstance(stage, RuleStage):  # noqa: SIM114 (a direct call when compiled)
-            outs = stage.settle(state, person, watermark, self.operators)
-            if outs:
-                out.extend(outs)
-        elif stage is not None:
-            outs = stage.settle(state, person, watermark, self.operators)
-            if outs:
-                out.extend(outs)
-        for op in self.operators:
-            if isinstance(op, BehaviorOperator):
-                snapshot, outs = op.on_watermark(state.get(op.name), person, watermark)
-            else:
-                snapshot, outs = op.on_watermark(state.get(op.name), person, watermark)
-            _put(state, op.name, snapshot)
-            if outs:
-                out.extend(outs)
-
-    def _join(self, state: PersonState, part: PersonState, at_ms: int) -> None:
-        """Merge ``part`` into ``state`` (both settled up to ``at_ms``), in place."""
-        for op in self.operators:
-            _put(state, op.name, op.merge(state.get(op.name), part.get(op.name)))
-        if self.stage is not None:
-            joined = self.stage.merge(state, part, at_ms=at_ms)
-            state.pop("rules", None)
-            state.update(joined)
 
     def _fire_due(self) -> list[Output]:
         watermark = self.clock.watermark_ms
@@ -375,36 +325,16 @@ class Processor:
             if state is None or state.get(_NEXT) != deadline:
                 continue  # stale index entry: the person's timer moved or was cleared
             del state[_NEXT]  # popped from the index: _save re-indexes what remains
-            self._settle(person, state, watermark, outputs)
+            self.decider.settle(person, state, watermark, outputs)
             self._save(person, state)
         return outputs
 
-    def _deadline(self, state: PersonState) -> int | None:
-        best: int | None = None
-        for op in self.operators:
-            if isinstance(op, BehaviorOperator):
-                d = op.next_deadline_ms(state.get(op.name))
-            else:
-                d = op.next_deadline_ms(state.get(op.name))
-            if d is not None and (best is None or d < best):
-                best = d
-        stage = self.stage
-        if isinstance(stage, RuleStage):  # noqa: SIM114 (a direct call when compiled)
-            d = stage.next_deadline_ms(state)
-            if d is not None and (best is None or d < best):
-                best = d
-        elif stage is not None:
-            d = stage.next_deadline_ms(state)
-            if d is not None and (best is None or d < best):
-                best = d
-        return best
-
     def _save(self, person: str, state: PersonState) -> None:
-        nxt = self._deadline(state)
+        nxt = self.decider.deadline(state)
         for at, _, part, _ in state.get(PRE) or ():
             if part is None:
                 continue  # announced, not arrived: merge_in settles it
-            d = self._deadline(part)
+            d = self.decider.deadline(part)
             d = at if d is None else min(d, at)
             if nxt is None or d < nxt:
                 nxt = d
@@ -418,10 +348,3 @@ class Processor:
                 heapq.heappush(self._timers, (nxt, person))
         # a person whose operators all let go (e.g. evicted) is gone, merged ids included
         self.store.save(person, state if linking.keeps(state) else None)
-
-
-def _put(state: PersonState, key: str, snapshot: Any) -> None:
-    if snapshot is None:
-        state.pop(key, None)
-    else:
-        state[key] = snapshot

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.core.absence import AbsenceRule
 from pipeline.core.behavior import BehaviorOperator
-from pipeline.core.delivery import deliver, segment_change
+from pipeline.core.delivery import deliver
 from pipeline.core.events import Event
 from pipeline.core.outputs import Output
+from pipeline.core.segmentcheck import check_segments, event_of
 from pipeline.core.sessions import SESSIONS
 from pipeline.core.traits import BEHAVIOR, TRAITS_KEY
 
@@ -28,21 +29,6 @@ if TYPE_CHECKING:
 
 EVICTED = "persons.evicted"
 SEG, SEG_ALL, FATIGUE = 1, 2, 4
-
-
-def _event_of(entry: list[Any]) -> Event:
-    """The event a buffered entry stands for (complete when the plan kept it)."""
-    if entry[8] is not None:
-        return Event.from_record(entry[8])
-    channel = entry[5]
-    return Event(
-        message_id=entry[1],
-        type="track",
-        event=entry[2],
-        timestamp_ms=entry[0],
-        properties=entry[4] or {},
-        context={"channel": channel} if channel else {},
-    )
 
 
 def settle(
@@ -186,6 +172,7 @@ class StageRun:
     def _advance(self, t: int) -> tuple[bool, bool]:
         """Move the operators to ``t``; returns (a session closed, the person was evicted)."""
         closed = evicted = False
+        snap: Any  # any operator's (declared: else the first branch's type is checked)
         for op in self.operators:
             if isinstance(op, BehaviorOperator):  # (a direct call in the compiled core)
                 snap, outs = op.on_watermark(self.person.get(op.name), self.pid, t)
@@ -231,7 +218,7 @@ class StageRun:
         if evicted and st.get("seg"):
             which |= set(range(len(self.stage.segments)))
         if which:
-            self._segments(which, t, t)
+            check_segments(self, which, t, t)
 
     def _at_events(self, group: list[list[Any]]) -> None:
         st, plan, stage = self.st, self.plan, self.stage
@@ -260,11 +247,11 @@ class StageRun:
                 part = plan.where[i].state
                 if not cancel and not part.empty:
                     if event is None:
-                        event = _event_of(entry)
+                        event = event_of(entry)
                     if not part(self.person, t, members, event):
                         continue
                 if event is None:
-                    event = _event_of(entry)
+                    event = event_of(entry)
                 snap = states.get(name)
                 if isinstance(rule, AbsenceRule):
                     snap, _ = rule.on_event(snap, event, self.pid, t)
@@ -298,7 +285,7 @@ class StageRun:
         st["ini"] = 1
         if self.behavior is not None:
             self.behavior_fold(t + 1)  # the events at t included
-        self._segments(set(causes), t + 1, t, causes)
+        check_segments(self, set(causes), t + 1, t, causes)
 
     def behavior_fold(self, until: int) -> None:
         if isinstance(self.behavior, BehaviorOperator):
@@ -336,68 +323,6 @@ class StageRun:
             [(spec, record, tz or zone) for spec, record, tz in fired],
             self.out,
         )
-
-    def _segments(
-        self, which: set[int], as_of: int, at_ms: int, causes: dict[int, list[Any]] | None = None
-    ) -> None:
-        """Re-check segments ``which`` as of ``as_of``; changes are at ``at_ms``.
-
-        ``causes``: per segment, the buffered event that made the check (none
-        for a check at a point in time: a close, an expiry, a merge).
-        """
-        stage, plan, st = self.stage, self.plan, self.st
-        causes = causes or {}
-        if plan.referencing:
-            which = which | plan.referencing
-        before = frozenset(st.get("seg") or ())
-        now = set(before)
-        probe: Event | None = None  # the event a check at a point in time sees (built once)
-        cause_of: dict[str, str | None] = {}
-        sxs: dict[str, int] = st.get("sxs") or {}
-        for k in sorted(which):
-            seg = stage.segments[k]
-            part = plan.seg_where[k].state
-            entry = causes.get(k)
-            cause_of[seg.name] = None if entry is None else entry[1]
-            event: Event | None = None  # only custom code and event conditions read it
-            if entry is not None and part.event_conditions:
-                event = _event_of(entry)
-            elif part.custom or part.event_conditions:
-                if probe is None:
-                    probe = Event(message_id="", type="track", timestamp_ms=at_ms, user_id=self.pid)
-                event = probe
-            if part(self.person, as_of, before, event):
-                now.add(seg.name)
-            else:
-                now.discard(seg.name)
-            if k in plan.timed_segs:
-                nxt = part.next_change_ms(self.person, as_of, stage.segment_recheck_ms)
-                if nxt is None:
-                    sxs.pop(seg.name, None)
-                else:
-                    sxs[seg.name] = nxt
-        for seg in stage.segments:
-            if seg.name in now and seg.name not in before:
-                segment_change(
-                    seg, self.pid, "entered", at_ms, cause=cause_of.get(seg.name), out=self.out
-                )
-            elif seg.name in before and seg.name not in now:
-                segment_change(
-                    seg, self.pid, "exited", at_ms, cause=cause_of.get(seg.name), out=self.out
-                )
-        if now:
-            st["seg"] = sorted(now)
-        else:
-            st.pop("seg", None)
-        if sxs:
-            st["sxs"] = sxs
-        else:
-            st.pop("sxs", None)
-        if not st.get("sa"):  # (a merge's re-check of every segment stays pending)
-            if sxs:
-                st["sx"] = min(sxs.values())
-            else:
-                st.pop("sx", None)
 
 
 def store(person: dict[str, Any], st: dict[str, Any]) -> None:
