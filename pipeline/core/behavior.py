@@ -45,16 +45,15 @@ from typing import Any
 from pipeline.core.events import Event
 from pipeline.core.facts import Fact, fact_of
 from pipeline.core.folds import DAY_MS
+from pipeline.core.opensession import Session, open_sessions
 from pipeline.core.outputs import Output
 from pipeline.core.sessions import (
     SESSIONS,
-    Session,
     SessionWindows,
     assign,
     close_due,
     merge_open,
     next_close_ms,
-    open_sessions,
     summary,
 )
 from pipeline.core.traits import BEHAVIOR, DEFAULT_TRAITS, TRAITS_KEY, Traits

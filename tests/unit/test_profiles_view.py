@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pipeline.core.engine import MemoryStore, Processor
-from pipeline.core.sessions import plain
+from pipeline.core.opensession import plain
 from pipeline.dsl import load_topology
 from pipeline.profiles.view import LayoutChanged, ProfileView
 from pipeline.topology import load

@@ -7,8 +7,8 @@ import pytest
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.events import Event
 from pipeline.core.facts import fact_of
+from pipeline.core.opensession import Session
 from pipeline.core.sessions import (
-    Session,
     SessionsOperator,
     SessionWindows,
     assign,

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.events import Event
-from pipeline.core.sessions import plain
+from pipeline.core.opensession import plain
 from pipeline.records import (
     SMALL_STATE,
     STATE_DICTIONARY,
