@@ -21,7 +21,7 @@ RUN groupadd --system --gid 10001 pulse \
 
 WORKDIR /app
 COPY . /app
-# Editable install: pipeline/avro.py reads schemas/ (and `pulse kafka start`
+# Editable install: pipeline/contract/avro.py reads schemas/ (and `pulse kafka start`
 # reads deploy/kafka/pom.xml) relative to the source tree, which a plain
 # `pip install .` would not ship into site-packages. Switch to `pip install .`
 # once those files are package data.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.wire import MAX_EVENT_BYTES
+from pipeline.contract.wire import MAX_EVENT_BYTES
 
 #: Event time of the JSON bad records (inside the data set's months; they never count).
 _TS = 1_767_225_600_000

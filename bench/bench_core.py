@@ -4,7 +4,7 @@
 
 No Kafka: over a synthetic week (``SyntheticConfig(people=P, days=7)``):
 
-* ``pulse replay`` events/s: ``pipeline.replay.replay_events`` with the built-in
+* ``pulse replay`` events/s: ``pipeline.tools.replay.replay_events`` with the built-in
   topology and with ``topologies/commerce.yaml`` (includes the final flush to +inf);
 * state bytes per person after the week: a ``Processor`` over a ``MemoryStore``
   driven to the last event, *without* the flush, then
@@ -47,14 +47,14 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def week(people: int, seed: int = 7) -> list[Any]:
-    from pipeline.synthetic import SyntheticConfig, generate
+    from pipeline.tools.synthetic import SyntheticConfig, generate
 
     return generate(SyntheticConfig(seed=seed, people=people, days=7)).events
 
 
 def replay_rate(events: list[Any], topology: str | None, lateness_ms: int) -> dict[str, Any]:
-    from pipeline.replay import replay_events
-    from pipeline.topology import load
+    from pipeline.tools.replay import replay_events
+    from pipeline.topology.operators import load
 
     topo = load(topology)
     started = time.perf_counter()
@@ -68,8 +68,8 @@ def replay_rate(events: list[Any], topology: str | None, lateness_ms: int) -> di
 def state_sizes(events: list[Any], topology: str | None, lateness_ms: int) -> dict[str, Any]:
     """Person state after the last event (no flush to +inf), encoded as the store keeps it."""
     from pipeline.core.engine import MemoryStore, Processor
-    from pipeline.records import encode_state
-    from pipeline.topology import load
+    from pipeline.topology.operators import load
+    from pipeline.worker.records import encode_state
 
     topo = load(topology)
     store = MemoryStore()

@@ -2,11 +2,11 @@
 
     python bench/bench_ingest.py [--events 100000] [--decode 50000] [--no-broker]
 
-* SDK: ``PulseClient.send`` of synthetic shopper events (pipeline.synthetic) to
+* SDK: ``PulseClient.send`` of synthetic shopper events (pipeline.tools.synthetic) to
   a fresh topic on ``KAFKA_BOOTSTRAP_SERVERS`` (default 127.0.0.1:9092), timed
   from the first send to the end of ``flush`` (every event acknowledged,
   acks=all, idempotent, lz4, linger 5 ms).
-* Decoder: ``pipeline.wire.decode_event`` in-process over the same events in
+* Decoder: ``pipeline.contract.wire.decode_event`` in-process over the same events in
   each wire format: Avro single-object, registry framing (writer schema cached
   after the first lookup) and JSON (Segment field names). Validation included.
 """
@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.avro import load_schema
 from pipeline.config import Settings
-from pipeline.registry import RegistryDecoder, frame
-from pipeline.synthetic import SyntheticConfig, event_to_json, generate
-from pipeline.wire import decode_event, encode_event
+from pipeline.contract.avro import load_schema
+from pipeline.contract.registry import RegistryDecoder, frame
+from pipeline.contract.wire import decode_event, encode_event
+from pipeline.tools.synthetic import SyntheticConfig, event_to_json, generate
 
 
 def bench_decode(events: list, n: int) -> dict[str, float]:  # type: ignore[type-arg]
@@ -50,8 +50,8 @@ def bench_decode(events: list, n: int) -> dict[str, float]:  # type: ignore[type
 
 
 def bench_sdk(events: list, bootstrap: str) -> float:  # type: ignore[type-arg]
+    from pipeline.contract.topics import ensure_topics
     from pipeline.sdk import PulseClient
-    from pipeline.topics import ensure_topics
 
     settings = Settings(
         bootstrap_servers=bootstrap,

@@ -42,7 +42,7 @@ def broker_pid(bootstrap: str) -> int | None:
 
 
 def kafka_version(bootstrap: str) -> str:
-    from pipeline.kafka_local import KAFKA_VERSION
+    from pipeline.tools.localkafka.launcher import KAFKA_VERSION
 
     pid = broker_pid(bootstrap)
     if pid:

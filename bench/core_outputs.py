@@ -3,7 +3,7 @@
     python -m bench.core_outputs write DIR [--people 2000] [--seed 7]
     python -m bench.core_outputs diff BEFORE_DIR AFTER_DIR
 
-``write`` replays the synthetic week (``pipeline.synthetic``, arrival order,
+``write`` replays the synthetic week (``pipeline.tools.synthetic``, arrival order,
 allowed lateness 5 s, identity stitching by each topology's rules) through the
 built-in topology, ``topologies/commerce.yaml`` and ``topologies/ticketing.yaml``
 and writes ``DIR/<topology>/<topic>.jsonl``: one canonical JSON record per line,
@@ -30,14 +30,14 @@ LATENESS_MS = 5_000
 
 
 def week(people: int, seed: int, days: int = 7) -> list[Any]:
-    from pipeline.synthetic import SyntheticConfig, generate
+    from pipeline.tools.synthetic import SyntheticConfig, generate
 
     return generate(SyntheticConfig(seed=seed, people=people, days=days)).events
 
 
 def replay(events: list[Any], topology: str | None) -> list[Any]:
-    from pipeline.replay import replay_events
-    from pipeline.topology import load
+    from pipeline.tools.replay import replay_events
+    from pipeline.topology.operators import load
 
     topo = load(topology)
     return replay_events(

@@ -5,7 +5,7 @@
 
 Over a synthetic week (``SyntheticConfig(people=P, days=7)``, arrival order):
 
-* events/s of ``pipeline.replay.replay_events`` (pre-parsed events, no identity
+* events/s of ``pipeline.tools.replay.replay_events`` (pre-parsed events, no identity
   stitching, allowed lateness 5 s, including the final flush to +inf) with the
   built-in topology and with ``topologies/commerce.yaml``; best of ``--repeat``;
 * state bytes per person: a ``Processor`` over a ``MemoryStore`` driven to the
@@ -39,7 +39,7 @@ LABELS = {"builtin": None, "commerce": COMMERCE}
 
 
 def week(people: int, seed: int = 7) -> list[Any]:
-    from pipeline.synthetic import SyntheticConfig, generate
+    from pipeline.tools.synthetic import SyntheticConfig, generate
 
     return generate(SyntheticConfig(seed=seed, people=people, days=7)).events
 
@@ -54,8 +54,8 @@ def pct(xs: list[float], q: float) -> float:
 
 def replay_seconds(events: list[Any], topology: str | None) -> tuple[float, float]:
     """(wall, CPU) seconds of one replay."""
-    from pipeline.replay import replay_events
-    from pipeline.topology import load
+    from pipeline.tools.replay import replay_events
+    from pipeline.topology.operators import load
 
     topo = load(topology)
     started, cpu = time.perf_counter(), time.process_time()
@@ -66,8 +66,8 @@ def replay_seconds(events: list[Any], topology: str | None) -> tuple[float, floa
 def state_sizes(events: list[Any], topology: str | None) -> dict[str, Any]:
     """Person state after the last event (no flush to +inf), encoded as the table stores it."""
     from pipeline.core.engine import MemoryStore, Processor
-    from pipeline.records import encode_state
-    from pipeline.topology import load
+    from pipeline.topology.operators import load
+    from pipeline.worker.records import encode_state
 
     topo = load(topology)
     store = MemoryStore()

@@ -152,7 +152,7 @@ class LocalBroker:
                 "PYTHONPATH": str(ROOT),
             }
         )
-        from pipeline.kafka_local import KAFKA_VERSION
+        from pipeline.tools.localkafka.launcher import KAFKA_VERSION
 
         shared = ROOT / ".pulse" / "kafka" / KAFKA_VERSION / "lib"
         if shared.is_dir() and "PULSE_KAFKA_LIB_DIR" not in env:
@@ -162,7 +162,7 @@ class LocalBroker:
     def _cli(self, action: str) -> float:
         started = time.monotonic()
         proc = subprocess.run(
-            [PY, "-m", "pipeline.cli", "kafka", action],
+            [PY, "-m", "pipeline.cli.main", "kafka", action],
             env=self.env(),
             cwd=ROOT,
             capture_output=True,
@@ -176,7 +176,7 @@ class LocalBroker:
 
     def running(self) -> bool:
         proc = subprocess.run(
-            [PY, "-m", "pipeline.cli", "kafka", "status"],
+            [PY, "-m", "pipeline.cli.main", "kafka", "status"],
             env=self.env(),
             cwd=ROOT,
             capture_output=True,

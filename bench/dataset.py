@@ -20,7 +20,7 @@ from confluent_kafka import Producer
 from pipeline.core.events import Event
 
 PARTITIONS = 4
-EVENTS_PER_PERSON_DAY = 2.5  # what pipeline.synthetic generates, roughly
+EVENTS_PER_PERSON_DAY = 2.5  # what pipeline.tools.synthetic generates, roughly
 
 
 @dataclass
@@ -75,9 +75,9 @@ class DataSet:
 
 def synthetic(n: int, *, days: int = 90, seed: int = 11, late_rate: float = 0.01) -> DataSet:
     """About ``n`` events over ``days`` days (the number of people follows from ``n``)."""
-    from pipeline.produce import partition_key
-    from pipeline.synthetic import SyntheticConfig, generate
-    from pipeline.wire import decode_event, encode_event
+    from pipeline.contract.produce import partition_key
+    from pipeline.contract.wire import decode_event, encode_event
+    from pipeline.tools.synthetic import SyntheticConfig, generate
     from pipeline.worker.partitioner import partition_for
 
     people = max(10, round(n / (days * EVENTS_PER_PERSON_DAY)))
@@ -109,8 +109,8 @@ def _flush_ends(events: list[Event]) -> list[Event]:
     whatever the timing: the watermark cannot pass an idle source that has
     nothing more to say.
     """
+    from pipeline.contract.produce import partition_key
     from pipeline.core.events import event_from_json
-    from pipeline.produce import partition_key
     from pipeline.worker.partitioner import partition_for
 
     end = max(e.timestamp_ms for e in events)
@@ -251,7 +251,7 @@ def produce(
 ) -> float:
     """Produce in order with Pulse's producer settings (murmur2 keys); returns seconds."""
     from pipeline.config import Settings
-    from pipeline.produce import kafka_producer_config
+    from pipeline.contract.produce import kafka_producer_config
 
     conf = kafka_producer_config(Settings(bootstrap_servers=bootstrap))
     conf.update(

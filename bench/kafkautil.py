@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from pipeline.topics import wait_for_topics
+from pipeline.contract.topics import wait_for_topics
 
 
 class Broker:

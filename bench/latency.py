@@ -63,10 +63,10 @@ def run(
     partitions: int = 4,
 ) -> LatencyResult:
     from pipeline.config import Settings
+    from pipeline.contract.produce import kafka_producer_config
+    from pipeline.contract.topics import decode_output
+    from pipeline.contract.wire import encode_event
     from pipeline.core.events import event_from_json
-    from pipeline.produce import kafka_producer_config
-    from pipeline.topics import decode_output
-    from pipeline.wire import encode_event
     from pipeline.worker.partitioner import partition_for
 
     every = list(range(partitions))

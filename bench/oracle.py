@@ -1,6 +1,6 @@
 """The oracle (``pulse replay`` of the produced events) and the comparison with live outputs.
 
-The oracle is :func:`pipeline.replay.replay_events`, the function ``pulse replay``
+The oracle is :func:`pipeline.tools.replay.replay_events`, the function ``pulse replay``
 runs, over the good events in the order they were produced, with the workers'
 partition count and allowed lateness. One difference from the command: at the
 end, stream time moves to where a live system's ends once every source is idle
@@ -19,15 +19,15 @@ from typing import Any
 from bench.common import log
 from bench.dataset import PARTITIONS, DataSet
 from bench.outputs import Outputs, id_field
-from pipeline.topics import encode_output
+from pipeline.contract.topics import encode_output
 
 
 def replay_oracle(
     ds: DataSet, topology: str | None, lateness_ms: int, partitions: int = PARTITIONS
 ) -> Outputs:
     """Replay's outputs for ``ds`` as (id, Avro bytes) per logical topic."""
-    from pipeline.replay import replay_events
-    from pipeline.topology import load
+    from pipeline.tools.replay import replay_events
+    from pipeline.topology.operators import load
 
     topo = load(topology)
     started = time.monotonic()
@@ -149,7 +149,7 @@ def compare(expected: Outputs, got: Outputs) -> Diff:
 
 def dump(out: Outputs, path: Path) -> None:
     """Each topic's records as JSON lines (for reading a failed comparison)."""
-    from pipeline.topics import decode_output
+    from pipeline.contract.topics import decode_output
 
     path.mkdir(parents=True, exist_ok=True)
     for name, records in out.items():

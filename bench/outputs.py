@@ -11,7 +11,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from pipeline.topics import ACTIVATIONS, BY_PERSON, DLQ, EVENTS, decode_output
+from pipeline.contract.topics import ACTIVATIONS, BY_PERSON, DLQ, EVENTS, decode_output
 
 #: Logical output topic -> the field holding its record's deterministic id.
 ID_FIELDS = {

@@ -15,11 +15,14 @@ from pathlib import Path
 AREAS = (
     ("bench decode (fastavro)", ("bench/workload.py",)),
     ("logging", ("/logging/",)),
-    ("avro (fastavro + pipeline.avro)", ("fastavro", "pipeline/avro.py")),
-    ("pulse decode/validate (wire, events)", ("pipeline/wire.py", "pipeline/core/events.py")),
+    ("avro (fastavro + pipeline.contract.avro)", ("fastavro", "pipeline/contract/avro.py")),
+    (
+        "pulse decode/validate (wire, events)",
+        ("pipeline/contract/wire.py", "pipeline/core/events.py"),
+    ),
     ("pulse core (engine, rules)", ("pipeline/core/",)),
-    ("pulse state encode (records)", ("pipeline/records.py",)),
-    ("pulse metrics / prometheus", ("prometheus_client", "pipeline/metrics.py")),
+    ("pulse state encode (records)", ("pipeline/worker/records.py",)),
+    ("pulse metrics / prometheus", ("prometheus_client", "pipeline/worker/metrics.py")),
     ("faust tables + rocksdb", ("faust/tables/", "faust/stores/", "rocksdict")),
     ("aiokafka producer", ("aiokafka/producer",)),
     ("aiokafka consumer", ("aiokafka/consumer", "aiokafka/record", "aiokafka/protocol")),

@@ -1,6 +1,6 @@
 """The per-person count on Pulse's runtime: ``python -m bench.pulse_count worker --partitions N``.
 
-Exactly ``pulse worker`` (``pipeline.worker.run.run_worker``: the same consumer
+Exactly ``pulse worker`` (``pipeline.cli.worker.run_worker``: the same consumer
 loop, stores and changelog, transactions, clocks, dedupe, lateness and DLQ)
 with one operator instead of a topology: a count per person, kept in the
 person's state. No sessions, traits, rules or identity stitching (a person is
@@ -44,11 +44,11 @@ class CountOperator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline import metrics
+    from pipeline.cli.worker import run_worker
     from pipeline.config import Settings
-    from pipeline.topics import ALL_TOPICS, ensure_topics
+    from pipeline.contract.topics import ALL_TOPICS, ensure_topics
+    from pipeline.worker import metrics
     from pipeline.worker.partition import Topology
-    from pipeline.worker.run import run_worker
 
     p = argparse.ArgumentParser(prog="python -m bench.pulse_count")
     p.add_argument("command", choices=["worker"])

@@ -22,8 +22,8 @@ def main() -> None:
         decode = fast_decoder()
         key_of = person_key
     else:
-        from pipeline.produce import partition_key
-        from pipeline.wire import decode_event
+        from pipeline.contract.produce import partition_key
+        from pipeline.contract.wire import decode_event
 
         decode = decode_event
         key_of = partition_key

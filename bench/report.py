@@ -137,7 +137,7 @@ def reliability_section(rel: dict[str, Any]) -> list[str]:
             "",
             "### Live ≡ replay",
             "",
-            f"Data set: {data['live']}. The oracle is `pipeline.replay.replay_events` (what "
+            f"Data set: {data['live']}. The oracle is `pipeline.tools.replay.replay_events` (what "
             "`pulse replay` runs) over the events in the order they were produced, 4 "
             "partitions, allowed lateness 5 s, ended where live stops once every source is "
             "idle (`PULSE_IDLE_ADVANCE_MS=0`: the smallest of the partitions' largest event "

@@ -3,7 +3,7 @@
 Rows (keys in brackets are what the ratios use):
 
 * ``a`` raw confluent-kafka consume + decode (bare fastavro [a], and
-  ``pipeline.wire.decode_event``), a count per person in a dict;
+  ``pipeline.contract.wire.decode_event``), a count per person in a dict;
 * ``c`` Quix Streams counting per person in its RocksDB state, at its default
   at-least-once [c] and with exactly-once [c-eos];
 * ``p`` the same per-person count on Pulse's runtime (``bench.pulse_count``),
@@ -165,7 +165,7 @@ class Speed:
             self.workdir,
             topology=None if count else self.args.topology,
             guarantee=guarantee,
-            module="bench.pulse_count" if count else "pipeline.cli",
+            module="bench.pulse_count" if count else "pipeline.cli.main",
         )
         inputs = [prefix + "events", prefix + "events.by-person"]
         pool.start(workers)
@@ -220,9 +220,9 @@ class Speed:
         """The count replay gives: late events (beyond 5 s) and duplicates are not counted."""
         if "expected_count" not in self.extra:
             from bench.pulse_count import CountOperator
+            from pipeline.contract.wire import decode_event
             from pipeline.core.engine import MemoryStore, Processor
-            from pipeline.replay import replay_events
-            from pipeline.wire import decode_event
+            from pipeline.tools.replay import replay_events
 
             events = [decode_event(v) for v in w.values]
             store = MemoryStore()

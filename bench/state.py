@@ -76,7 +76,7 @@ def pulse_persons(root: Path) -> dict[str, bytes]:
 
 def pulse_counts(root: Path, operator: str = "count") -> dict[str, int]:
     """Person id -> the count operator's state (``bench.pulse_count``)."""
-    from pipeline.records import decode_state
+    from pipeline.worker.records import decode_state
 
     return {
         person: int(decode_state(v).get(operator) or 0) for person, v in pulse_persons(root).items()

@@ -9,7 +9,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from pipeline.avro import known_writer_schemas, load_schema
+from pipeline.contract.avro import known_writer_schemas, load_schema
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Workload:
 
 
 def _events(n: int, people: int, seed: int) -> list[Any]:
-    from pipeline.synthetic import SyntheticConfig, generate
+    from pipeline.tools.synthetic import SyntheticConfig, generate
 
     days = max(1, round(n / (people * 2.85)))
     while True:
@@ -37,8 +37,8 @@ def _events(n: int, people: int, seed: int) -> list[Any]:
 
 def build(n: int, people: int, seed: int = 7) -> Workload:
     """``n`` events of about ``people`` people, keyed like ``pulse produce`` keys them."""
-    from pipeline.produce import partition_key
-    from pipeline.wire import encode_event
+    from pipeline.contract.produce import partition_key
+    from pipeline.contract.wire import encode_event
 
     events = _events(n, people, seed)
     keys = [partition_key(e) for e in events]
@@ -55,7 +55,7 @@ def build(n: int, people: int, seed: int = 7) -> Workload:
 def produce(bootstrap: str, topic: str, workload: Workload) -> float:
     """Produce every record (murmur2 partitioner, like Pulse's producers); returns seconds."""
     from pipeline.config import Settings
-    from pipeline.produce import kafka_producer_config
+    from pipeline.contract.produce import kafka_producer_config
 
     conf = kafka_producer_config(Settings(bootstrap_servers=bootstrap))
     conf.update(
@@ -85,8 +85,8 @@ def produce(bootstrap: str, topic: str, workload: Workload) -> float:
 
 def warm_workload() -> Workload:
     """One ``logged_in`` of a new user: a worker's first trigger (latency runs start warm)."""
+    from pipeline.contract.wire import encode_event
     from pipeline.core.events import event_from_json
-    from pipeline.wire import encode_event
 
     event = event_from_json(
         {

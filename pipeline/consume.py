@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pipeline.config import Settings
+from pipeline.contract.topics import ACTIVATIONS, SEGMENTS, TRIGGERS, decode_output
 from pipeline.errors import BrokerUnavailable, ConfigError, DecodeError, PulseError
-from pipeline.topics import ACTIVATIONS, SEGMENTS, TRIGGERS, decode_output
 
 log = logging.getLogger("pulse.consume")
 T = TypeVar("T")

@@ -30,8 +30,8 @@ from typing import Any
 import faust
 from faust.serializers import codecs
 
-from pipeline.avro import decode_single_object, encode_single_object, load_schema
 from pipeline.config import Settings
+from pipeline.contract.avro import decode_single_object, encode_single_object, load_schema
 
 __all__ = [
     "Activation",

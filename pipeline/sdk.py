@@ -16,9 +16,9 @@ What it guarantees:
 
 * every event is validated like the ingest validates it (:class:`~pipeline.errors.DecodeError`
   at the call, not in the dead-letter topic later) and sent as Avro single-object
-  encoding (:func:`pipeline.wire.encode_event`);
+  encoding (:func:`pipeline.contract.wire.encode_event`);
 * the producer is idempotent (``enable.idempotence``, ``acks=all``) and events
-  are keyed like ``pulse produce`` (:func:`pipeline.produce.partition_key`), so a
+  are keyed like ``pulse produce`` (:func:`pipeline.contract.produce.partition_key`), so a
   device's events stay in order on one partition through retries;
 * batching: events wait up to ``linger_ms`` to share a request;
 * delivery reports are counted (:attr:`PulseClient.delivered`, :attr:`PulseClient.failed`)
@@ -36,10 +36,10 @@ from types import TracebackType
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.contract.produce import kafka_producer_config, partition_key
+from pipeline.contract.wire import encode_event
 from pipeline.core.events import Event, event_from_json
 from pipeline.errors import BrokerUnavailable, PulseError
-from pipeline.produce import kafka_producer_config, partition_key
-from pipeline.wire import encode_event
 
 __all__ = ["AsyncPulseClient", "PulseClient", "build_event"]
 

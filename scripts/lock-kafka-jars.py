@@ -24,7 +24,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from pipeline.kafka_jars import LOCK_PATH, Jar, JarLock, repo_from_env
+from pipeline.tools.localkafka.jars import LOCK_PATH, Jar, JarLock, repo_from_env
 
 POM = LOCK_PATH.with_name("pom.xml")
 HEADER = """\

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    from pipeline import kafka_local
     from pipeline.errors import PulseError
+    from pipeline.tools.localkafka import launcher as kafka_local
 
     settings = Settings.from_env()
     if settings.bootstrap_from_env:

@@ -7,7 +7,7 @@ field, and builds the same dict fastavro builds (the same keys, values and
 types). Compiled with the rest of the core (mypyc) it takes ~4 us an event
 against fastavro's ~19 us; as pure Python about what fastavro takes.
 
-The caller (``pipeline/wire.py``) uses it only while the current schema's
+The caller (``pipeline/contract/wire.py``) uses it only while the current schema's
 fingerprint is :data:`FINGERPRINT` (any other version is read by fastavro), so
 a change to the schema can never be misread: a test fails until this reader
 and its fingerprint follow the schema. Corrupt input raises

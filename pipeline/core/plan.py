@@ -47,7 +47,7 @@ class Plan:
 
 
 def plan_of(stage: RuleStage) -> Plan:
-    from pipeline.extensions import TRAITS  # registered before the topology is loaded
+    from pipeline.core.extensions import TRAITS  # registered before the topology is loaded
 
     custom = frozenset(TRAITS)
     by_event: dict[str, list[int]] = {}

@@ -13,7 +13,7 @@ says which person it belongs to and what the caller must do about identity::
             # (refused: an identities conflict; then proc.restore(anonymous_id, state))
     proc.process(event, person)
 
-``pulse replay`` does exactly that on one processor (``pipeline/replay.py``);
+``pulse replay`` does exactly that on one processor (``pipeline/tools/replay.py``);
 the worker does it across partitions (ingest routes, the by-person partitions
 extract and merge in).
 

@@ -1,6 +1,6 @@
 """Where person state lives: the :class:`PersonStore` protocol and an in-memory store.
 
-A person's state is a plain JSON-able dict (``pipeline.records`` encodes it for
+A person's state is a plain JSON-able dict (``pipeline.worker.records`` encodes it for
 the worker's RocksDB store)::
 
     {operator_name: snapshot,          # each operator's slice (behavior, rules, ...)

@@ -40,8 +40,8 @@ from typing import Any
 import yaml
 
 from pipeline.deliver.signing import parse_secret
-from pipeline.dsl import _Loader
 from pipeline.errors import ConfigError, PulseError
+from pipeline.topology.dsl import _Loader
 
 FORMATS = ("pulse", "segment", "slack")
 ORDERS = ("per_person", "unordered")

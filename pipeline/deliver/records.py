@@ -13,7 +13,7 @@ topic                                       what
 
 A retry record is the activation as read (key, value, headers) plus
 ``pulse-deliver-*`` headers; a dead letter the same plus ``pulse-dlq-*``
-headers (the convention of ``pulse.events.dlq``, see ``pipeline.dlq``) with the
+headers (the convention of ``pulse.events.dlq``, see ``pipeline.tools.dlq``) with the
 destination, the attempts, the last HTTP status and the last error.
 """
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.contract.topics import ACTIVATIONS
 from pipeline.deliver.entries import Entry, Headers
-from pipeline.topics import ACTIVATIONS
 
 DLQ = "activations.dlq"
 STATE = "deliver.state"

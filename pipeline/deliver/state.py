@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.contract.topics import wait_for_topics
 from pipeline.deliver.records import DLQ, STATE, input_topic, retry_topic
 from pipeline.errors import BrokerUnavailable, PulseError
-from pipeline.topics import wait_for_topics
 
 
 def _admin(settings: Settings) -> Any:

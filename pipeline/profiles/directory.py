@@ -35,7 +35,7 @@ def workers_topic(settings: Settings) -> str:
 
 
 def ensure_workers_topic(settings: Settings) -> None:
-    from pipeline.topics import ensure_compacted_topic
+    from pipeline.contract.topics import ensure_compacted_topic
 
     ensure_compacted_topic(settings, workers_topic(settings), 1)
 

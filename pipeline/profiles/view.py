@@ -24,7 +24,7 @@ from pipeline.core.linking import AWAIT, IDS, NEXT, PRE
 from pipeline.core.rules import RuleStage
 from pipeline.core.sessions import summary
 from pipeline.core.traits import TRAITS_KEY
-from pipeline.topology import person_traits
+from pipeline.topology.operators import person_traits
 
 HOUR_MS = 3_600_000
 #: Traits shown as scores (decayed interest per category / product).

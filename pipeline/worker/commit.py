@@ -39,8 +39,8 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from pipeline.config import Settings
+from pipeline.contract.topics import BY_PERSON
 from pipeline.errors import PulseError
-from pipeline.topics import BY_PERSON
 from pipeline.worker.clients import producer_config, state_producer_config
 from pipeline.worker.forwards import Forwards, Sent
 from pipeline.worker.kafkalog import RateLimitedLog

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from pipeline import metrics
 from pipeline.config import Settings
-from pipeline.topics import BY_PERSON, EVENTS
+from pipeline.contract.topics import BY_PERSON, EVENTS
+from pipeline.worker import metrics
 from pipeline.worker.clients import changelog_topic, consumer_config
 from pipeline.worker.clocks import CLOCK, CONTROL_HEADER, QUIET, clock_record
 from pipeline.worker.commit import Committer, FatalKafkaError

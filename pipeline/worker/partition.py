@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import metrics
+from pipeline.contract.wire import decode_for_processing, encode_event
 from pipeline.core.dedupe import DedupeWindow
 from pipeline.core.engine import Operator, Processor, Stage
 from pipeline.core.events import Event
@@ -32,7 +32,7 @@ from pipeline.core.identity import IDENTITIES, IdentityRules
 from pipeline.core.outputs import Output
 from pipeline.core.stitching import StitchAction
 from pipeline.errors import DecodeError
-from pipeline.wire import decode_for_processing, encode_event
+from pipeline.worker import metrics
 from pipeline.worker.clocks import ACTIVE, SOURCE_HEADER, InputClocks, SourceActivity, source_header
 from pipeline.worker.partitioner import partition_for
 from pipeline.worker.persons import AWAITS_HEADER, MERGE_IN, MERGE_OUT, RESTORE, PersonSide

@@ -27,14 +27,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline import metrics
+from pipeline.contract.topics import encode_output
+from pipeline.contract.wire import decode_trusted
 from pipeline.core.engine import Processor
 from pipeline.core.events import Event
 from pipeline.core.identity import IDENTITIES
 from pipeline.core.outputs import LATE, Output
 from pipeline.errors import DecodeError
-from pipeline.topics import encode_output
-from pipeline.wire import decode_trusted
+from pipeline.worker import metrics
 from pipeline.worker.clocks import (
     ACTIVE,
     CLOCK,

@@ -105,8 +105,8 @@ def recent_message_ids(
     kept in the store: one changelog write per event would double the
     changelog). Records that do not decode are left out.
     """
+    from pipeline.contract.wire import decode_for_processing
     from pipeline.errors import DecodeError
-    from pipeline.wire import decode_for_processing
 
     if end <= 0 or limit <= 0:
         return []

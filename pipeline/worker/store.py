@@ -29,7 +29,7 @@ from typing import Any, cast
 from rocksdict import Options, Rdict, WriteBatch
 
 from pipeline.core.engine import PersonState
-from pipeline.records import decode_state, encode_state
+from pipeline.worker.records import decode_state, encode_state
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from pipeline.config import Settings
-from pipeline.topics import decode_output, logical_name
+from pipeline.contract.topics import decode_output, logical_name
 
-PULSE = [sys.executable, "-m", "pipeline.cli"]
+PULSE = [sys.executable, "-m", "pipeline.cli.main"]
 
 
 def pulse(
@@ -106,9 +106,9 @@ def produce_events(settings: Settings, events: list[Any]) -> None:
     (creating Pulse's topics first); fails on any delivery error."""
     from confluent_kafka import Producer
 
-    from pipeline.produce import kafka_producer_config, partition_key
-    from pipeline.topics import ensure_topics
-    from pipeline.wire import encode_event
+    from pipeline.contract.produce import kafka_producer_config, partition_key
+    from pipeline.contract.topics import ensure_topics
+    from pipeline.contract.wire import encode_event
 
     ensure_topics(settings)
     errors: list[str] = []

@@ -15,9 +15,9 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from pipeline.config import Settings
+from pipeline.contract.topics import decode_output, logical_name
 from pipeline.core.events import Event
 from pipeline.core.outputs import Output
-from pipeline.topics import decode_output, logical_name
 from tests.integration.helpers import PULSE
 
 #: The id field of each output topic's records.
@@ -96,8 +96,8 @@ def commerce_oracle(
     events: list[Event], lateness_ms: int, end_ms: int | None = None
 ) -> list[Output]:
     """``pulse replay`` of ``events`` with the commerce topology, to their last event time."""
-    from pipeline.dsl import load_topology
-    from pipeline.replay import replay_events
+    from pipeline.tools.replay import replay_events
+    from pipeline.topology.dsl import load_topology
 
     topo = load_topology(COMMERCE)
     end = max(e.timestamp_ms for e in events) if end_ms is None else end_ms

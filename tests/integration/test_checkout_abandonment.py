@@ -14,10 +14,10 @@ import pytest
 from confluent_kafka import Producer
 
 from pipeline.config import Settings
+from pipeline.contract.produce import kafka_producer_config
+from pipeline.contract.wire import encode_event
 from pipeline.core.absence import trigger_id
 from pipeline.core.events import Event
-from pipeline.produce import kafka_producer_config
-from pipeline.wire import encode_event
 from tests.integration.helpers import (
     TopicReader,
     event_line,

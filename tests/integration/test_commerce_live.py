@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from pipeline.config import Settings
-from pipeline.dsl import load_topology
-from pipeline.replay import replay_events
-from pipeline.synthetic import SyntheticConfig, generate
+from pipeline.tools.replay import replay_events
+from pipeline.tools.synthetic import SyntheticConfig, generate
+from pipeline.topology.dsl import load_topology
 from tests.integration.helpers import clock_events, produce_events, read_outputs, running_worker
 
 pytestmark = pytest.mark.integration

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli.worker import ensure_changelog
 from pipeline.config import Settings
 from pipeline.worker.clients import changelog_topic
 from pipeline.worker.commit import Committer
 from pipeline.worker.restore import restore
-from pipeline.worker.run import ensure_changelog
 from pipeline.worker.store import PartitionStore
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,6 @@ import json
 import pytest
 from confluent_kafka import Producer
 
-from pipeline.avro import SCHEMA_DIR
 from pipeline.config import Settings
 from pipeline.consume import (
     RECORD_TYPES,
@@ -19,7 +18,8 @@ from pipeline.consume import (
     TypedConsumer,
     consume,
 )
-from pipeline.topics import encode_output, ensure_topics
+from pipeline.contract.avro import SCHEMA_DIR
+from pipeline.contract.topics import encode_output, ensure_topics
 
 pytestmark = pytest.mark.integration
 

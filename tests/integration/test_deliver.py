@@ -116,7 +116,7 @@ destinations:
 
 
 def test_4xx_dead_letters_at_once_with_the_response(settings: Settings) -> None:
-    from pipeline import dlq
+    from pipeline.tools import dlq
 
     with Receiver() as rx:
         rx.plan("/crm", Answer(422))
@@ -226,7 +226,7 @@ destinations:
 
 
 def test_after_the_last_attempt_the_dead_letter_says_why(settings: Settings) -> None:
-    from pipeline import dlq
+    from pipeline.tools import dlq
 
     with Receiver() as rx:
         rx.default("/crm", Answer(500))

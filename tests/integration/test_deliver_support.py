@@ -26,10 +26,10 @@ from aiohttp import web
 from confluent_kafka import Producer
 
 from pipeline.config import Settings
+from pipeline.contract.topics import encode_output
 from pipeline.deliver import WebhookVerificationError, verify
 from pipeline.deliver.config import Destinations, load_destinations
 from pipeline.deliver.worker import DeliveryWorker
-from pipeline.topics import encode_output
 
 pytestmark = pytest.mark.integration
 

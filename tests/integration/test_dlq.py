@@ -11,9 +11,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from pipeline.config import Settings
-from pipeline.produce import kafka_producer_config
-from pipeline.topics import ensure_topics
-from pipeline.wire import decode_event
+from pipeline.contract.produce import kafka_producer_config
+from pipeline.contract.topics import ensure_topics
+from pipeline.contract.wire import decode_event
 from tests.integration.helpers import PULSE, pulse
 
 pytestmark = pytest.mark.integration

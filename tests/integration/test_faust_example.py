@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from pipeline.config import Settings
-from pipeline.topics import encode_output, ensure_topics
+from pipeline.contract.topics import encode_output, ensure_topics
 
 pytestmark = pytest.mark.integration
 

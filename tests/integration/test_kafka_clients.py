@@ -1,7 +1,7 @@
 """Both Kafka clients Pulse uses speak the broker's protocol (Kafka 4.x dropped old
 versions, KIP-896): aiokafka (under Faust) and confluent-kafka, in both directions,
 including consumer groups and offset commits. The broker is the one the test
-session runs: Apache Kafka ``pipeline.kafka_local.KAFKA_VERSION`` (4.1.1)."""
+session runs: Apache Kafka ``pipeline.tools.localkafka.launcher.KAFKA_VERSION`` (4.1.1)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 
 from pipeline.config import Settings
-from pipeline.topics import ensure_topics
+from pipeline.contract.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

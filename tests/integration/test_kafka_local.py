@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from pipeline import kafka_local
-from pipeline.kafka_local import LocalKafka
+from pipeline.tools.localkafka import launcher as kafka_local
+from pipeline.tools.localkafka.launcher import LocalKafka
 
 pytestmark = pytest.mark.integration
 

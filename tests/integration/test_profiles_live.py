@@ -29,7 +29,7 @@ import pytest
 from aiohttp import ClientSession, web
 
 from pipeline.config import Settings
-from pipeline.topics import ensure_topics
+from pipeline.contract.topics import ensure_topics
 from tests.integration.helpers import event_line, person_on_partition, pulse
 from tests.integration.runtime_helpers import COMMERCE, read_committed, start_worker, stop_worker
 

@@ -14,13 +14,13 @@ import pytest
 from confluent_kafka import Producer
 
 from pipeline.config import Settings
+from pipeline.contract.produce import kafka_producer_config, partition_key
+from pipeline.contract.topics import ensure_topics
+from pipeline.contract.wire import encode_event
 from pipeline.core.events import Event
-from pipeline.dsl import load_topology
-from pipeline.produce import kafka_producer_config, partition_key
-from pipeline.replay import replay_events
-from pipeline.synthetic import SyntheticConfig, generate
-from pipeline.topics import ensure_topics
-from pipeline.wire import encode_event
+from pipeline.tools.replay import replay_events
+from pipeline.tools.synthetic import SyntheticConfig, generate
+from pipeline.topology.dsl import load_topology
 from tests.integration.helpers import event_line, produce_events, pulse
 from tests.integration.runtime_helpers import (
     COMPARED,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import kafka_local
 from pipeline.config import Settings
-from pipeline.kafka_local import LocalKafka
-from pipeline.synthetic import SyntheticConfig, generate
-from pipeline.topics import ensure_topics
+from pipeline.contract.topics import ensure_topics
+from pipeline.tools.localkafka import launcher as kafka_local
+from pipeline.tools.localkafka.launcher import LocalKafka
+from pipeline.tools.synthetic import SyntheticConfig, generate
 from tests.integration.helpers import produce_events
 from tests.integration.runtime_helpers import (
     COMPARED,

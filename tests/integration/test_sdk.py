@@ -9,9 +9,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from pipeline.config import Settings
+from pipeline.contract.topics import ensure_topics
+from pipeline.contract.wire import decode_event
 from pipeline.sdk import AsyncPulseClient, PulseClient
-from pipeline.topics import ensure_topics
-from pipeline.wire import decode_event
 
 pytestmark = pytest.mark.integration
 

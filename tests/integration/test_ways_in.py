@@ -29,10 +29,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from pipeline.avro import SCHEMA_DIR
 from pipeline.config import Settings
-from pipeline.produce import kafka_producer_config
-from pipeline.topics import ensure_topics
+from pipeline.contract.avro import SCHEMA_DIR
+from pipeline.contract.produce import kafka_producer_config
+from pipeline.contract.topics import ensure_topics
 from tests.integration.helpers import TopicReader, person_on_partition, pulse, running_worker
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from pipeline.core.absence import AbsenceRule, trigger_id
 from pipeline.core.clock import POS_INF_MS
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.events import Event
-from pipeline.replay import replay_events
+from pipeline.tools.replay import replay_events
 
 MIN = 60_000
 T0 = 1_790_000_000_000

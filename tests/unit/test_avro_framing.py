@@ -13,10 +13,10 @@ import fastavro
 import pytest
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from pipeline.avro import crc64_avro, encode_single_object, load_schema, parse_schema
+from pipeline.contract.avro import crc64_avro, encode_single_object, load_schema, parse_schema
+from pipeline.contract.registry import RegistryDecoder, frame
+from pipeline.contract.wire import decode_event, encode_event
 from pipeline.core.events import Event
-from pipeline.registry import RegistryDecoder, frame
-from pipeline.wire import decode_event, encode_event
 
 # From apache/avro share/test/data/schema-tests.txt (cases 000, 004): the
 # spec's CRC-64-AVRO test vectors for primitive schemas.

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.avro import hinted, load_schema
+from pipeline.contract.avro import hinted, load_schema
 from pipeline.core.avrobody import FINGERPRINT, BodyError, read_event_body
 
 SCHEMA = load_schema("event")

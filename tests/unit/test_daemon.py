@@ -1,4 +1,4 @@
-"""pipeline.daemon on real short-lived processes: pid files, 'ours', 'gone', signals."""
+"""pipeline.tools.localkafka.daemon on real processes: pid files, 'ours', 'gone', signals."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline import daemon
+from pipeline.tools.localkafka import daemon
 
 MARKER = b"pulse-daemon-test-marker"
 

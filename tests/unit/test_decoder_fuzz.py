@@ -1,7 +1,7 @@
 """Hypothesis throws random and mutated records at ``decode_event``.
 
 Properties: nothing but :class:`DecodeError` escapes; every refusal carries a
-reason from ``pipeline.wire.REASONS``; every valid record (each framing) passes
+reason from ``pipeline.contract.wire.REASONS``; every valid record (each framing) passes
 and round-trips. The number of inputs and the per-reason tally are printed at
 the end of the module (the lead reports them).
 """
@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.avro import encode_body, load_schema
+from pipeline.contract.avro import encode_body, load_schema
+from pipeline.contract.registry import RegistryDecoder, frame
+from pipeline.contract.wire import REASONS, decode_event, encode_event
 from pipeline.core.events import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, Event
 from pipeline.errors import DecodeError
-from pipeline.registry import RegistryDecoder, frame
-from pipeline.wire import REASONS, decode_event, encode_event
 
 TALLY: Counter[str] = Counter()
 FUZZ = settings(

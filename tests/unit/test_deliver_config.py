@@ -133,7 +133,7 @@ def test_shipped_example_loads():
 def test_cli_check_validates_and_warns_about_unconfigured_destinations(tmp_path, capsys):
     from pathlib import Path
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     root = Path(__file__).resolve().parents[2]
     good = tmp_path / "d.yaml"

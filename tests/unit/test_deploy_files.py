@@ -48,7 +48,7 @@ API_PORT = 9110
 COUNTERS = {"pulse_events_in_total", "pulse_events_dlq_total", "pulse_triggers_total"}
 GAUGES = {"pulse_watermark_lag_seconds", "pulse_timers_pending"}
 HISTOGRAMS = {"pulse_process_seconds"}
-# ... and the delivery worker's (`pulse deliver`, pipeline/metrics.py DELIVER_*).
+# ... and the delivery worker's (`pulse deliver`, pipeline/worker/metrics.py DELIVER_*).
 DELIVER_COUNTERS = {
     "pulse_deliver_delivered_total",
     "pulse_deliver_retried_total",
@@ -533,7 +533,7 @@ def test_worker_replicas_get_distinct_instance_ids(compose, tmp_path, monkeypatc
     ``<hostname>-<slot>`` differs per replica, as long as the service fixes
     neither the id nor the hostname.
     """
-    from pipeline.worker import run
+    from pipeline.cli import worker as run
 
     worker = service(compose, WORKER)
     env = env_of(worker)
@@ -969,7 +969,7 @@ def _pod_env(docs: list[dict[str, Any]], container: dict[str, Any], pod: str) ->
 
 def test_k8s_worker_instance_id_and_guarantee(k8s_docs):
     """Static membership and transactional ids come from the StatefulSet's pod names."""
-    from pipeline.cli import build_parser
+    from pipeline.cli.main import build_parser
 
     sts = _one(k8s_docs, "StatefulSet", WORKER)
     spec = sts["spec"]
@@ -1046,12 +1046,12 @@ def _compose_default(value: str) -> str:
 def test_deliver_metrics_are_exported():
     from prometheus_client import REGISTRY
 
-    import pipeline.metrics  # noqa: F401 - registers them
+    import pipeline.worker.metrics  # noqa: F401 - registers them
 
     families = {m.name for m in REGISTRY.collect()}  # counters without their _total
     wanted = {n.removesuffix("_total") for n in DELIVER_COUNTERS} | DELIVER_GAUGES
     missing = (wanted | DELIVER_HISTOGRAMS) - families
-    assert not missing, f"pipeline/metrics.py does not export {sorted(missing)}"
+    assert not missing, f"pipeline/worker/metrics.py does not export {sorted(missing)}"
 
 
 def test_deliver_service(compose):

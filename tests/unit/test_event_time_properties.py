@@ -25,8 +25,8 @@ from pipeline.core.behavior import BehaviorOperator
 from pipeline.core.events import Event
 from pipeline.core.outputs import Output
 from pipeline.core.sessions import SessionWindows
-from pipeline.replay import load_events, replay_events, write_outputs
-from pipeline.topology import default_operators
+from pipeline.tools.replay import load_events, replay_events, write_outputs
+from pipeline.topology.operators import default_operators
 
 MIN = 60_000
 T0 = 1_790_000_000_000
@@ -164,8 +164,8 @@ def test_two_replays_give_identical_bytes(
 _REPLAY = """
 import sys
 from pathlib import Path
-from pipeline.replay import load_events, replay_events, write_outputs
-from pipeline.topology import default_operators
+from pipeline.tools.replay import load_events, replay_events, write_outputs
+from pipeline.topology.operators import default_operators
 events = load_events(Path(sys.argv[1]))
 outputs = replay_events(events, default_operators(), allowed_lateness_ms=60_000)
 write_outputs(outputs, prefix="pulse.", out_dir=Path(sys.argv[2]), stdout=sys.stdout)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.contract.topics import decode_output, encode_output
 from pipeline.core.absence import AbsenceRule
 from pipeline.core.behavior import BehaviorOperator
 from pipeline.core.caps import CapPolicy
@@ -28,11 +29,10 @@ from pipeline.core.sessions import SessionsOperator, SessionWindows
 from pipeline.core.stitching import Stitcher
 from pipeline.core.traits import traits_of
 from pipeline.core.triggers import MilestoneRule, RepetitionRule
-from pipeline.dsl import load_topology
 from pipeline.errors import ConfigError
-from pipeline.replay import replay_events
-from pipeline.topics import decode_output, encode_output
-from pipeline.topology import person_traits
+from pipeline.tools.replay import replay_events
+from pipeline.topology.dsl import load_topology
+from pipeline.topology.operators import person_traits
 
 MIN = 60_000
 T0 = 1_790_000_000_000

@@ -21,8 +21,8 @@ from pipeline.core.events import Event
 from pipeline.core.identity import IdentityRules
 from pipeline.core.outputs import Output
 from pipeline.core.traits import traits_of
-from pipeline.dsl import Topology, load_topology
-from pipeline.replay import replay_events
+from pipeline.tools.replay import replay_events
+from pipeline.topology.dsl import Topology, load_topology
 
 MIN = 60_000
 T0 = 1_790_000_000_000

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import java
 from pipeline.errors import KafkaLauncherError
+from pipeline.tools.localkafka import java
 
 
 def fake_java(folder: Path, version: str) -> Path:

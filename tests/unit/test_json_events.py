@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.avro import decode_single_object, load_schema
+from pipeline.contract.avro import decode_single_object, load_schema
+from pipeline.contract.wire import decode_event, encode_event
 from pipeline.core.events import canonical_event_name, event_from_json, parse_timestamp_ms
 from pipeline.errors import DecodeError
-from pipeline.wire import decode_event, encode_event
 
 SEGMENT = {
     "messageId": "m-1",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import kafka_jars
 from pipeline.errors import KafkaLauncherError
-from pipeline.kafka_jars import Jar, JarLock
+from pipeline.tools.localkafka import jars as kafka_jars
+from pipeline.tools.localkafka.jars import Jar, JarLock
 
 
 def jar_for(data: bytes, artifact: str = "demo", version: str = "1.0") -> Jar:

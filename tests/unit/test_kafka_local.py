@@ -19,11 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import java, kafka_config, kafka_jars, kafka_local
 from pipeline.config import Settings
 from pipeline.errors import BrokerUnavailable, ConfigError, KafkaLauncherError
-from pipeline.kafka_config import render_server_properties
-from pipeline.kafka_local import BrokerStatus, LocalKafka
+from pipeline.tools.localkafka import config as kafka_config
+from pipeline.tools.localkafka import jars as kafka_jars
+from pipeline.tools.localkafka import java
+from pipeline.tools.localkafka import launcher as kafka_local
+from pipeline.tools.localkafka.config import render_server_properties
+from pipeline.tools.localkafka.launcher import BrokerStatus, LocalKafka
 
 # A stand-in for `java`: answers -version, records every call, lets StorageTool
 # "succeed" and makes the broker die at once with a recognisable message.

@@ -26,7 +26,7 @@ from pipeline.core.events import Event
 from pipeline.core.identity import IDENTITIES, IdentityRules
 from pipeline.core.outputs import Output
 from pipeline.core.stitching import Stitcher
-from pipeline.dsl import Topology, load_topology
+from pipeline.topology.dsl import Topology, load_topology
 
 MIN = 60_000
 T0 = 1_790_000_000_000  # 2026-09-21 13:46 UTC

@@ -14,9 +14,9 @@ import pytest
 
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.opensession import plain
-from pipeline.dsl import load_topology
 from pipeline.profiles.view import LayoutChanged, ProfileView
-from pipeline.topology import load
+from pipeline.topology.dsl import load_topology
+from pipeline.topology.operators import load
 from tests.integration.runtime_helpers import COMMERCE
 from tests.unit.helpers import MIN, T0, ev
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pipeline.core.clock import POS_INF_MS
 from pipeline.core.engine import SRC, MemoryStore, Processor
-from pipeline.topology import default_operators
+from pipeline.topology.operators import default_operators
 from tests.unit.helpers import CHECKOUT as RULE
 from tests.unit.helpers import MIN, T0, ev
 

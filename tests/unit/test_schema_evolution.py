@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.avro import (
+from pipeline.contract.avro import (
     SCHEMA_DIR,
     decode_body,
     decode_single_object,
@@ -23,8 +23,8 @@ from pipeline.avro import (
     load_schema,
     parse_schema,
 )
+from pipeline.contract.wire import decode_event, encode_event
 from pipeline.core.events import Event
-from pipeline.wire import decode_event, encode_event
 
 T0 = 1_790_000_000_000
 HISTORY = sorted((SCHEMA_DIR / "history").glob("event.v*.avsc"))

@@ -7,10 +7,10 @@ import doctest
 import pytest
 
 from pipeline import sdk
+from pipeline.contract.produce import partition_key
+from pipeline.contract.wire import decode_event, encode_event
 from pipeline.errors import DecodeError
-from pipeline.produce import partition_key
 from pipeline.sdk import build_event
-from pipeline.wire import decode_event, encode_event
 
 T0 = 1_790_000_000_000
 

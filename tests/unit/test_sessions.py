@@ -16,7 +16,7 @@ from pipeline.core.sessions import (
     session_id,
     summary,
 )
-from pipeline.replay import replay_events
+from pipeline.tools.replay import replay_events
 
 MIN = 60_000
 T0 = 1_790_000_000_000

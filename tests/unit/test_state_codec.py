@@ -10,14 +10,14 @@ import pytest
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.events import Event
 from pipeline.core.opensession import plain
-from pipeline.records import (
+from pipeline.topology.operators import load
+from pipeline.worker.records import (
     SMALL_STATE,
     STATE_DICTIONARY,
     decode_state,
     encode_state,
     encode_state_v2,
 )
-from pipeline.topology import load
 
 MIN = 60_000
 T0 = 1_790_000_000_000

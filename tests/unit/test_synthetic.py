@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.contract.produce import read_json_lines
 from pipeline.core.absence import AbsenceRule
-from pipeline.produce import read_json_lines
-from pipeline.replay import replay_events
-from pipeline.synthetic import SyntheticConfig, generate, write_jsonl
+from pipeline.tools.replay import replay_events
+from pipeline.tools.synthetic import SyntheticConfig, generate, write_jsonl
 
 RULE = AbsenceRule("checkout_abandoned", "checkout_started", "order_completed", 30 * 60_000)
 
@@ -106,7 +106,7 @@ def test_fast_enough() -> None:
 
 
 def test_cli_writes_events_and_labels(tmp_path: Path) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     out = tmp_path / "events.jsonl"
     labels = tmp_path / "truth.json"

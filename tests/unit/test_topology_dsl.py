@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from pipeline.core.events import Event
-from pipeline.dsl import Topology, load_topology
+from pipeline.core.extensions import predicate
 from pipeline.errors import ConfigError
-from pipeline.extensions import predicate
-from pipeline.replay import replay_events
+from pipeline.tools.replay import replay_events
+from pipeline.topology.dsl import Topology, load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN = 60_000

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.avro import SCHEMA_DIR
+from pipeline.contract.avro import SCHEMA_DIR
+from pipeline.contract.topics import encode_output
 from pipeline.core.behavior import BehaviorOperator
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.events import Event
@@ -28,9 +29,8 @@ from pipeline.core.folds import (
 from pipeline.core.interest import Interest
 from pipeline.core.sessions import SessionWindows
 from pipeline.core.traits import Traits, TraitsConfig, traits_of
-from pipeline.records import decode_state, encode_state
-from pipeline.replay import replay_events
-from pipeline.topics import encode_output
+from pipeline.tools.replay import replay_events
+from pipeline.worker.records import decode_state, encode_state
 
 MIN = 60_000
 T0 = 1_789_999_200_000  # 2026-09-21 14:00 UTC, a Monday; a whole hour

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from pipeline.contract.topics import wait_for_topics
 from pipeline.errors import BrokerUnavailable
-from pipeline.topics import wait_for_topics
 
 
 class Admin:

@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.avro import encode_single_object, load_schema
+from pipeline.contract.avro import encode_single_object, load_schema
+from pipeline.contract.wire import decode_event, decode_for_processing, decode_trusted
 from pipeline.errors import DecodeError
-from pipeline.wire import decode_event, decode_for_processing, decode_trusted
 
 ids = st.one_of(st.none(), st.just(""), st.sampled_from(["a-1", "u-7", " null ", "0"]))
 names = st.one_of(

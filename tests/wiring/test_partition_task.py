@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.contract.topics import decode_output
+from pipeline.contract.wire import encode_event
 from pipeline.core.events import Event
-from pipeline.topics import decode_output
-from pipeline.wire import encode_event
 from pipeline.worker.clocks import CONTROL_HEADER, SOURCE_HEADER
 from pipeline.worker.partition import MERGE_IN, MERGE_OUT, PartitionTask, Record, Topology
 from pipeline.worker.partitioner import partition_for

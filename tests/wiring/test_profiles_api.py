@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.dsl import load_topology
 from pipeline.profiles.auth import RateLimiter
 from pipeline.profiles.lookups import Lookups
 from pipeline.profiles.server import ApiServer, openapi
 from pipeline.profiles.settings import ApiSettings
 from pipeline.profiles.view import ProfileView
+from pipeline.topology.dsl import load_topology
 from pipeline.worker.partition import PartitionTask, Topology
 from pipeline.worker.store import PartitionStore
 from tests.integration.runtime_helpers import COMMERCE

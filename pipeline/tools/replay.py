@@ -2,7 +2,7 @@
 
 Replay models what the workers do, partition by partition, so that the same
 events give the same outputs live and here. Each event's record key (its
-anonymous id, else its user id: ``pipeline.produce.partition_key``) names its
+anonymous id, else its user id: ``pipeline.contract.produce.partition_key``) names its
 ``pulse.events`` partition among ``partitions``, and each partition is a
 :class:`~pipeline.worker.source.SourcePartition` with its own stream time,
 duplicate window and identity links, exactly as a worker keeps them: an event
@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.contract.produce import BadLine, partition_key, read_json_lines
 from pipeline.core.clock import NEG_INF_MS, POS_INF_MS
 from pipeline.core.dedupe import DedupeWindow
 from pipeline.core.engine import MemoryStore, Operator, Processor, Stage
@@ -30,7 +31,6 @@ from pipeline.core.identity import IDENTITIES, IdentityRules
 from pipeline.core.outputs import Output
 from pipeline.core.stitching import StitchAction
 from pipeline.errors import PulseError
-from pipeline.produce import BadLine, partition_key, read_json_lines
 from pipeline.worker.partitioner import partition_for
 from pipeline.worker.source import SourcePartition
 

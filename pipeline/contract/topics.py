@@ -26,8 +26,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from pipeline.avro import Schema, decode_single_object, encode_single_object, load_schema
 from pipeline.config import Settings
+from pipeline.contract.avro import Schema, decode_single_object, encode_single_object, load_schema
 from pipeline.errors import BrokerUnavailable, ConfigError, PulseError
 
 EVENTS = "events"

@@ -16,7 +16,7 @@ from pipeline.core.engine import Operator
 from pipeline.core.rules import RuleStage
 
 if TYPE_CHECKING:
-    from pipeline.dsl import Topology
+    from pipeline.topology.dsl import Topology
 
 CHECKOUT_ABANDONED = AbsenceRule(
     name="checkout_abandoned",
@@ -48,8 +48,8 @@ def person_traits(person: Mapping[str, Any], as_of_ms: int | None = None) -> Map
     computed lazily (a predicate reads a few of them); custom traits, which see
     every built-in value, force them all.
     """
+    from pipeline.core.extensions import TRAITS
     from pipeline.core.traits import traits_of
-    from pipeline.extensions import TRAITS
 
     builtin = traits_of(person, as_of_ms, lazy=True)
     if not TRAITS:
@@ -62,7 +62,7 @@ def person_traits(person: Mapping[str, Any], as_of_ms: int | None = None) -> Map
 
 def load(path: str | None) -> Topology:
     """The topology file at ``path``, or the built-in one (checkout abandonment)."""
-    from pipeline.dsl import Topology, load_topology
+    from pipeline.topology.dsl import Topology, load_topology
 
     if path is not None:
         return load_topology(path)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from pipeline.errors import KafkaLauncherError
 
-LOCK_PATH = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "jars.lock"
+LOCK_PATH = Path(__file__).resolve().parents[3] / "deploy" / "kafka" / "jars.lock"
 MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
 MARKER = ".complete"  # written last: "<sha256>  <file>" per jar, as sha256sum prints
 _ATTEMPTS = 3  # per jar, for network errors; a digest mismatch is never retried

@@ -26,7 +26,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from pipeline.errors import DecodeError
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 
 _EMPTY = 0xC15D213AA4D7A795

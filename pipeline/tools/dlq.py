@@ -3,7 +3,7 @@
 A DLQ record is the original record, untouched (key, value, headers), plus
 ``pulse-dlq-*`` headers the ingest agent adds::
 
-    pulse-dlq-reason            a reason code (pipeline.wire.REASONS, or processing_error)
+    pulse-dlq-reason            a reason code (pipeline.contract.wire.REASONS, or processing_error)
     pulse-dlq-message           what went wrong, for humans
     pulse-dlq-source-topic      where the record was read
     pulse-dlq-source-partition
@@ -118,7 +118,7 @@ def read_dlq(
     """Every record of a DLQ topic (logical name), from the beginning to its end as of now."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from pipeline.tail import topic_partitions
+    from pipeline.tools.tail import topic_partitions
 
     topic = settings.topic(topic)
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
@@ -206,7 +206,7 @@ def replay(
     """
     from confluent_kafka import KafkaException, Producer
 
-    from pipeline.produce import kafka_producer_config
+    from pipeline.contract.produce import kafka_producer_config
 
     errors: list[str] = []
 

@@ -41,7 +41,7 @@ def _unconfigured(topology: str | None, destinations: Any) -> list[str]:
     """Destinations the topology names that have no entry (their activations would wait)."""
     if topology is None:
         return []
-    from pipeline.topology import load
+    from pipeline.topology.operators import load
 
     missing = sorted(set(load(topology).destinations) - set(destinations.by_name))
     return [
@@ -97,8 +97,8 @@ def _dlq_with_activations(original: Any) -> Any:
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         if not getattr(args, "activations", False):
             return int(original(args, settings))
-        from pipeline import dlq
         from pipeline.deliver.records import DLQ
+        from pipeline.tools import dlq
 
         if args.action == "inspect":
             summary = dlq.inspect(settings, topic=DLQ)

@@ -13,7 +13,7 @@ stable code for the dead-letter topic, one of :data:`REASONS`.
 
 Registry framing is decoded through ``registry`` when given, else through the
 registry at ``PULSE_SCHEMA_REGISTRY_URL`` when that is set (built once, its
-schemas cached by id; see :mod:`pipeline.registry`).
+schemas cached by id; see :mod:`pipeline.contract.registry`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import fastavro
 
-from pipeline.avro import (
+from pipeline.contract.avro import (
     SINGLE_OBJECT_MAGIC,
     hinted,
     known_writer_schemas,
@@ -99,7 +99,7 @@ def registry_from_env() -> RegistryDecoder | None:
     url = os.environ.get("PULSE_SCHEMA_REGISTRY_URL", "").strip()
     if not url:
         return None
-    from pipeline.registry import RegistryDecoder as Decoder
+    from pipeline.contract.registry import RegistryDecoder as Decoder
 
     return Decoder(url)
 

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.avro import Schema, hinted, load_schema, parse_schema, read_avro_body
+from pipeline.contract.avro import Schema, hinted, load_schema, parse_schema, read_avro_body
 from pipeline.errors import DecodeError
 
 MAGIC = 0

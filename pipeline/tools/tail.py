@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.contract.topics import DLQ, EVENTS, decode_output, logical_name, schema_name
+from pipeline.contract.wire import decode_event
 from pipeline.errors import BrokerUnavailable, DecodeError, PulseError
-from pipeline.topics import DLQ, EVENTS, decode_output, logical_name, schema_name
-from pipeline.wire import decode_event
 
 
 def _text(data: bytes | None) -> str | None:

@@ -1,7 +1,7 @@
 """``pulse produce``: events onto ``pulse.events``, Avro-encoded.
 
 Input is JSON lines (a file or stdin), CSV with a column mapping, or the
-synthetic generator (:mod:`pipeline.synthetic`). Each record is validated
+synthetic generator (:mod:`pipeline.tools.synthetic`). Each record is validated
 first (Segment or schema field names); input with bad records is refused as a
 whole, naming every bad one, unless ``allow_invalid`` is set, in which case
 bad records are sent as they are so that they land in the dead-letter topic
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.config import Settings
+from pipeline.contract.wire import encode_event
 from pipeline.core.events import Event, event_from_json
 from pipeline.errors import BrokerUnavailable, DecodeError, PulseError
-from pipeline.wire import encode_event
 
 
 @dataclass(frozen=True)

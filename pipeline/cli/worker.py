@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.config import Settings
+from pipeline.contract.topics import BY_PERSON, EVENTS, check_partitions
 from pipeline.errors import ConfigError
 from pipeline.profiles import start_worker_api
-from pipeline.topics import BY_PERSON, EVENTS, check_partitions
 from pipeline.worker.clients import changelog_topic
 from pipeline.worker.commit import FatalKafkaError
 from pipeline.worker.loop import Runtime
@@ -56,7 +56,7 @@ def claim_instance(settings: Settings) -> tuple[str, IO[str] | None]:
 
 def ensure_changelog(settings: Settings, partitions: int) -> None:
     """The compacted state changelog (one partition per partition number)."""
-    from pipeline.topics import ensure_compacted_topic
+    from pipeline.contract.topics import ensure_compacted_topic
 
     name = changelog_topic(settings)
     ensure_compacted_topic(settings, name, partitions, {"delete.retention.ms": "604800000"})

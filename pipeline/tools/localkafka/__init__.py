@@ -1,0 +1,1 @@
+"""``pulse kafka start|stop|status``: a local single-node Kafka broker without Docker."""

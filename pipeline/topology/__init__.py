@@ -1,0 +1,1 @@
+"""The topology language: topology files parsed, validated and compiled into operators."""
