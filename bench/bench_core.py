@@ -54,7 +54,7 @@ def week(people: int, seed: int = 7) -> list[Any]:
 
 def replay_rate(events: list[Any], topology: str | None, lateness_ms: int) -> dict[str, Any]:
     from pipeline.tools.replay import replay_events
-    from pipeline.topology.operators import load
+    from pipeline.topology.dsl import load
 
     topo = load(topology)
     started = time.perf_counter()
@@ -68,7 +68,7 @@ def replay_rate(events: list[Any], topology: str | None, lateness_ms: int) -> di
 def state_sizes(events: list[Any], topology: str | None, lateness_ms: int) -> dict[str, Any]:
     """Person state after the last event (no flush to +inf), encoded as the store keeps it."""
     from pipeline.core.engine import MemoryStore, Processor
-    from pipeline.topology.operators import load
+    from pipeline.topology.dsl import load
     from pipeline.worker.records import encode_state
 
     topo = load(topology)

@@ -37,7 +37,7 @@ def week(people: int, seed: int, days: int = 7) -> list[Any]:
 
 def replay(events: list[Any], topology: str | None) -> list[Any]:
     from pipeline.tools.replay import replay_events
-    from pipeline.topology.operators import load
+    from pipeline.topology.dsl import load
 
     topo = load(topology)
     return replay_events(

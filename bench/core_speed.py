@@ -55,7 +55,7 @@ def pct(xs: list[float], q: float) -> float:
 def replay_seconds(events: list[Any], topology: str | None) -> tuple[float, float]:
     """(wall, CPU) seconds of one replay."""
     from pipeline.tools.replay import replay_events
-    from pipeline.topology.operators import load
+    from pipeline.topology.dsl import load
 
     topo = load(topology)
     started, cpu = time.perf_counter(), time.process_time()
@@ -66,7 +66,7 @@ def replay_seconds(events: list[Any], topology: str | None) -> tuple[float, floa
 def state_sizes(events: list[Any], topology: str | None) -> dict[str, Any]:
     """Person state after the last event (no flush to +inf), encoded as the table stores it."""
     from pipeline.core.engine import MemoryStore, Processor
-    from pipeline.topology.operators import load
+    from pipeline.topology.dsl import load
     from pipeline.worker.records import encode_state
 
     topo = load(topology)

@@ -27,7 +27,7 @@ def replay_oracle(
 ) -> Outputs:
     """Replay's outputs for ``ds`` as (id, Avro bytes) per logical topic."""
     from pipeline.tools.replay import replay_events
-    from pipeline.topology.operators import load
+    from pipeline.topology.dsl import load
 
     topo = load(topology)
     started = time.monotonic()

@@ -41,7 +41,7 @@ def _unconfigured(topology: str | None, destinations: Any) -> list[str]:
     """Destinations the topology names that have no entry (their activations would wait)."""
     if topology is None:
         return []
-    from pipeline.topology.operators import load
+    from pipeline.topology.dsl import load
 
     missing = sorted(set(load(topology).destinations) - set(destinations.by_name))
     return [

@@ -198,7 +198,7 @@ def _load_topology(path: str | None, plugins: Sequence[str] = ()) -> Any:
     """
     import importlib
 
-    from pipeline.topology.operators import load
+    from pipeline.topology.dsl import load
 
     for module in plugins:
         try:

@@ -41,7 +41,7 @@ import yaml
 
 from pipeline.deliver.signing import parse_secret
 from pipeline.errors import ConfigError, PulseError
-from pipeline.topology.dsl import _Loader
+from pipeline.topology.nodes import NodeReader
 
 FORMATS = ("pulse", "segment", "slack")
 ORDERS = ("per_person", "unordered")
@@ -124,8 +124,8 @@ class Destinations:
         return self.by_name[name]
 
 
-class _DestinationLoader(_Loader):
-    """The topology loader's node helpers, plus what destinations need."""
+class _DestinationLoader(NodeReader):
+    """The node reader, plus what destinations need."""
 
     def __init__(self, path: str, text: str, env: Mapping[str, str], base: Path) -> None:
         super().__init__(path, text)

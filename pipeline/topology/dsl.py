@@ -12,7 +12,6 @@ See README.md ("Topology files") for every construct with an example.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,8 @@ from pipeline.core.predicates import OPERATORS, CustomPredicate, Predicate
 from pipeline.core.rules import Rule, RuleStage, SegmentSpec, TriggerSpec
 from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
 from pipeline.errors import ConfigError
+from pipeline.topology.nodes import NodeReader
+from pipeline.topology.operators import base_operators, default_operators, person_traits
 
 #: Event names Pulse understands for commerce and lifecycle (see docs/events.md).
 KNOWN_EVENTS = frozenset({
@@ -40,9 +41,6 @@ KNOWN_EVENTS = frozenset({
     "logged_out", "push_delivered", "push_opened", "push_dismissed", "email_delivered",
     "email_opened", "email_clicked", "email_dismissed", "identify",
 })  # fmt: skip
-
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
 
 
 @dataclass(frozen=True)
@@ -58,88 +56,17 @@ class Topology:
     identity: IdentityRules = field(default_factory=IdentityRules)
 
 
-class _Loader:
-    """Walks the YAML node tree, remembering each field's line for errors."""
+class _Loader(NodeReader):
+    """The node reader, plus the topology's constructs: events, predicates, rules, caps."""
 
     def __init__(self, path: str, text: str) -> None:
-        self.path = path
-        self.warnings: list[str] = []
+        super().__init__(path, text)
         self.mentioned_events: list[tuple[str, str, int]] = []
-        try:
-            self.root = yaml.compose(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else 0
-            raise ConfigError(f"{path}:{line}: not valid YAML: {exc}") from exc
-
-    def fail(
-        self, node: yaml.Node | None, where: str, expected: str, got: Any = None
-    ) -> ConfigError:
-        line = node.start_mark.line + 1 if node is not None else 0
-        got_text = "" if got is None else f", got {got!r}"
-        return ConfigError(f"{self.path}:{line}: {where}: expected {expected}{got_text}")
-
-    # -- node helpers --------------------------------------------------------------
-
-    def mapping(self, node: yaml.Node | None, where: str) -> dict[str, yaml.Node]:
-        if node is None:
-            return {}
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, where, "a mapping")
-        out: dict[str, yaml.Node] = {}
-        for key, value in node.value:
-            out[str(key.value)] = value
-        return out
-
-    def scalar(self, node: yaml.Node, where: str) -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            raise self.fail(node, where, "a single value")
-        return yaml.safe_load(yaml.serialize(node))
-
-    def plain(self, node: yaml.Node) -> Any:
-        return yaml.safe_load(yaml.serialize(node))
-
-    def string(self, node: yaml.Node, where: str) -> str:
-        value = self.scalar(node, where)
-        if not isinstance(value, str) or not value:
-            raise self.fail(node, where, "a non-empty string", value)
-        return value
-
-    def integer(self, node: yaml.Node, where: str, minimum: int = 0) -> int:
-        value = self.scalar(node, where)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(node, where, f"an integer >= {minimum}", value)
-        return value
-
-    def duration(self, node: yaml.Node, where: str) -> int:
-        value = self.scalar(node, where)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-        match = _DURATION.match(str(value))
-        if not match or int(match.group(1)) == 0:
-            raise self.fail(node, where, "a duration like 30m, 2h, 7d or 500ms", value)
-        return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
     def event(self, node: yaml.Node, where: str) -> str:
         name = canonical_event_name(self.string(node, where))
         self.mentioned_events.append((name, where, node.start_mark.line + 1))
         return name
-
-    def strings(self, node: yaml.Node | None, where: str) -> tuple[str, ...]:
-        if node is None:
-            return ()
-        if isinstance(node, yaml.ScalarNode):
-            return (self.string(node, where),)
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, where, "a list of names")
-        return tuple(self.string(item, f"{where}[{i}]") for i, item in enumerate(node.value))
-
-    def check_keys(self, fields: Mapping[str, yaml.Node], where: str, allowed: set[str]) -> None:
-        for key, node in fields.items():
-            if key not in allowed:
-                raise self.fail(node, f"{where}.{key}", f"one of {', '.join(sorted(allowed))}")
-
-    # -- constructs ------------------------------------------------------------------
 
     def predicate(self, node: yaml.Node | None, where: str) -> Predicate:
         conditions: list[tuple[str, str, Any]] = []
@@ -224,13 +151,6 @@ class _Loader:
             )
         except ValueError as exc:
             raise self.fail(node, here, f"a valid rule ({exc})") from exc
-
-    def _need(
-        self, spec: Mapping[str, yaml.Node], key: str, parent: yaml.Node, where: str
-    ) -> yaml.Node:
-        if key not in spec:
-            raise self.fail(parent, f"{where}.{key}", "this field (it is required)")
-        return spec[key]
 
     def caps(self, node: yaml.Node | None) -> CapPolicy:
         fields = self.mapping(node, "caps")
@@ -329,19 +249,9 @@ class _Loader:
         except ValueError as exc:  # pragma: no cover - every field is checked above
             raise self.fail(node, "identity", f"valid identity rules ({exc})") from exc
 
-    def _optional(self, spec: Mapping[str, yaml.Node], key: str, where: str) -> str | None:
-        return self.string(spec[key], f"{where}.{key}") if key in spec else None
-
-    def _seq(self, node: yaml.Node, where: str) -> list[yaml.Node]:
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, where, "a list")
-        return list(node.value)
-
 
 def load_topology(path: str | Path, text: str | None = None) -> Topology:
     """Load and validate a topology file (raises :class:`ConfigError`)."""
-    from pipeline.topology.operators import base_operators, person_traits
-
     path = str(path)
     if text is None:
         try:
@@ -425,3 +335,10 @@ def load_topology(path: str | Path, text: str | None = None) -> Topology:
         source=path,
         identity=ld.identity(top.get("identity")),
     )
+
+
+def load(path: str | None) -> Topology:
+    """The topology file at ``path``, or the built-in one (checkout abandonment)."""
+    if path is not None:
+        return load_topology(path)
+    return Topology(name="builtin", operators=tuple(default_operators()), stage=RuleStage())

@@ -8,15 +8,11 @@ within 30 minutes of event time.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.core.absence import AbsenceRule
 from pipeline.core.behavior import BehaviorOperator
 from pipeline.core.engine import Operator
-from pipeline.core.rules import RuleStage
-
-if TYPE_CHECKING:
-    from pipeline.topology.dsl import Topology
 
 CHECKOUT_ABANDONED = AbsenceRule(
     name="checkout_abandoned",
@@ -58,12 +54,3 @@ def person_traits(person: Mapping[str, Any], as_of_ms: int | None = None) -> Map
     for name, fn in TRAITS.items():
         values[name] = fn(values)
     return values
-
-
-def load(path: str | None) -> Topology:
-    """The topology file at ``path``, or the built-in one (checkout abandonment)."""
-    from pipeline.topology.dsl import Topology, load_topology
-
-    if path is not None:
-        return load_topology(path)
-    return Topology(name="builtin", operators=tuple(default_operators()), stage=RuleStage())

@@ -15,8 +15,7 @@ import pytest
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.opensession import plain
 from pipeline.profiles.view import LayoutChanged, ProfileView
-from pipeline.topology.dsl import load_topology
-from pipeline.topology.operators import load
+from pipeline.topology.dsl import load, load_topology
 from tests.integration.runtime_helpers import COMMERCE
 from tests.unit.helpers import MIN, T0, ev
 

@@ -10,7 +10,7 @@ import pytest
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.events import Event
 from pipeline.core.opensession import plain
-from pipeline.topology.operators import load
+from pipeline.topology.dsl import load
 from pipeline.worker.records import (
     SMALL_STATE,
     STATE_DICTIONARY,
