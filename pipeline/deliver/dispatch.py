@@ -18,12 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pipeline.deliver import metrics
 from pipeline.deliver.book import Book
 from pipeline.deliver.config import Destination
 from pipeline.deliver.entries import Entry
 from pipeline.deliver.http import Sender
 from pipeline.deliver.policy import Verdict, judge
-from pipeline.worker import metrics
 
 log = logging.getLogger("pulse.deliver")
 

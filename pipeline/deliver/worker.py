@@ -29,13 +29,12 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.contract.topics import ACTIVATIONS, decode_output
-from pipeline.deliver import records
+from pipeline.deliver import metrics, records
 from pipeline.deliver.config import Destinations
 from pipeline.deliver.dispatch import Dispatcher, now_ms
 from pipeline.deliver.entries import Kind, Read, Write
 from pipeline.deliver.state import StateReader, ensure_delivery_topics, watermarks, write_state
 from pipeline.errors import PulseError
-from pipeline.worker import metrics
 
 log = logging.getLogger("pulse.deliver")
 

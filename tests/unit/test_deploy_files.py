@@ -48,7 +48,7 @@ API_PORT = 9110
 COUNTERS = {"pulse_events_in_total", "pulse_events_dlq_total", "pulse_triggers_total"}
 GAUGES = {"pulse_watermark_lag_seconds", "pulse_timers_pending"}
 HISTOGRAMS = {"pulse_process_seconds"}
-# ... and the delivery worker's (`pulse deliver`, pipeline/worker/metrics.py DELIVER_*).
+# ... and the delivery worker's (`pulse deliver`, pipeline/deliver/metrics.py).
 DELIVER_COUNTERS = {
     "pulse_deliver_delivered_total",
     "pulse_deliver_retried_total",
@@ -1046,12 +1046,12 @@ def _compose_default(value: str) -> str:
 def test_deliver_metrics_are_exported():
     from prometheus_client import REGISTRY
 
-    import pipeline.worker.metrics  # noqa: F401 - registers them
+    import pipeline.deliver.metrics  # noqa: F401 - registers them
 
     families = {m.name for m in REGISTRY.collect()}  # counters without their _total
     wanted = {n.removesuffix("_total") for n in DELIVER_COUNTERS} | DELIVER_GAUGES
     missing = (wanted | DELIVER_HISTOGRAMS) - families
-    assert not missing, f"pipeline/worker/metrics.py does not export {sorted(missing)}"
+    assert not missing, f"pipeline/deliver/metrics.py does not export {sorted(missing)}"
 
 
 def test_deliver_service(compose):
