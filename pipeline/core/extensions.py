@@ -2,7 +2,7 @@
 
 ::
 
-    from pipeline.core.extensions import predicate, trait
+    from pipeline.extensions import predicate, trait
 
     @predicate("is_vip")
     def is_vip(facts):                       # facts: pipeline.core.predicates.Facts

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from pipeline.core.events import Event
-from pipeline.core.extensions import predicate
 from pipeline.errors import ConfigError
+from pipeline.extensions import predicate
 from pipeline.tools.replay import replay_events
 from pipeline.topology.dsl import Topology, load_topology
 
