@@ -45,9 +45,11 @@ need-chromium:
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" ./scripts/demo.sh
 
+# lint-imports: the import contracts in pyproject.toml (docs/architecture.md)
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/ruff format --check pipeline
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy pipeline
