@@ -1,6 +1,7 @@
 """Pulse: turn a Kafka stream of raw behavioral events into triggers, in real time.
 
-The public API is re-exported here; everything else is private to the package.
+The public API is re-exported here; everything else is private to the package
+(the layout of the subpackages: docs/architecture.md).
 """
 
 from pipeline.config import Settings

@@ -10,8 +10,15 @@ module                      what
 ``book``                    per-destination bookkeeping: order, retries, commits
 ``records``, ``state``      topics and headers; disabled destinations
 ``http``, ``worker``        the sender and the delivery worker
-``status``, ``cli``         ``pulse deliver status|enable|...``
+``status``                  what ``pulse deliver status`` reports
+``metrics``                 the delivery worker's Prometheus series
 ==========================  ==================================================
+
+The ``pulse deliver`` commands themselves are :mod:`pipeline.cli.deliver`.
+
+May import: :mod:`pipeline.topology` (its YAML node reader), :mod:`pipeline.contract`,
+:mod:`pipeline.config`, :mod:`pipeline.errors`; not the stream runtime
+(:mod:`pipeline.worker`) nor the profile API, which run in another process.
 
 Only the receiver's side is re-exported here (this package is imported by the
 CLI at start, so it stays light)::

@@ -1,10 +1,14 @@
 """Live profiles: an HTTP API and a person page over the workers' state (issue 16).
 
-``view.py`` is the only module that reads the core's person state;
-``history.py`` keeps recent triggers in the partition stores; ``lookups.py``
-reads a person's last commit for the API; ``process.py`` runs the API in
-a process of its own; ``directory.py`` tells workers who owns
-which partition; ``server.py`` serves HTTP; ``page.py`` renders the page.
+Owns: ``view.py`` the only module that reads the core's person state;
+``history.py`` recent triggers in the partition stores; ``lookups.py`` a
+person's last commit for the API; ``process.py`` the API in a process of its
+own; ``directory.py`` which worker owns which partition; ``server.py`` the
+HTTP server; ``page.py`` the page.
+
+May import: :mod:`pipeline.worker` (its stores, partitioner), the layers below
+it (core, contract, topology, config, errors). Started by ``pulse worker``
+(:mod:`pipeline.cli.worker`).
 """
 
 from __future__ import annotations
