@@ -38,9 +38,9 @@ from rocksdict import AccessType, Options, Rdict
 from pipeline.core.clock import PartitionClock
 from pipeline.profiles import history
 from pipeline.profiles.view import ProfileView
-from pipeline.records import decode_state
 from pipeline.worker import store as keys
 from pipeline.worker.partitioner import partition_for
+from pipeline.worker.records import decode_state
 from pipeline.worker.store import PartitionStore, meta_key
 
 log = logging.getLogger(__name__)

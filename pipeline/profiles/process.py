@@ -175,7 +175,7 @@ def child_main(
     path, plugins = source
     for module in plugins:
         importlib.import_module(module)
-    from pipeline.topology import load
+    from pipeline.topology.dsl import load
 
     topo = load(path)
     api = ApiSettings.from_env()
