@@ -131,7 +131,7 @@ def _start(settings: Settings, config: Path, log: Path) -> subprocess.Popen[byte
            "PULSE_TOPIC_PREFIX": settings.topic_prefix, "BENCH_SECRET": SECRET,
            "PULSE_DELIVER_METRICS_PORT": "0"}  # fmt: skip
     with log.open("ab") as out:
-        argv = [sys.executable, "-m", "pipeline.cli.main", "deliver", "--destinations", str(config),
+        argv = [sys.executable, "-m", "pipeline.cli", "deliver", "--destinations", str(config),
                 "--loglevel", "warning"]  # fmt: skip
         if PROFILE:
             name = f"deliver-{config.stem}-{uuid.uuid4().hex[:6]}.speedscope.json"

@@ -73,7 +73,7 @@ class Bench:
                    # a quiet worker would move time on with the wall clock and fire every
                    # timer at once between the phases: not what a lookup meets live
                    PULSE_IDLE_ADVANCE_MS="0")  # fmt: skip
-        argv = [PY, "-m", "pipeline.cli.main", "worker", "--topology", str(COMMERCE)]
+        argv = [PY, "-m", "pipeline.cli", "worker", "--topology", str(COMMERCE)]
         proc = Proc(name, argv, env, self.home)
         deadline = time.monotonic() + 120
         while "assigned partitions" not in proc.log.read_text(errors="replace"):

@@ -162,7 +162,7 @@ class LocalBroker:
     def _cli(self, action: str) -> float:
         started = time.monotonic()
         proc = subprocess.run(
-            [PY, "-m", "pipeline.cli.main", "kafka", action],
+            [PY, "-m", "pipeline.cli", "kafka", action],
             env=self.env(),
             cwd=ROOT,
             capture_output=True,
@@ -176,7 +176,7 @@ class LocalBroker:
 
     def running(self) -> bool:
         proc = subprocess.run(
-            [PY, "-m", "pipeline.cli.main", "kafka", "status"],
+            [PY, "-m", "pipeline.cli", "kafka", "status"],
             env=self.env(),
             cwd=ROOT,
             capture_output=True,

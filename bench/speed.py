@@ -165,7 +165,7 @@ class Speed:
             self.workdir,
             topology=None if count else self.args.topology,
             guarantee=guarantee,
-            module="bench.pulse_count" if count else "pipeline.cli.main",
+            module="bench.pulse_count" if count else "pipeline.cli",
         )
         inputs = [prefix + "events", prefix + "events.by-person"]
         pool.start(workers)

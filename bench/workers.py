@@ -40,7 +40,7 @@ class Workers:
         guarantee: str = "exactly_once",
         lateness_ms: int = 5000,
         partitions: int = PARTITIONS,
-        module: str = "pipeline.cli.main",
+        module: str = "pipeline.cli",
         env: dict[str, str] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
@@ -81,7 +81,7 @@ class Workers:
 
     def argv(self) -> list[str]:
         argv = [PY, "-m", self.module, "worker", "--partitions", str(self.partitions)]
-        if self.module == "pipeline.cli.main":
+        if self.module == "pipeline.cli":
             argv += ["--loglevel", "info"]
         if self.topology:
             argv += ["--topology", str(ROOT / self.topology)]

@@ -17,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pipeline.config import Settings
 from pipeline.contract.topics import decode_output, logical_name
 
-PULSE = [sys.executable, "-m", "pipeline.cli.main"]
+PULSE = [sys.executable, "-m", "pipeline.cli"]
 
 
 def pulse(
