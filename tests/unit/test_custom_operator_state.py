@@ -18,7 +18,7 @@ import pytest
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.events import Event
 from pipeline.core.outputs import Output
-from pipeline.dsl import load_topology
+from pipeline.topology.dsl import load_topology
 
 COMMERCE = Path(__file__).resolve().parents[2] / "topologies" / "commerce.yaml"
 MIN = 60_000
