@@ -137,9 +137,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     activations = [ACTIVATIONS + dest for dest in topo.destinations]
     ensure_topics(settings, [*ALL_TOPICS, *activations], partitions=args.partitions)
     metrics.serve(args.metrics_port)
-    topology = Topology(
-        topo.operators, topo.stage, topo.identity, source=(args.topology, tuple(args.plugin))
-    )
+    topology = Topology(topo.operators, topo.stage, topo.identity)
     return run_worker(settings, topology, args.partitions)
 
 

@@ -2,9 +2,8 @@
 
 Owns: ``view.py`` the only module that reads the core's person state;
 ``history.py`` recent triggers in the partition stores; ``lookups.py`` a
-person's last commit for the API; ``process.py`` the API in a process of its
-own; ``directory.py`` which worker owns which partition; ``server.py`` the
-HTTP server; ``page.py`` the page.
+person's last commit for the API; ``directory.py`` which worker owns which
+partition; ``server.py`` the HTTP server; ``page.py`` the page.
 
 May import: :mod:`pipeline.worker` (its stores, partitioner), the layers below
 it (core, contract, topology, config, errors). Started by ``pulse worker``
@@ -30,9 +29,8 @@ SWITCH_INTERVAL_S = 0.001
 class WorkerApi:
     """What ``pulse worker`` holds while its profile API runs.
 
-    ``hooks`` is what the worker loop tells about its stores: the in-process
-    :class:`~pipeline.profiles.lookups.Lookups` (the default), or an
-    :class:`~pipeline.profiles.process.ApiProcess` (the API in its own process).
+    ``hooks`` is what the worker loop tells about its stores
+    (:class:`~pipeline.profiles.lookups.Lookups`).
     """
 
     hooks: Any
@@ -44,39 +42,21 @@ def start_worker_api(
 ) -> WorkerApi | None:
     """Start the profile API of a worker (None: ``PULSE_API_PORT=0`` or the port is taken).
 
-    A thread of the worker, or with ``PULSE_API_PROCESS=1`` a process of its own
-    when the topology says where it came from (``topology.source``, as ``pulse
-    worker`` does). On the 2-core development machine the process measured no
-    better (its RocksDB secondaries replay every commit, and the cores are
-    already shared with the broker); it frees the worker's GIL where cores spare.
+    It is a thread of the worker. (A process of its own, reading the stores as
+    RocksDB secondaries, was tried and measured worse on 2 cores: each
+    secondary replays every commit's writes holding its GIL; bench/RESULTS.md.)
     """
-    from pipeline.profiles.directory import ensure_workers_topic
+    from pipeline.profiles.directory import Directory, ensure_workers_topic
+    from pipeline.profiles.lookups import Lookups
+    from pipeline.profiles.server import start_api
     from pipeline.profiles.settings import ApiSettings
+    from pipeline.profiles.view import ProfileView
 
     api = ApiSettings.from_env()
     if not api.port:
         log.info("profile API off (PULSE_API_PORT=0)")
         return None
     ensure_workers_topic(settings)
-    source = getattr(topology, "source", None)
-    if api.process and source is not None:
-        from pipeline.profiles.process import ApiProcess
-
-        child = ApiProcess(settings, source, partitions, instance_id, api.history)
-        if child.port is None:
-            return None
-        return WorkerApi(child, child.close)
-    return _in_process(settings, api, topology, partitions, instance_id)
-
-
-def _in_process(
-    settings: Settings, api: Any, topology: Any, partitions: int, instance_id: str
-) -> WorkerApi | None:
-    from pipeline.profiles.directory import Directory
-    from pipeline.profiles.lookups import Lookups
-    from pipeline.profiles.server import start_api
-    from pipeline.profiles.view import ProfileView
-
     directory = Directory(settings, instance_id)
     lookups = Lookups(
         ProfileView(topology.operators, topology.stage),

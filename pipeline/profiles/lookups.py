@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import orjson
-from rocksdict import AccessType, Options, Rdict
 
 from pipeline.core.clock import PartitionClock
 from pipeline.profiles import history
@@ -50,41 +47,12 @@ _CLOCKS = meta_key("clocks")
 
 
 class LoopHooks(Protocol):
-    """What the worker loop tells the profile API (:class:`Lookups`, or ``process.ApiProcess``)."""
+    """What the worker loop tells the profile API (:class:`Lookups`)."""
 
     def attach(self, stores: Mapping[int, PartitionStore], tasks: Mapping[int, Any]) -> None: ...
     def unready(self) -> None: ...
     def assigned(self, partitions: list[int]) -> None: ...
     def revoked(self) -> None: ...
-    def committed(self) -> None: ...
-
-
-class CommittedReader(Protocol):
-    """A partition store's committed state (``PartitionStore`` or :class:`ReplicaStore`)."""
-
-    def read_committed(self, keys: list[bytes]) -> list[bytes | None]: ...
-
-
-class ReplicaStore:
-    """A partition store opened as a RocksDB secondary: reads of the primary's commits."""
-
-    def __init__(self, path: str, scratch: Path) -> None:
-        scratch.mkdir(parents=True, exist_ok=True)
-        self.scratch = scratch
-        self.db = Rdict(
-            path, Options(raw_mode=True), access_type=AccessType.secondary(str(scratch))
-        )
-        self.stale = False
-
-    def read_committed(self, keys: list[bytes]) -> list[bytes | None]:
-        if self.stale:  # a commit since the last read: follow the primary first
-            self.db.try_catch_up_with_primary()
-            self.stale = False
-        return cast(list[bytes | None], self.db.get(cast(Any, keys)))
-
-    def close(self) -> None:
-        self.db.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -113,8 +81,8 @@ class Lookups:
         self.allowed_lateness_ms = allowed_lateness_ms
         self.on_ready = on_ready
         self.ready: frozenset[int] = frozenset()
-        #: the stores by partition (the loop's own dict, or replicas; read only under the lock)
-        self.stores: Mapping[int, CommittedReader] = {}
+        #: the loop's stores by partition (the loop's own dict; read only under the lock)
+        self.stores: Mapping[int, PartitionStore] = {}
         self.lock = threading.Lock()
 
     # -- the API's side ---------------------------------------------------------------
@@ -168,19 +136,9 @@ class Lookups:
     # -- the loop's side (hooks in pipeline/worker/loop.py) -----------------------------
 
     def attach(self, stores: Mapping[int, PartitionStore], tasks: Mapping[int, Any]) -> None:
-        """New partition tasks (this process's): their outputs go to the history too."""
+        """New partition tasks: their outputs go to the history too."""
         self.stores = stores
         history.attach(tasks, self.history_size)
-
-    def serve(self, stores: Mapping[int, CommittedReader]) -> None:
-        """Read these stores (the API process's replicas; ``process.py``)."""
-        self.stores = stores
-
-    def committed(self) -> None:
-        """The loop committed: replicas follow their primary before their next read."""
-        for store in self.stores.values():
-            if isinstance(store, ReplicaStore):
-                store.stale = True
 
     def unready(self) -> None:
         """A rebalance or shutdown is about to close, wipe or restore stores."""

@@ -10,8 +10,6 @@
 ``PULSE_API_RATE_LIMIT``   requests a second per client address (default 1000; burst the same)
 ``PULSE_API_WAIT_MS``      a forwarded lookup's wait for its owner before a 503 (default 2000)
 ``PULSE_API_HISTORY``      recent triggers and suppressions kept per person (default 50)
-``PULSE_API_PROCESS``      ``1``: serve from a process of its own beside the worker (default 0:
-                           a thread of the worker; ``pipeline/profiles/process.py``)
 """
 
 from __future__ import annotations
@@ -60,7 +58,6 @@ class ApiSettings:
     rate_limit: int = 1000
     wait_ms: int = 2000
     history: int = 50
-    process: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -73,7 +70,6 @@ class ApiSettings:
             rate_limit=_int_env(env, "PULSE_API_RATE_LIMIT", 1000, what="requests", least=1),
             wait_ms=_int_env(env, "PULSE_API_WAIT_MS", 2000, least=1),
             history=_int_env(env, "PULSE_API_HISTORY", 50, what="entries", least=1),
-            process=_flag_env(env, "PULSE_API_PROCESS"),
         )
 
     @property
@@ -87,12 +83,3 @@ class ApiSettings:
             return self.advertise
         host = LOCALHOST if self.bind_host == LOCALHOST else socket.gethostname()
         return f"http://{host}:{port}"
-
-
-def _flag_env(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise ConfigError(f"{name}={raw!r} must be 1 or 0")

@@ -246,8 +246,6 @@ class Runtime:
         if not committed:
             self._rewind()
             return
-        if had_work and self.lookups is not None:
-            self.lookups.committed()  # the profile API reads the new commit from now on
         now = time.monotonic()
         metrics.COMMIT_SECONDS.observe(now - started)
         if had_work and self.first_commit_after is not None:

@@ -64,9 +64,6 @@ class Topology:
     stage: Stage | None = None
     identity: IdentityRules = field(default_factory=IdentityRules)
     dedupe_window: DedupeWindow = field(default_factory=DedupeWindow)
-    #: where it came from, ``(path or None for the built-in, plugin modules)``, if known: the
-    #: profile API's process loads it again (``pipeline/profiles/process.py``)
-    source: tuple[str | None, tuple[str, ...]] | None = None
 
 
 class PartitionTask(PersonSide):

@@ -160,12 +160,10 @@ def test_two_workers_answer_for_every_person_forwarding_to_the_owner(
     events, ports, urls, logs = two_workers_setup(settings, tmp_path, lines)
     procs = []
     try:
-        # wa serves its API from a thread (the default), wb from a process of its own
-        for name, port, log, own in zip(("wa", "wb"), ports, logs, ("0", "1"), strict=True):
+        for name, port, log in zip(("wa", "wb"), ports, logs, strict=True):
             env = {**pulse_env, "PULSE_IDLE_ADVANCE_MS": "1000", "PULSE_INSTANCE_ID": name,
                    "PULSE_API_PORT": str(port), "PULSE_API_HOST": "127.0.0.1",
-                   "PULSE_API_TOKENS": TOKEN, "PULSE_API_HISTORY": "5",
-                   "PULSE_API_PROCESS": own}  # fmt: skip
+                   "PULSE_API_TOKENS": TOKEN, "PULSE_API_HISTORY": "5"}  # fmt: skip
             procs.append(start_worker(env, log, "--topology", str(COMMERCE)))
 
         def both_ready() -> bool:
