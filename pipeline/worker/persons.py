@@ -95,8 +95,9 @@ class PersonSide:
             message_id=body["mid"],
         )
         self.emit(outputs)
-        refused = any(o.topic == IDENTITIES and o.record["kind"] == "conflict" for o in outputs)
-        if not refused and self.history is not None:
+        kinds = {o.record["kind"] for o in outputs if o.topic == IDENTITIES}
+        refused = "conflict" in kinds
+        if "merge" in kinds and self.history is not None:  # (not on a redelivered merge)
             self.history.absorb(body["user"], body.get("history") or [])
         if refused and (body["state"] or body.get("history")):
             anon_at = partition_for(body["anon"].encode(), self.partitions)

@@ -27,9 +27,10 @@ from pipeline.profiles.settings import ApiSettings
 from pipeline.profiles.view import ProfileView
 from pipeline.topology.dsl import load_topology
 from pipeline.worker.partition import PartitionTask, Topology
+from pipeline.worker.persons import MERGE_IN
 from pipeline.worker.store import PartitionStore
 from tests.integration.runtime_helpers import COMMERCE
-from tests.wiring.test_partition_task import ListSink, N, event, key_on, rec
+from tests.wiring.test_partition_task import MIN, T0, ListSink, N, event, key_on, rec
 
 TOKEN = "wiring-token-0123456789"
 
@@ -231,6 +232,15 @@ def test_a_merged_anonymous_id_resolves_to_its_user_with_its_triggers(
     assert rules == [("first_login", user), ("checkout_abandoned", anon), ("first_purchase", user)]
     status, body, _ = get(server, f"/v1/persons/{anon}/triggers")
     assert (status, body["resolved_from"], body["person_id"]) == (200, anon, user)
+    # the merge read again (at-least-once): the history is not taken in twice
+    taken = [["trigger", {"rule": "checkout_abandoned", "person_id": anon,
+                          "event_time_ms": T0 + 200 * MIN}]]  # fmt: skip
+    again = {"anon": anon, "user": user, "t": T0 + 131 * MIN, "mid": "a2", "state": {},
+             "history": taken}  # fmt: skip
+    loop.tasks[3].on_control(MERGE_IN, again)
+    loop.commit()
+    _, body, _ = get(server, f"/v1/persons/{user}/triggers")
+    assert [t["rule"] for t in body["recent_triggers"]] == [r for r, _ in rules]
 
 
 def test_not_ready_partitions_answer_503_with_retry_after(api: tuple[ApiServer, Loop]) -> None:
