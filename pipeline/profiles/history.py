@@ -17,7 +17,7 @@ An eviction (``persons.evicted``) deletes it with the person.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import orjson
@@ -112,15 +112,8 @@ class History:
 
 
 def _event_time(entry: list[Any]) -> int:
-    record = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
-    at = record.get("event_time_ms")
-    return at if isinstance(at, int) else 0
-
-
-def attach(tasks: Mapping[int, Any], size: int) -> None:
-    """Partition tasks record their outputs into their stores' histories from now on."""
-    for task in tasks.values():
-        task.history = History(task.store, size)
+    """An entry's (``[kind, record]``) event time, for merging two histories."""
+    return int(entry[1].get("event_time_ms") or 0)
 
 
 def entries(value: dict[str, Any]) -> list[dict[str, Any]]:

@@ -23,12 +23,11 @@ store being closed.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -44,15 +43,6 @@ log = logging.getLogger(__name__)
 
 PERSON, TRIGGERS, PAGE = "person", "triggers", "page"
 _CLOCKS = meta_key("clocks")
-
-
-class LoopHooks(Protocol):
-    """What the worker loop tells the profile API (:class:`Lookups`)."""
-
-    def attach(self, stores: Mapping[int, PartitionStore], tasks: Mapping[int, Any]) -> None: ...
-    def unready(self) -> None: ...
-    def assigned(self, partitions: list[int]) -> None: ...
-    def revoked(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -100,15 +90,15 @@ class Lookups:
                 return Answer("moved")
             wanted = [keys.PERSON + key, keys.HISTORY + key, keys.LINK + key, _CLOCKS]
             values = store.read_committed(wanted)
-        return self._answer(kind, person_id, p, *values)
+        return self._answer(kind, person_id, p, values)
 
-    def _answer(self, kind: str, person: str, p: int, *values: bytes | None) -> Answer:
+    def _answer(self, kind: str, person: str, p: int, values: Sequence[bytes | None]) -> Answer:
         raw_state, raw_past, link, clocks = values
-        state = None if raw_state is None else decode_state(bytes(raw_state))
-        past = history.parse(None if raw_past is None else bytes(raw_past))
+        state = None if raw_state is None else decode_state(raw_state)
+        past = history.parse(raw_past)
         if state is None:
             if link is not None:  # the source partition's identity link
-                return Answer("merged", user=bytes(link).decode())
+                return Answer("merged", user=link.decode())
             if kind == PERSON or not past["t"]:
                 return Answer("unknown")
         body: dict[str, Any] = {}
@@ -128,7 +118,7 @@ class Lookups:
         """The partition's watermark at its last commit (its clocks are committed with it)."""
         clock = PartitionClock(self.allowed_lateness_ms)
         if clocks is not None:
-            stream_time = json.loads(bytes(clocks)).get("stream_time")
+            stream_time = orjson.loads(clocks).get("stream_time")
             if stream_time is not None:
                 clock.observe(int(stream_time))
         return clock.watermark_ms
@@ -138,7 +128,8 @@ class Lookups:
     def attach(self, stores: Mapping[int, PartitionStore], tasks: Mapping[int, Any]) -> None:
         """New partition tasks: their outputs go to the history too."""
         self.stores = stores
-        history.attach(tasks, self.history_size)
+        for task in tasks.values():
+            task.history = history.History(task.store, self.history_size)
 
     def unready(self) -> None:
         """A rebalance or shutdown is about to close, wipe or restore stores."""

@@ -36,7 +36,7 @@ from pipeline.worker.restore import refill_duplicate_windows, restore
 from pipeline.worker.store import PartitionStore
 
 if TYPE_CHECKING:
-    from pipeline.profiles.lookups import LoopHooks
+    from pipeline.profiles.lookups import Lookups
 
 log = logging.getLogger(__name__)
 #: How often the worker logs its progress (at a commit), seconds.
@@ -55,7 +55,7 @@ class Runtime:
         state_dir: Path,
         *,
         stop: threading.Event | None = None,
-        lookups: LoopHooks | None = None,
+        lookups: Lookups | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology
