@@ -102,15 +102,7 @@ def _dlq_with_activations(original: Any) -> Any:
 
         if args.action == "inspect":
             summary = dlq.inspect(settings, topic=DLQ)
-            if args.json:
-                print(json.dumps({r: {"count": s.count, "example": s.example}
-                                  for r, s in summary.items()}, indent=1))  # fmt: skip
-                return 0
-            total = sum(s.count for s in summary.values())
-            print(f"{settings.topic(DLQ)}: {total} record(s)")
-            for reason, entry in summary.items():
-                print(f"{entry.count:>8}  {reason}")
-                print(f"          e.g. {json.dumps(entry.example, ensure_ascii=False)}")
+            print(dlq.format_summary(settings.topic(DLQ), summary, as_json=args.json))
             return 0
         sent = dlq.replay(settings, reason=args.reason, max_records=args.max, topic=DLQ)
         print(f"re-drove {sent} record(s) to their {settings.topic('activations.')}<destination> "

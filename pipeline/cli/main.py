@@ -96,25 +96,11 @@ def _synthetic(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def _dlq(args: argparse.Namespace, settings: Settings) -> int:
-    import json
-
     from pipeline.tools import dlq
 
     if args.action == "inspect":
         summary = dlq.inspect(settings)
-        if args.json:
-            print(
-                json.dumps(
-                    {r: {"count": s.count, "example": s.example} for r, s in summary.items()},
-                    indent=1,
-                )
-            )
-            return 0
-        total = sum(s.count for s in summary.values())
-        print(f"{settings.topic('events.dlq')}: {total} record(s)")
-        for reason, entry in summary.items():
-            print(f"{entry.count:>8}  {reason}")
-            print(f"          e.g. {json.dumps(entry.example, ensure_ascii=False)}")
+        print(dlq.format_summary(settings.topic("events.dlq"), summary, as_json=args.json))
         return 0
     sent = dlq.replay(settings, reason=args.reason, max_records=args.max)
     print(f"re-drove {sent} record(s) to {settings.topic('events')}", file=sys.stderr)

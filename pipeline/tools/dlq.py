@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import heapq
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +111,20 @@ def _target(settings: Settings, topic: str, letter: DeadLetter) -> str:
 class ReasonSummary:
     count: int = 0
     example: dict[str, Any] = field(default_factory=dict)
+
+
+def format_summary(topic: str, summary: dict[str, ReasonSummary], *, as_json: bool) -> str:
+    """What ``pulse dlq inspect`` and ``pulse deliver dlq inspect`` print for ``summary``."""
+    if as_json:
+        return json.dumps(
+            {r: {"count": s.count, "example": s.example} for r, s in summary.items()}, indent=1
+        )
+    total = sum(s.count for s in summary.values())
+    lines = [f"{topic}: {total} record(s)"]
+    for reason, entry in summary.items():
+        lines.append(f"{entry.count:>8}  {reason}")
+        lines.append(f"          e.g. {json.dumps(entry.example, ensure_ascii=False)}")
+    return "\n".join(lines)
 
 
 def read_dlq(
