@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.core.events import Event, canonical_event_name
-from pipeline.core.predicates import local_time
+from pipeline.core.localtime import local_day_hour
 
 DAY_MS = 86_400_000
 
@@ -124,10 +124,9 @@ class CapPolicy:
         horizon = at_ms - self.horizon_ms
         sent = [s for s in state.get("sent", []) if s[0] > horizon]
         negatives = [t for t in state.get("neg", []) if t > horizon]
-        local = local_time(at_ms, timezone)
-        day = local.strftime("%Y-%m-%d")
+        day, hour = local_day_hour(at_ms, timezone)
         reason: str | None = None
-        if self._quiet(local.hour):
+        if self._quiet(hour):
             reason = "quiet_hours"
         factor = 1.0
         if self.fatigue is not None:

@@ -26,6 +26,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 
 @dataclass(frozen=True, slots=True)
 class DedupeWindow:
@@ -46,6 +48,7 @@ class DedupeWindow:
         return dedupe
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the worker journals it (worker/seen.py)
 class Dedupe:
     """Seen message ids in first-seen order, with their event times."""
 

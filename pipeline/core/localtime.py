@@ -8,11 +8,12 @@ weekend (see :mod:`pipeline.core.folds` for the fold contract).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pipeline.core.events import MAX_TIMESTAMP_MS
 from pipeline.core.facts import Fact
 
 MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
@@ -51,6 +52,34 @@ def local_time(ts_ms: int, tz_name: str | None) -> tuple[int, int]:
         return local.hour, local.weekday()
     days, ms = divmod(ts_ms + offset, DAY_MS)
     return ms // HOUR_MS, (days + 3) % 7  # 1970-01-01 was a Thursday
+
+
+def local_day_hour(ts_ms: int, tz_name: str | None) -> tuple[str, int]:
+    """``("YYYY-MM-DD", hour)`` of an event time in the named zone (UTC if unknown).
+
+    The same as ``strftime("%Y-%m-%d")`` and ``hour`` of
+    :func:`pipeline.core.predicates.local_time` (the time clamped to the
+    calendar's range), through the cached quarter-hour offsets of :func:`local_time`::
+
+        >>> local_day_hour(1_700_000_000_000, "Europe/Paris")
+        ('2023-11-14', 23)
+    """
+    clamped = min(max(ts_ms, 0), MAX_TIMESTAMP_MS)
+    offset = _quarter_offset(tz_name, clamped // QUARTER_MS)
+    if offset is None:
+        local = datetime.fromtimestamp(clamped / 1000, zone(tz_name))
+        return local.strftime("%Y-%m-%d"), local.hour
+    days, ms = divmod(clamped + offset, DAY_MS)
+    return _day_name(days), ms // HOUR_MS
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@lru_cache(maxsize=4096)
+def _day_name(days: int) -> str:
+    """``YYYY-MM-DD`` of the day ``days`` after 1970-01-01."""
+    return (_EPOCH + timedelta(days=days)).strftime("%Y-%m-%d")
 
 
 @lru_cache(maxsize=8192)

@@ -25,9 +25,9 @@ compiled modules) or ``native`` (the compiled modules or an ``ImportError``
 saying why not: CI runs the suite this way). ``PULSE_CORE_DIR`` overrides
 where the build lives.
 
-Not compiled: this module, ``mypycbuild`` and ``__init__`` (they decide what is loaded);
-``store`` and ``dedupe``, whose classes are subclassed outside the core (a
-compiled class cannot have interpreted subclasses).
+Not compiled: this module, ``mypycbuild`` and ``__init__`` (they decide what is loaded).
+``store`` and ``dedupe`` are compiled although their classes are subclassed outside
+the core: they are marked ``mypyc_attr(allow_interpreted_subclasses=True)``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pathlib import Path
 
 SOURCES = Path(__file__).resolve().parent
 #: Modules left as Python (see the module docstring).
-NOT_COMPILED = frozenset({"__init__", "native", "mypycbuild", "store", "dedupe"})
+NOT_COMPILED = frozenset({"__init__", "native", "mypycbuild"})
 MANIFEST = "manifest.json"
 #: The file in :func:`native_dir` naming the build in use (a subdirectory).
 CURRENT = "current"

@@ -53,6 +53,8 @@ def check_segments(
     before = frozenset(st.get("seg") or ())
     now = set(before)
     probe: Event | None = None  # the event a check at a point in time sees (built once)
+    built: list[Any] | None = None  # the last cause entry made an event, and that event
+    built_event: Event | None = None
     cause_of: dict[str, str | None] = {}
     sxs: dict[str, int] = st.get("sxs") or {}
     for k in sorted(which):
@@ -62,7 +64,9 @@ def check_segments(
         cause_of[seg.name] = None if entry is None else entry[1]
         event: Event | None = None  # only custom code and event conditions read it
         if entry is not None and part.event_conditions:
-            event = event_of(entry)
+            if entry is not built or built_event is None:  # (causes often share an entry)
+                built, built_event = entry, event_of(entry)
+            event = built_event
         elif part.custom or part.event_conditions:
             if probe is None:
                 probe = Event(message_id="", type="track", timestamp_ms=at_ms, user_id=run.pid)

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
+from mypy_extensions import mypyc_attr
+
 PersonState = dict[str, Any]
 
 
@@ -31,6 +33,7 @@ class PersonStore(Protocol):
     def items(self) -> Iterable[tuple[str, PersonState]]: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests subclass it
 class MemoryStore:
     """A :class:`PersonStore` in a dict (replay and tests)."""
 
