@@ -26,6 +26,7 @@ from typing import IO, Any
 from pipeline.config import Settings
 from pipeline.contract.wire import encode_event
 from pipeline.core.events import Event, event_from_json
+from pipeline.core.partitioning import partition_key as partition_key  # noqa: PLC0414 (re-exported)
 from pipeline.errors import BrokerUnavailable, DecodeError, PulseError
 
 
@@ -35,16 +36,6 @@ class BadLine:
     reason: str
     message: str
     raw: bytes
-
-
-def partition_key(event: Event) -> bytes:
-    """Key of a raw event: the device's anonymous id when there is one.
-
-    Keying by anonymous id keeps everything a device does, including the
-    identify that links it to a user, in order on one partition; events with
-    only a user id are keyed by it.
-    """
-    return (event.anonymous_id or event.user_id or "").encode()
 
 
 def read_json_lines(lines: Iterable[bytes]) -> Iterator[Event | BadLine]:

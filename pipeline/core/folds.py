@@ -171,7 +171,13 @@ class WindowCounts:
         return out
 
     def result(self, state: dict[str, list[list[Any]]], as_of_ms: int) -> dict[str, Any]:
-        return {trait: window_count(state, trait, as_of_ms, None) for trait in COUNT_WINDOWS}
+        day, week = _day_and_week(state["h"], as_of_ms)  # (one walk over the hour buckets)
+        return {
+            "counts_1h": window_count(state, "counts_1h", as_of_ms, None),
+            "counts_1d": day,
+            "counts_7d": week,
+            "counts_30d": window_count(state, "counts_30d", as_of_ms, None),
+        }
 
 
 #: Sliding count windows by trait name: ``(size_ms, bucket level, bucket size_ms)``.
@@ -219,6 +225,31 @@ def window_count(
             for key, n in counts.items():
                 totals[key] = totals.get(key, 0) + n
     return dict(sorted(totals.items()))
+
+
+def _day_and_week(
+    buckets: list[list[Any]], as_of_ms: int
+) -> tuple[dict[str, int], dict[str, int]]:
+    """``window_count`` of ``counts_1d`` and of ``counts_7d`` (both on the hour buckets)."""
+    end = (as_of_ms - 1) // HOUR_MS + 1
+    day_start, week_start = end - DAY_MS // HOUR_MS, end - 7 * DAY_MS // HOUR_MS
+    day: dict[str, int] = {}
+    week: dict[str, int] = {}
+    idx: int
+    counts: dict[str, int]
+    for i in range(len(buckets) - 1, -1, -1):
+        bucket = buckets[i]
+        idx = bucket[0]
+        if idx < end:
+            if idx < week_start:
+                break
+            counts = bucket[1]
+            for key, n in counts.items():
+                week[key] = week.get(key, 0) + n
+            if idx >= day_start:
+                for key, n in counts.items():
+                    day[key] = day.get(key, 0) + n
+    return dict(sorted(day.items())), dict(sorted(week.items()))
 
 
 def window_expiries(

@@ -21,6 +21,7 @@ interest table: ``repeat_views`` lists products viewed at least twice.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,33 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
     "checkout_started": 3.0,
     "order_completed": 5.0,
 }
+
+
+def round6(x: Any) -> Any:
+    """``round(x, 6)``, the same value, faster for the scores a profile shows.
+
+    ``round`` formats the float as a correctly rounded decimal and parses it
+    back (about 0.3 us). For a positive float ``x`` with ``y = x * 1e6`` below
+    2**40, ``y`` is within 2**-13 of the exact ``x * 10**6``, so when the fraction
+    of ``y`` is not within 0.001 of one half, rounding ``y`` to an integer ``r``
+    gives the integer the exact value rounds to, and ``r / 1e6`` (both exact,
+    one correctly rounded division) is the double nearest ``r * 10**-6``, which
+    is what ``round`` returns. Anything else (ints, ties, large values) goes to
+    ``round``::
+
+        >>> [round6(v) == round(v, 6) for v in (0.1234565, 2.0 / 3, 5, 1e300)]
+        [True, True, True, True]
+    """
+    if isinstance(x, float):
+        y: float = x * 1e6
+        if 0.0 < y < 1e12:
+            base = math.floor(y)
+            frac = y - base
+            if frac < 0.499:
+                return base / 1e6
+            if frac > 0.501:
+                return (base + 1) / 1e6
+    return round(x, 6)
 
 
 @dataclass(frozen=True)
@@ -166,8 +194,8 @@ class Interest:
             if views >= 2:
                 repeat[k] = views
         return {
-            "category_interest": {k: round(-neg, 6) for neg, k in self._kept(state["c"], as_of_ms)},
-            "product_interest": {k: round(-neg, 6) for neg, k in products},
+            "category_interest": {k: round6(-neg) for neg, k in self._kept(state["c"], as_of_ms)},
+            "product_interest": {k: round6(-neg) for neg, k in products},
             "repeat_views": dict(sorted(repeat.items())),
             "max_repeat_views": max(repeat.values(), default=0),
         }
