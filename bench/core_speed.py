@@ -1,6 +1,7 @@
 """In-process core speed: replay events/s and person-state bytes (no Kafka).
 
-    python -m bench.core_speed [--people 2000] [--repeat 3] [--baseline DIR] [--json F]
+    python -m bench.core_speed [--people 2000] [--repeat 3] [--baseline DIR] [--rounds N]
+                               [--pure] [--json F]
     python -m bench.core_speed --scale 2000,20000
 
 Over a synthetic week (``SyntheticConfig(people=P, days=7)``, arrival order):
@@ -15,7 +16,9 @@ Over a synthetic week (``SyntheticConfig(people=P, days=7)``, arrival order):
 of the commit before) in a subprocess, alternating with this one, so the
 ratios come from one run on the same (shared) machine. Events/s are given in
 wall-clock time and in the process's CPU time (``cpu``): on a machine shared
-with other work the CPU figure is the steadier one.
+with other work the CPU figure is the steadier one. ``--pure`` also measures this
+checkout with ``PULSE_CORE=pure`` in each round (side ``pure``). Each side's
+figures name the ``pipeline`` package it imported and whether its core was compiled.
 
 ``--scale P1,P2,...`` replays a synthetic week of each size through the
 commerce topology once (this checkout only) and prints the CPU time per event
@@ -38,10 +41,29 @@ LATENESS_MS = 5_000
 LABELS = {"builtin": None, "commerce": COMMERCE}
 
 
-def week(people: int, seed: int = 7) -> list[Any]:
-    from pipeline.tools.synthetic import SyntheticConfig, generate
+def _module(*names: str) -> Any:
+    """The first of ``names`` that imports: a checkout from before the layout (issue 17),
+    such as the baseline 12057c9, has ``pipeline.synthetic`` where this one has
+    ``pipeline.tools.synthetic``, and so on."""
+    import importlib
 
-    return generate(SyntheticConfig(seed=seed, people=people, days=7)).events
+    for name in names[:-1]:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return importlib.import_module(names[-1])
+
+
+def _load_topology(path: str | None) -> Any:
+    return _module("pipeline.topology.dsl", "pipeline.topology").load(path)
+
+
+def week(people: int, seed: int = 7) -> list[Any]:
+    synthetic = _module("pipeline.tools.synthetic", "pipeline.synthetic")
+    config = synthetic.SyntheticConfig(seed=seed, people=people, days=7)
+    events: list[Any] = synthetic.generate(config).events
+    return events
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -54,10 +76,8 @@ def pct(xs: list[float], q: float) -> float:
 
 def replay_seconds(events: list[Any], topology: str | None) -> tuple[float, float]:
     """(wall, CPU) seconds of one replay."""
-    from pipeline.tools.replay import replay_events
-    from pipeline.topology.dsl import load
-
-    topo = load(topology)
+    replay_events = _module("pipeline.tools.replay", "pipeline.replay").replay_events
+    topo = _load_topology(topology)
     started, cpu = time.perf_counter(), time.process_time()
     replay_events(events, topo.operators, allowed_lateness_ms=LATENESS_MS, stage=topo.stage)
     return time.perf_counter() - started, time.process_time() - cpu
@@ -66,10 +86,9 @@ def replay_seconds(events: list[Any], topology: str | None) -> tuple[float, floa
 def state_sizes(events: list[Any], topology: str | None) -> dict[str, Any]:
     """Person state after the last event (no flush to +inf), encoded as the table stores it."""
     from pipeline.core.engine import MemoryStore, Processor
-    from pipeline.topology.dsl import load
-    from pipeline.worker.records import encode_state
 
-    topo = load(topology)
+    encode_state = _module("pipeline.worker.records", "pipeline.records").encode_state
+    topo = _load_topology(topology)
     store = MemoryStore()
     proc = Processor(topo.operators, allowed_lateness_ms=LATENESS_MS, store=store, stage=topo.stage)
     for event in events:
@@ -97,7 +116,10 @@ def core_in_use() -> str:
 def measure(people: int, repeat: int, label: str) -> dict[str, Any]:
     """One side's figures: ``{topology: {"events_per_s", "runs", "state"}}``."""
     events = week(people)
-    out: dict[str, Any] = {"events": len(events), "core": core_in_use()}
+    import pipeline
+
+    out: dict[str, Any] = {"events": len(events), "core": core_in_use(),
+                           "pipeline": str(Path(pipeline.__file__).parent)}  # fmt: skip
     for name, topology in LABELS.items():
         if label and name != label:
             continue
@@ -162,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="alternations with --baseline")
     p.add_argument("--baseline", default="", help="another checkout to measure alongside")
     p.add_argument("--json", default="", help="write the raw figures here")
+    p.add_argument(
+        "--pure", action="store_true", help="also this checkout with PULSE_CORE=pure ('pure')"
+    )
     p.add_argument("--scale", default="", help="comma-separated sizes: CPU cost per person")
     args = p.parse_args(argv)
     if args.scale:
@@ -178,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
                     measure_in(Path(args.baseline), args.people, args.repeat, name)
                 )
             round_.setdefault("after", {}).update(measure_in(None, args.people, args.repeat, name))
+            if args.pure:
+                round_.setdefault("pure", {}).update(
+                    measure_in(None, args.people, args.repeat, name, {"PULSE_CORE": "pure"})
+                )
         result["rounds"].append(round_)
         for side, figures in round_.items():
             for name in LABELS:
@@ -192,11 +221,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"p99 {st['p99']:.0f} max {st['max']:.0f}  timers {st['pending_timers']}"
                 )
         if args.baseline:
-            for name in LABELS:
-                after, before = round_["after"][name], round_["before"][name]
-                ratio = after["events_per_s"] / before["events_per_s"]
-                cpu_ratio = after["events_per_cpu_s"] / before["events_per_cpu_s"]
-                print(f"ratio  {name:8} {ratio:.2f}x wall  {cpu_ratio:.2f}x cpu")
+            for side in ("after", "pure") if args.pure else ("after",):
+                for name in LABELS:
+                    after, before = round_[side][name], round_["before"][name]
+                    ratio = after["events_per_s"] / before["events_per_s"]
+                    cpu_ratio = after["events_per_cpu_s"] / before["events_per_cpu_s"]
+                    print(f"ratio  {name:8} {side:6} {ratio:.2f}x wall  {cpu_ratio:.2f}x cpu")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
