@@ -13,6 +13,18 @@ worker's person partitions; at the end of the input it moves to infinity so
 every pending timer fires. Identity links move the anonymous person's state
 into the user's at the event that links them. The output is deterministic:
 the same input gives the same bytes.
+
+**The watermark moves in steps.** A worker moves its persons' watermark once
+per batch (``PULSE_BATCH_MAX`` records), not once per event; replay moves it
+once it has gained :data:`WATERMARK_STEP_MS` of event time. What is decided is
+a function of the events and their event times only (docs/time-and-state.md),
+so the outputs are the same records whatever the step; only when, within the
+run, a record is written changes. The step keeps the work per event flat as
+the number of persons grows: moved at every event, the watermark of a busy
+stream passes a person's buffered events one at a time, each with a timer of
+its own, where a coarser step decides a burst of them at once. A 10-minute
+step is what the worker's batches of 500 records amount to at about 20,000
+active persons (bench/RESULTS.md, issue 12).
 """
 
 from __future__ import annotations
@@ -35,6 +47,8 @@ from pipeline.worker.partitioner import partition_for
 from pipeline.worker.source import SourcePartition
 
 DEFAULT_PARTITIONS = 4
+#: How far the persons' watermark may lag the partitions' stream times (10 min of event time).
+WATERMARK_STEP_MS = 10 * 60_000
 
 
 def replay_events(
@@ -48,6 +62,7 @@ def replay_events(
     processor: Processor | None = None,
     partitions: int = DEFAULT_PARTITIONS,
     dedupe_window: DedupeWindow | None = None,
+    watermark_step_ms: int = WATERMARK_STEP_MS,
 ) -> list[Output]:
     """Run ``operators`` (and a topology's rule ``stage``) over ``events``, as the workers would.
 
@@ -57,6 +72,9 @@ def replay_events(
     stream time moves to ``end_ms`` (by default infinity, which fires every
     pending timer). Pass ``processor`` to inspect the person states afterwards
     (its operators and stage are used instead).
+
+    The persons' watermark moves once it has gained ``watermark_step_ms`` (and
+    at the end), as a worker moves it once per batch: see the module docs.
     """
     proc = processor or Processor(
         operators,
@@ -84,8 +102,11 @@ def replay_events(
         if event.timestamp_ms > times[s]:
             times[s] = event.timestamp_ms
             watermark = min(times)
-            if watermark > proc.clock.stream_time_ms:
+            if watermark >= proc.clock.stream_time_ms + watermark_step_ms:
                 outputs.extend(proc.advance_to(watermark))
+    watermark = min(times)
+    if watermark > proc.clock.stream_time_ms:
+        outputs.extend(proc.advance_to(watermark))
     outputs.extend(proc.advance_to(end_ms))
     return outputs
 
