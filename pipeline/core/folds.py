@@ -227,9 +227,7 @@ def window_count(
     return dict(sorted(totals.items()))
 
 
-def _day_and_week(
-    buckets: list[list[Any]], as_of_ms: int
-) -> tuple[dict[str, int], dict[str, int]]:
+def _day_and_week(buckets: list[list[Any]], as_of_ms: int) -> tuple[dict[str, int], dict[str, int]]:
     """``window_count`` of ``counts_1d`` and of ``counts_7d`` (both on the hour buckets)."""
     end = (as_of_ms - 1) // HOUR_MS + 1
     day_start, week_start = end - DAY_MS // HOUR_MS, end - 7 * DAY_MS // HOUR_MS

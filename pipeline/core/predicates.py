@@ -34,13 +34,28 @@ MISSING: Any = object()
 _MISSING = MISSING
 
 
-@dataclass(frozen=True, slots=True)
+#: ``Facts``' default traits: a new empty dict each time (as ``default_factory=dict``).
+_NO_TRAITS: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Facts:
     """What a predicate can look at: the event, the person's traits and segments."""
 
     event: Event
     traits: Mapping[str, Any] = field(default_factory=dict)
     segments: frozenset[str] = frozenset()
+
+    def __init__(
+        self,
+        event: Event,
+        traits: Mapping[str, Any] = _NO_TRAITS,
+        segments: frozenset[str] = frozenset(),
+    ) -> None:
+        # written out so that mypyc compiles it (see pipeline.core.outputs.Output)
+        object.__setattr__(self, "event", event)
+        object.__setattr__(self, "traits", {} if traits is _NO_TRAITS else traits)
+        object.__setattr__(self, "segments", segments)
 
 
 #: A custom predicate: ``(facts) -> bool``, registered by name.

@@ -40,11 +40,15 @@ def check_segments(
     as_of: int,
     at_ms: int,
     causes: dict[int, list[Any]] | None = None,
+    *,
+    events: dict[int, Event] | None = None,
 ) -> None:
     """Re-check ``run``'s person's segments ``which`` as of ``as_of``; changes are at ``at_ms``.
 
     ``causes``: per segment, the buffered event that made the check (none
-    for a check at a point in time: a close, an expiry, a merge).
+    for a check at a point in time: a close, an expiry, a merge). ``events``:
+    the :class:`Event` of buffered entries already built, by ``id(entry)``
+    (the step's triggers built them; an event is immutable, so it is shared).
     """
     stage, plan, st = run.stage, run.plan, run.st
     causes = causes or {}
@@ -53,8 +57,7 @@ def check_segments(
     before = frozenset(st.get("seg") or ())
     now = set(before)
     probe: Event | None = None  # the event a check at a point in time sees (built once)
-    built: list[Any] | None = None  # the last cause entry made an event, and that event
-    built_event: Event | None = None
+    made: dict[int, Event] = {} if events is None else events
     cause_of: dict[str, str | None] = {}
     sxs: dict[str, int] = st.get("sxs") or {}
     for k in sorted(which):
@@ -64,9 +67,9 @@ def check_segments(
         cause_of[seg.name] = None if entry is None else entry[1]
         event: Event | None = None  # only custom code and event conditions read it
         if entry is not None and part.event_conditions:
-            if entry is not built or built_event is None:  # (causes often share an entry)
-                built, built_event = entry, event_of(entry)
-            event = built_event
+            event = made.get(id(entry))  # (causes often share an entry)
+            if event is None:
+                event = made[id(entry)] = event_of(entry)
         elif part.custom or part.event_conditions:
             if probe is None:
                 probe = Event(message_id="", type="track", timestamp_ms=at_ms, user_id=run.pid)

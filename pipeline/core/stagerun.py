@@ -53,7 +53,7 @@ def settle(
     behavior = behavior_of(operators)
     due = next_due(plan, st, person, behavior)
     if due is not None and due <= watermark:
-        return StageRun(stage, person, st, person_id, operators).run(watermark)
+        return StageRun(stage, person, st, person_id, operators).run(watermark, due)
     states = st.get("t")
     run: StageRun | None = None
     if states:
@@ -129,14 +129,19 @@ class StageRun:
         self.behavior = behavior_of(operators)
         self.out: list[Output] = []
 
-    def run(self, watermark: int) -> list[Output]:
+    def run(self, watermark: int, due: int | None = None) -> list[Output]:
+        """Walk to ``watermark``; ``due``: :func:`next_due` of the state as it is, if known."""
         st = self.st
+        known = due is not None and "seg_at" not in st
         st.pop("seg_at", None)  # (the fixed 6-hour re-check of older states)
         queue: list[list[Any]] = st.get("q") or []
         i = 0
         while True:
             t_ev = queue[i][0] if i < len(queue) and queue[i][0] < watermark else None
-            t_dl = self._next_due()
+            if known:  # the first step, with the caller's agenda (nothing changed since)
+                t_dl, known = due, False
+            else:
+                t_dl = self._next_due()
             if t_dl is not None and t_dl > watermark:
                 t_dl = None
             if t_ev is None and t_dl is None:
@@ -234,6 +239,8 @@ class StageRun:
         members = frozenset(st.get("seg") or ())
         fired: list[tuple[TriggerSpec, dict[str, Any], str | None]] = []
         touched: list[tuple[TriggerSpec, AbsenceRule]] = []
+        touched_ids: set[int] = set()  # (by index: a spec's generated __eq__ is interpreted)
+        built: dict[int, Event] = {}  # id(entry) -> its event, for the segment check
         states: dict[str, Any] = st.setdefault("t", {})
         for entry in group:
             if not entry[3]:
@@ -255,13 +262,16 @@ class StageRun:
                 snap = states.get(name)
                 if isinstance(rule, AbsenceRule):
                     snap, _ = rule.on_event(snap, event, self.pid, t)
-                    if (spec, rule) not in touched:
+                    if i not in touched_ids:
+                        touched_ids.add(i)
                         touched.append((spec, rule))
                     self._put_rule(name, snap)
                     continue
                 snap, records = rule.on_event(snap, event, self.pid)
                 self._put_rule(name, snap)
                 fired.extend((spec, r, entry[7]) for r in records)
+            if event is not None:
+                built[id(entry)] = event
         for spec, absence in touched:
             snap, outs = absence.on_watermark(states.get(spec.name), self.pid, t + 1)
             self._put_rule(spec.name, snap)
@@ -285,7 +295,7 @@ class StageRun:
         st["ini"] = 1
         if self.behavior is not None:
             self.behavior_fold(t + 1)  # the events at t included
-        check_segments(self, set(causes), t + 1, t, causes)
+        check_segments(self, set(causes), t + 1, t, causes, events=built)
 
     def behavior_fold(self, until: int) -> None:
         if isinstance(self.behavior, BehaviorOperator):
