@@ -165,7 +165,9 @@ class BehaviorOperator:
             return None
         ttl = self.idle_ttl_ms
         last = self.traits.last_seen_ms(state[TRAITS_KEY])
-        for item in state["q"]:  # sorted by time
+        queue: list[list[Any]] = state["q"]
+        ts: int  # (typed: the compiled core compares native ints)
+        for item in queue:  # sorted by time
             ts = item[0]
             if last is None or ts > last:
                 if last is not None and ts >= last + ttl:
@@ -206,9 +208,12 @@ class BehaviorOperator:
 
     def _due(self, state: Slice, watermark_ms: int) -> bool:
         """Whether :meth:`on_watermark` at ``watermark_ms`` has anything to do."""
-        queue = state["q"]
-        if queue and queue[0][0] < watermark_ms:
-            return True
+        queue: list[list[Any]] = state["q"]
+        first: int
+        if queue:
+            first = queue[0][0]
+            if first < watermark_ms:
+                return True
         # :meth:`next_deadline_ms` <= watermark, without walking the buffer: every
         # buffered event is at or after the watermark, so none moves an eviction
         # that is due to after it, and none can make one due

@@ -163,18 +163,23 @@ class Traits:
         """Like :meth:`result`, but each fold computes only when one of its traits is read."""
         return LazyTraits(self, state, as_of_ms)
 
+    # (the folds' keys written out, as in aggregate: the behavior operator asks per step)
     def last_seen_ms(self, state: TraitsState) -> int | None:
-        last: int | None = state[self.activity.key][1]
+        activity: list[Any] = state["a"]
+        last: int | None = activity[1]
         return last
 
     def totals(self, state: TraitsState) -> tuple[int, int]:
         """``(events_total, sessions_total)`` without computing the other traits."""
-        events: int = state[self.activity.key][2]
-        sessions: int = state[self.sessions.key][0]
+        activity: list[Any] = state["a"]
+        shares: list[Any] = state["s"]
+        events: int = activity[2]
+        sessions: int = shares[0]
         return events, sessions
 
     def first_seen_ms(self, state: TraitsState) -> int | None:
-        first: int | None = state[self.activity.key][0]
+        activity: list[Any] = state["a"]
+        first: int | None = activity[0]
         return first
 
     def timezone(self, state: TraitsState) -> str | None:
