@@ -102,7 +102,7 @@ class Fact:
                     item[8])  # fmt: skip
 
 
-def _number(props: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
+def _number(props: dict[str, Any], keys: tuple[str, ...]) -> float | None:
     for key in keys:
         value = props.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -110,6 +110,14 @@ def _number(props: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
             if math.isfinite(number):
                 return number
     return None
+
+
+def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """``mapping`` as a dict: itself when it is one (the usual case).
+
+    The compiled core reads a dict directly, a ``Mapping`` through a generic method call.
+    """
+    return mapping if isinstance(mapping, dict) else dict(mapping)
 
 
 def _text(value: Any) -> str | None:
@@ -122,7 +130,7 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _items(props: Mapping[str, Any]) -> tuple[tuple[str | None, str | None], ...]:
+def _items(props: dict[str, Any]) -> tuple[tuple[str | None, str | None], ...]:
     found: list[tuple[str | None, str | None]] = []
     own = (_text(props.get("product_id") or props.get("sku")), _text(props.get("category")))
     if own != (None, None):
@@ -130,9 +138,10 @@ def _items(props: Mapping[str, Any]) -> tuple[tuple[str | None, str | None], ...
     products = props.get("products")
     if isinstance(products, list):
         for entry in products[:MAX_ITEMS_PER_EVENT]:
-            if isinstance(entry, Mapping):
-                item = (_text(entry.get("product_id") or entry.get("sku")),
-                        _text(entry.get("category")))  # fmt: skip
+            if isinstance(entry, dict) or isinstance(entry, Mapping):  # noqa: SIM101 (dict: fast)
+                plain = _plain(entry)
+                item = (_text(plain.get("product_id") or plain.get("sku")),
+                        _text(plain.get("category")))  # fmt: skip
                 if item != (None, None) and item not in found:
                     found.append(item)
     return tuple(found)
@@ -145,17 +154,18 @@ def event_name(event: Event) -> str:
 
 def fact_of(event: Event) -> Fact:
     """Extract the :class:`Fact` of ``event`` (pure; reads each property once)."""
-    props = event.properties
+    props = _plain(event.properties)
+    context = _plain(event.context)
     name = event_name(event)
     coupon = name == COUPON_EVENT or _text(props.get("coupon")) is not None
-    page = event.context.get("page_path") or _text(props.get("path"))
+    page = context.get("page_path") or _text(props.get("path"))
     if page is None and event.type == "page":
-        page = event.context.get("page_url") or _text(props.get("url"))
+        page = context.get("page_url") or _text(props.get("url"))
     return Fact(  # positional (ts, mid, name, tz, cart, revenue, coupon, items, page): faster
         event.timestamp_ms,
         event.message_id,
         name,
-        event.context.get("timezone"),
+        context.get("timezone"),
         _number(props, _CART_KEYS) if name in CART_EVENTS else None,
         _number(props, _REVENUE_KEYS) if name == ORDER_EVENT else None,
         coupon,

@@ -141,22 +141,10 @@ class WindowCounts:
 
     def aggregate(self, state: dict[str, list[list[Any]]], fact: Fact) -> Any:
         ts, name = fact.ts, fact.name
-        for level, size, keep in LEVELS:
-            buckets = state[level]
-            idx = ts // size
-            counts: dict[str, int]
-            newest: int = buckets[-1][0] if buckets else idx - 1
-            if newest == idx:  # the common case: same bucket as last event
-                counts = buckets[-1][1]
-            else:
-                i = bisect_left(buckets, idx, key=lambda b: b[0])
-                if i < len(buckets) and buckets[i][0] == idx:
-                    counts = buckets[i][1]
-                else:
-                    counts = {}
-                    buckets.insert(i, [idx, counts])
-                    _prune(buckets, keep)
-            counts[name] = counts.get(name, 0) + 1
+        # the levels of LEVELS written out (a compiled loop over it unboxes each tuple)
+        _bump(state["m"], ts // MINUTE_MS, name, 60)
+        _bump(state["h"], ts // HOUR_MS, name, 7 * 24)
+        _bump(state["d"], ts // DAY_MS, name, 30)
         return state
 
     def merge(self, a: dict[str, list[list[Any]]], b: dict[str, list[list[Any]]]) -> Any:
@@ -178,6 +166,34 @@ class WindowCounts:
             "counts_7d": week,
             "counts_30d": window_count(state, "counts_30d", as_of_ms, None),
         }
+
+
+assert LEVELS == (("m", MINUTE_MS, 60), ("h", HOUR_MS, 7 * 24), ("d", DAY_MS, 30))  # (_bump)
+
+
+def _index(bucket: list[Any]) -> int:
+    idx: int = bucket[0]
+    return idx
+
+
+def _bump(buckets: list[list[Any]], idx: int, name: str, keep: int) -> None:
+    """Count ``name`` once in bucket ``idx`` of one level (created, and old ones pruned)."""
+    counts: dict[str, int]
+    if buckets:
+        last = buckets[-1]
+        newest: int = last[0]
+        if newest == idx:  # the common case: same bucket as last event
+            counts = last[1]
+            counts[name] = counts.get(name, 0) + 1
+            return
+    i = bisect_left(buckets, idx, key=_index)
+    if i < len(buckets) and buckets[i][0] == idx:
+        counts = buckets[i][1]
+    else:
+        counts = {}
+        buckets.insert(i, [idx, counts])
+        _prune(buckets, keep)
+    counts[name] = counts.get(name, 0) + 1
 
 
 #: Sliding count windows by trait name: ``(size_ms, bucket level, bucket size_ms)``.

@@ -174,9 +174,17 @@ class Interest:
         without ranking what is below the floor.
         """
         floor, half_life, ranked = self.floor, self.half_life_ms, []
+        real: float
         for k, entry in table.items():
             at_ref = entry[0]  # (untyped: an integer weight stays an int, as before)
             ref: int = entry[1]
+            if isinstance(at_ref, float):  # the usual case, in native floats when compiled
+                real = at_ref
+                if as_of_ms != ref:
+                    real = real * 2.0 ** (-(as_of_ms - ref) / half_life)
+                if real >= floor:
+                    ranked.append((-real, k))
+                continue
             score = at_ref if as_of_ms == ref else at_ref * 2.0 ** (-(as_of_ms - ref) / half_life)
             if score >= floor:
                 ranked.append((-score, k))
