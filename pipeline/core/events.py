@@ -77,7 +77,12 @@ _CONTEXT_PATHS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+#: ``Event``'s default properties and context: a new empty dict each time (as
+#: ``default_factory=dict``).
+_NEW_DICT: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Event:
     """One behavioral event, as every part of Pulse sees it.
 
@@ -99,6 +104,36 @@ class Event:
     previous_id: str | None = None
     #: group: the account the person belongs to (Segment ``groupId``); schema v2
     group_id: str | None = None
+
+    def __init__(  # noqa: PLR0917 (the generated dataclass __init__'s signature)
+        self,
+        message_id: str,
+        type: str,
+        timestamp_ms: int,
+        event: str | None = None,
+        anonymous_id: str | None = None,
+        user_id: str | None = None,
+        sent_at_ms: int | None = None,
+        received_at_ms: int | None = None,
+        properties: Mapping[str, Any] = _NEW_DICT,
+        context: Mapping[str, Any] = _NEW_DICT,
+        previous_id: str | None = None,
+        group_id: str | None = None,
+    ) -> None:
+        # written out so that mypyc compiles it (a generated dataclass __init__ runs as
+        # interpreted Python, see pipeline.core.outputs.Output); frozen: object.__setattr__
+        object.__setattr__(self, "message_id", message_id)
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "timestamp_ms", timestamp_ms)
+        object.__setattr__(self, "event", event)
+        object.__setattr__(self, "anonymous_id", anonymous_id)
+        object.__setattr__(self, "user_id", user_id)
+        object.__setattr__(self, "sent_at_ms", sent_at_ms)
+        object.__setattr__(self, "received_at_ms", received_at_ms)
+        object.__setattr__(self, "properties", {} if properties is _NEW_DICT else properties)
+        object.__setattr__(self, "context", {} if context is _NEW_DICT else context)
+        object.__setattr__(self, "previous_id", previous_id)
+        object.__setattr__(self, "group_id", group_id)
 
     @property
     def person_id(self) -> str:

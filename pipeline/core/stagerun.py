@@ -339,7 +339,7 @@ def store(person: dict[str, Any], st: dict[str, Any]) -> None:
     """Put the stage's slice back, or drop it when nothing in it matters."""
     if not st.get("t"):
         st.pop("t", None)
-    if set(st) <= {"tz"}:
+    if not st or (len(st) == 1 and "tz" in st):  # (set(st) <= {"tz"}, without the sets)
         person.pop("rules", None)
     else:
         person["rules"] = st
