@@ -12,7 +12,8 @@ stream times (minus infinity until every partition has had an event), as on a
 worker's person partitions; at the end of the input it moves to infinity so
 every pending timer fires. Identity links move the anonymous person's state
 into the user's at the event that links them. The output is deterministic:
-the same input gives the same bytes.
+the same input gives the same bytes. The loop that runs once per event is
+:class:`~pipeline.core.replaying.ReplayRun`, in the core so that it is compiled.
 
 **The watermark moves in steps.** A worker moves its persons' watermark once
 per batch (``PULSE_BATCH_MAX`` records), not once per event; replay moves it
@@ -45,16 +46,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline.contract.produce import BadLine, partition_key, read_json_lines
-from pipeline.core.clock import NEG_INF_MS, POS_INF_MS
+from pipeline.contract.produce import BadLine, read_json_lines
+from pipeline.core.clock import POS_INF_MS
 from pipeline.core.dedupe import DedupeWindow
 from pipeline.core.engine import MemoryStore, Operator, Processor, Stage
 from pipeline.core.events import Event
-from pipeline.core.identity import IDENTITIES, IdentityRules
+from pipeline.core.identity import IdentityRules
 from pipeline.core.outputs import Output
-from pipeline.core.stitching import StitchAction
+from pipeline.core.replaying import ReplayRun
 from pipeline.errors import PulseError
-from pipeline.worker.partitioner import partition_for
 from pipeline.worker.source import SourcePartition
 
 DEFAULT_PARTITIONS = 4
@@ -99,7 +99,7 @@ def replay_events(
     window = DedupeWindow() if dedupe_window is None else dedupe_window
     sources = [SourcePartition(allowed_lateness_ms, identity, window) for _ in range(partitions)]
     freezing = gc.isenabled()
-    run = _Run(proc, sources, watermark_step_ms)
+    run = ReplayRun(proc, sources, watermark_step_ms)
     try:
         for n, event in enumerate(events, 1):
             if freezing and n % FREEZE_EVERY == 0:
@@ -108,65 +108,7 @@ def replay_events(
     finally:
         if freezing:
             gc.unfreeze()
-    watermark = min(run.times)
-    if watermark > proc.clock.stream_time_ms:
-        run.outputs.extend(proc.advance_to(watermark))
-    run.outputs.extend(proc.advance_to(end_ms))
-    return run.outputs
-
-
-class _Run:
-    """The source partitions' stream times and the outputs of one replay."""
-
-    def __init__(self, proc: Processor, sources: list[SourcePartition], step_ms: int) -> None:
-        self.proc = proc
-        self.sources = sources
-        self.step_ms = step_ms
-        self.times = [NEG_INF_MS] * len(sources)
-        self.outputs: list[Output] = []
-
-    def take(self, event: Event) -> None:
-        """One event through its source partition and the persons, as a worker takes it."""
-        proc, times, outputs = self.proc, self.times, self.outputs
-        s = partition_for(partition_key(event), len(times))
-        verdict = self.sources[s].accept(event)
-        if verdict.kind == "duplicate":
-            return
-        if verdict.kind == "late":
-            assert verdict.late is not None
-            outputs.append(verdict.late)
-            return
-        for action in verdict.actions:
-            outputs.extend(_apply(proc, action, event))
-        outputs.extend(proc.process(event, verdict.person, advance_clock=False))
-        if event.timestamp_ms > times[s]:
-            times[s] = event.timestamp_ms
-            watermark = min(times)
-            if watermark >= proc.clock.stream_time_ms + self.step_ms:
-                outputs.extend(proc.advance_to(watermark))
-
-
-def _apply(proc: Processor, action: StitchAction, event: Event) -> list[Output]:
-    """Emit the identity record; on a link, move the anonymous person into the user.
-
-    Like the worker, a link always merges (an anonymous id without state merges
-    ``{}``: it still counts towards the user's ``max_anonymous_per_user``).
-    """
-    outputs = [Output(IDENTITIES, action.user_id, action.record)]
-    if action.kind != "link":
-        return outputs
-    state = proc.extract(action.anonymous_id) or {}
-    merged = proc.merge_in(
-        action.user_id,
-        state,
-        action.anonymous_id,
-        event_time_ms=event.timestamp_ms,
-        message_id=event.message_id,
-    )
-    outputs.extend(merged)
-    if merged[0].record["kind"] == "conflict" and state:
-        outputs.extend(proc.restore(action.anonymous_id, state))
-    return outputs
+    return run.finish(end_ms)
 
 
 def load_events(path: Path) -> list[Event]:
