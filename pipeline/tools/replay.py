@@ -31,11 +31,13 @@ active persons (bench/RESULTS.md, issue 12).
 alive into the collector's permanent generation (:func:`gc.freeze`), and
 takes it back at the end. The persons' states are trees without reference
 cycles, which reference counting frees frozen or not (no collection in a
-replay of 20,000 people found any cyclic garbage); the collector then scans
-only what the last few thousand events made instead of every person's state
-again and again, which grew with the number of persons (1.7 us per event at
-2,000 people, 7.7 at 20,000; about 1 at both frozen). A cycle made before a
-freeze and dropped after it is reclaimed only after the replay.
+replay of 20,000 people found any cyclic garbage). Unfrozen, the collector
+scanned every person's state again and again, at a cost that grew with the
+number of persons (1.7 us per event at 2,000 people, 7.7 at 20,000). A
+thousand events leave fewer new objects than the collector's young threshold
+(50,000, ``pipeline.core.gctune``), so it hardly runs (0.4 and 0.7 us per
+event; 1.6 and 1.8 when frozen every 5,000). A cycle made before a freeze and
+dropped after it is reclaimed only after the replay.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ DEFAULT_PARTITIONS = 4
 #: How far the persons' watermark may lag the partitions' stream times (10 min of event time).
 WATERMARK_STEP_MS = 10 * 60_000
 #: Every this many events, what the replay holds is moved out of the collector's sight.
-FREEZE_EVERY = 5_000
+FREEZE_EVERY = 1_000
 
 
 def replay_events(
