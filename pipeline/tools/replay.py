@@ -4,7 +4,7 @@ Replay models what the workers do, partition by partition, so that the same
 events give the same outputs live and here. Each event's record key (its
 anonymous id, else its user id: ``pipeline.contract.produce.partition_key``) names its
 ``pulse.events`` partition among ``partitions``, and each partition is a
-:class:`~pipeline.worker.source.SourcePartition` with its own stream time,
+:class:`~pipeline.core.intake.SourcePartition` with its own stream time,
 duplicate window and identity links, exactly as a worker keeps them: an event
 is late if it is earlier than *its partition's* stream time minus the allowed
 lateness. The persons' watermark is the minimum over partitions of their
@@ -54,10 +54,10 @@ from pipeline.core.dedupe import DedupeWindow
 from pipeline.core.engine import MemoryStore, Operator, Processor, Stage
 from pipeline.core.events import Event
 from pipeline.core.identity import IdentityRules
+from pipeline.core.intake import SourcePartition
 from pipeline.core.outputs import Output
 from pipeline.core.replaying import ReplayRun
 from pipeline.errors import PulseError
-from pipeline.worker.source import SourcePartition
 
 DEFAULT_PARTITIONS = 4
 #: How far the persons' watermark may lag the partitions' stream times (10 min of event time).
@@ -107,10 +107,10 @@ def replay_events(
             if freezing and n % FREEZE_EVERY == 0:
                 gc.freeze()
             run.take(event)
+        return run.finish(end_ms)  # (still frozen: the flush decides every person's timers)
     finally:
         if freezing:
             gc.unfreeze()
-    return run.finish(end_ms)
 
 
 def load_events(path: Path) -> list[Event]:
