@@ -6,6 +6,7 @@
     ├── ConfigError            bad settings, topology or command-line input
     ├── KafkaLauncherError     the local broker cannot be started, stopped or found
     ├── BrokerUnavailable      no Kafka cluster answers at the configured address
+    ├── ModelError             a prediction model that cannot be loaded, trained or published
     └── DecodeError            a record that cannot be turned into an event
         (carries a machine-readable ``reason`` for the dead-letter topic)
 
@@ -30,6 +31,10 @@ class KafkaLauncherError(PulseError):
 
 class BrokerUnavailable(PulseError):
     """No Kafka broker answered at the configured bootstrap servers."""
+
+
+class ModelError(PulseError):
+    """A prediction model that cannot be loaded, trained or published (``pulse train``)."""
 
 
 class DecodeError(PulseError):

@@ -10,6 +10,8 @@
     pulse tail TOPIC [--max N] [--timeout S]   decode a topic to JSON lines
     pulse profile ID [--url U] [--triggers]    a person now, from a worker's profile API
     pulse replay FILE [--out DIR]      run the core over a file, without Kafka
+    pulse train --task T --examples D  fit, evaluate, save (and --publish) a prediction model
+    pulse cdnow --out F                the public CDNOW purchase log as events
 
 Every command uses ``KAFKA_BOOTSTRAP_SERVERS`` when it is set.
 """
@@ -303,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.cli.deliver import add_parsers as add_deliver_parsers
 
     add_deliver_parsers(sub)
+    from pipeline.cli.train import add_parsers as add_train_parsers
+
+    add_train_parsers(sub)
     return parser
 
 

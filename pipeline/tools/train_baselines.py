@@ -1,0 +1,148 @@
+"""The baselines a trained model must beat: a recency/frequency heuristic and BG/NBD.
+
+Both read a few features by name, the *baseline features* (a model itself
+learns any names; a baseline whose features are absent is reported as not
+available):
+
+* ``purchases``: orders so far; ``purchase_days``: distinct days with an
+  order (BG/NBD's repeat count is ``purchase_days - 1``; ``purchases`` is
+  used when it is absent);
+* ``days_since_first_purchase`` and ``days_since_last_purchase`` at the
+  scoring time, in days.
+
+**Recency/frequency heuristic**: ``log(1 + purchases) - log(1 + days since the
+last purchase)``: more orders and a more recent one rank a person higher for
+``purchase``, lower for ``churn``. It has nothing to fit.
+
+**BG/NBD** (Fader, Hardie and Lee, "Counting your customers the easy way",
+Marketing Science 2005): while alive, a person buys at a Poisson rate drawn
+from Gamma(r, alpha); after each purchase they drop out with a probability
+drawn from Beta(a, b). Fitted by maximum likelihood on each person's
+``(x, t_x, T)`` as of the split's cut (repeat purchases, time of the last one
+since the first, time since the first), taken from the person's latest
+example scored before the cut, with ``T`` extended to the cut. It scores
+``P(alive | x, t_x, T) = 1 / (1 + [x > 0] a / (b + x - 1) ((alpha + T) / (alpha + t_x))^(r + x))``
+at each example's scoring time: ``1 - P(alive)`` for ``churn``, ``P(alive)``
+for ``purchase``. Written here from the paper's formulas (scipy's optimizer).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline.tools.train_examples import Example
+
+DAY_MS = 86_400_000
+RF_FEATURES = ("purchases", "days_since_last_purchase")
+BGNBD_FEATURES = ("days_since_first_purchase", "days_since_last_purchase")
+
+
+def has_features(examples: Sequence[Example], names: Sequence[str]) -> bool:
+    """Whether every example has every feature of ``names``."""
+    return bool(examples) and all(all(n in x.features for n in names) for x in examples)
+
+
+def rf_heuristic(examples: Sequence[Example], outcome: str) -> NDArray[np.float64]:
+    """The recency/frequency score of each example (higher = more likely the outcome)."""
+    h = np.array(
+        [
+            math.log1p(x.features["purchases"]) - math.log1p(x.features["days_since_last_purchase"])
+            for x in examples
+        ]
+    )
+    return -h if outcome == "churn" else h
+
+
+def _repeats(x: Example) -> float:
+    f = x.features
+    return max(f.get("purchase_days", f.get("purchases", 1.0)) - 1.0, 0.0)
+
+
+def rfm_triple(x: Example, at_ms: int | None = None) -> tuple[float, float, float]:
+    """``(x, t_x, T)`` in days for an example, with ``T`` extended to ``at_ms`` if given."""
+    age = x.features["days_since_first_purchase"]
+    t_x = age - x.features["days_since_last_purchase"]
+    if at_ms is not None:
+        age += (at_ms - x.scored_at_ms) / DAY_MS
+    return _repeats(x), max(t_x, 0.0), max(age, 0.0)
+
+
+@dataclass(frozen=True)
+class BgNbd:
+    """Fitted BG/NBD parameters (time in days)."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+
+    def p_alive(
+        self, x: NDArray[np.float64], t_x: NDArray[np.float64], age: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """P(alive) for arrays of ``(x, t_x, T)``."""
+        xs = np.maximum(x, 1.0)  # the term is zero for x == 0 anyway
+        log_term = (
+            math.log(self.a)
+            - np.log(self.b + xs - 1.0)
+            + (self.r + x) * (np.log(self.alpha + age) - np.log(self.alpha + t_x))
+        )
+        term = np.where(x > 0, np.exp(np.minimum(log_term, 700.0)), 0.0)
+        return np.asarray(1.0 / (1.0 + term), dtype=np.float64)
+
+
+def bgnbd_log_likelihood(
+    params: NDArray[np.float64],
+    x: NDArray[np.float64],
+    t_x: NDArray[np.float64],
+    age: NDArray[np.float64],
+) -> float:
+    """The BG/NBD log-likelihood of ``(r, alpha, a, b)`` (not their logs) over all persons."""
+    from scipy.special import betaln, gammaln
+
+    r, alpha, a, b = params
+    ab = betaln(a, b)
+    head = gammaln(r + x) - gammaln(r) + r * math.log(alpha)
+    one = betaln(a, b + x) - ab - (r + x) * np.log(alpha + age)
+    two = np.where(
+        x > 0,
+        betaln(a + 1, np.maximum(b + x - 1, 1e-12)) - ab - (r + x) * np.log(alpha + t_x),
+        -np.inf,
+    )
+    return float(np.sum(head + np.logaddexp(one, two)))
+
+
+def fit_bgnbd(x: NDArray[np.float64], t_x: NDArray[np.float64], age: NDArray[np.float64]) -> BgNbd:
+    """Maximum-likelihood BG/NBD over per-person ``(x, t_x, T)`` (days)."""
+    from scipy.optimize import minimize
+
+    def loss(log_params: NDArray[np.float64]) -> float:
+        return -bgnbd_log_likelihood(np.exp(log_params), x, t_x, age) / len(x)
+
+    start = np.array([0.0, math.log(max(float(np.mean(age)), 1.0)), 0.0, 0.0])
+    done = minimize(loss, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-6})
+    r, alpha, a, b = (float(v) for v in np.exp(done.x))
+    return BgNbd(r, alpha, a, b)
+
+
+def bgnbd_for(train_like: Sequence[Example], cut_ms: int) -> BgNbd:
+    """BG/NBD fitted on each person's latest example scored before ``cut_ms``, ``T`` to the cut."""
+    latest: dict[str, Example] = {}
+    for ex in train_like:
+        if ex.scored_at_ms < cut_ms:
+            seen = latest.get(ex.person)
+            if seen is None or ex.scored_at_ms >= seen.scored_at_ms:
+                latest[ex.person] = ex
+    triples = np.array([rfm_triple(ex, cut_ms) for ex in latest.values()], dtype=np.float64)
+    return fit_bgnbd(triples[:, 0], triples[:, 1], triples[:, 2])
+
+
+def bgnbd_scores(model: BgNbd, examples: Sequence[Example], outcome: str) -> NDArray[np.float64]:
+    """``1 - P(alive)`` for churn, ``P(alive)`` for purchase, at each example's scoring time."""
+    triples = np.array([rfm_triple(ex) for ex in examples], dtype=np.float64)
+    alive = model.p_alive(triples[:, 0], triples[:, 1], triples[:, 2])
+    return 1.0 - alive if outcome == "churn" else alive
