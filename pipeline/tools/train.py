@@ -115,9 +115,10 @@ def _baselines(task: str, split: Split, y_test: np.ndarray[Any, Any]) -> dict[st
         split.test, base.BGNBD_FEATURES
     ):
         fitted = base.bgnbd_for(before, split.cut_ms)
-        scores = base.bgnbd_scores(fitted, split.test, spec.outcome)
-        out["bgnbd"] = metrics.evaluate(y_test, scores, probabilities=False).to_json()
-        out["bgnbd"]["params"] = {k: round(v, 6) for k, v in vars(fitted).items()}
+        params = {k: round(v, 6) for k, v in vars(fitted).items()}
+        for name, scores in base.bgnbd_scores(fitted, split.test, spec.outcome).items():
+            out[name] = metrics.evaluate(y_test, scores, probabilities=False).to_json()
+            out[name]["params_days"] = params
     else:
         out["bgnbd"] = {"missing_features": list(base.BGNBD_FEATURES)}
     return out
@@ -190,18 +191,18 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     if "model" not in report:
         return "\n".join([*lines, "no test examples: nothing evaluated"])
-    lines.append(f"{'score':<14} {'AUC':>12} {'top-10% lift':>13} {'share of pos':>13}")
+    lines.append(f"{'score':<15} {'AUC':>12} {'top-10% lift':>13} {'share of pos':>13}")
     rows = [("model", report["model"])] + [
         (name, ev) for name, ev in report.get("baselines", {}).items() if isinstance(ev, dict)
     ]
     for name, ev in rows:
         if "auc" not in ev:
-            lines.append(f"{name:<14} n/a (no {', '.join(ev.get('missing_features', []))})")
+            lines.append(f"{name:<15} n/a (no {', '.join(ev.get('missing_features', []))})")
             continue
         top = ev["top_decile"]
         auc = f"{_fmt(ev['auc'])} ±{_fmt(ev['auc_se'])}"
         lines.append(
-            f"{name:<14} {auc:>12} {_fmt(top['lift'], 2):>13} {_fmt(top['share_of_positives']):>13}"
+            f"{name:<15} {auc:>12} {_fmt(top['lift'], 2):>13} {_fmt(top['share_of_positives']):>13}"
         )
     lines.append("calibration by decile (highest first): predicted / observed")
     lines.append(

@@ -23,7 +23,12 @@ since the first, time since the first), taken from the person's latest
 example scored before the cut, with ``T`` extended to the cut. It scores
 ``P(alive | x, t_x, T) = 1 / (1 + [x > 0] a / (b + x - 1) ((alpha + T) / (alpha + t_x))^(r + x))``
 at each example's scoring time: ``1 - P(alive)`` for ``churn``, ``P(alive)``
-for ``purchase``. Written here from the paper's formulas (scipy's optimizer).
+for ``purchase`` (``bgnbd_alive``), and the expected number of purchases
+within the task's horizon ``h`` (the paper's equation 10, ``bgnbd_expected``;
+its negative for ``churn``). ``P(alive)`` is 1 for anyone who never bought
+twice however long ago, so it ranks badly wherever one-time buyers are
+scored long after their purchase; the expectation has no such blind spot.
+Written here from the paper's formulas (scipy's optimizer and 2F1).
 """
 
 from __future__ import annotations
@@ -94,6 +99,24 @@ class BgNbd:
         term = np.where(x > 0, np.exp(np.minimum(log_term, 700.0)), 0.0)
         return np.asarray(1.0 / (1.0 + term), dtype=np.float64)
 
+    def expected(
+        self,
+        horizon_days: float,
+        x: NDArray[np.float64],
+        t_x: NDArray[np.float64],
+        age: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """E[purchases in (T, T + horizon] | x, t_x, T] (Fader, Hardie and Lee, equation 10)."""
+        from scipy.special import hyp2f1
+
+        r, alpha, a, b, t = self.r, self.alpha, self.a, self.b, horizon_days
+        hyp = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + age + t))
+        bought = (
+            (a + b + x - 1) / (a - 1) * (1 - ((alpha + age) / (alpha + age + t)) ** (r + x) * hyp)
+        )
+        alive = self.p_alive(x, t_x, age)
+        return np.asarray(bought * alive, dtype=np.float64)
+
 
 def bgnbd_log_likelihood(
     params: NDArray[np.float64],
@@ -141,8 +164,17 @@ def bgnbd_for(train_like: Sequence[Example], cut_ms: int) -> BgNbd:
     return fit_bgnbd(triples[:, 0], triples[:, 1], triples[:, 2])
 
 
-def bgnbd_scores(model: BgNbd, examples: Sequence[Example], outcome: str) -> NDArray[np.float64]:
-    """``1 - P(alive)`` for churn, ``P(alive)`` for purchase, at each example's scoring time."""
+def bgnbd_scores(
+    model: BgNbd, examples: Sequence[Example], outcome: str
+) -> dict[str, NDArray[np.float64]]:
+    """``bgnbd_alive`` and ``bgnbd_expected`` scores (module doc) at each example's time."""
     triples = np.array([rfm_triple(ex) for ex in examples], dtype=np.float64)
-    alive = model.p_alive(triples[:, 0], triples[:, 1], triples[:, 2])
-    return 1.0 - alive if outcome == "churn" else alive
+    x, t_x, age = triples[:, 0], triples[:, 1], triples[:, 2]
+    alive = model.p_alive(x, t_x, age)
+    horizons = {ex.horizon_ms for ex in examples}
+    if len(horizons) != 1:
+        raise ValueError("examples of one task have one horizon")
+    expected = model.expected(horizons.pop() / DAY_MS, x, t_x, age)
+    if outcome == "churn":
+        return {"bgnbd_alive": 1.0 - alive, "bgnbd_expected": -expected}
+    return {"bgnbd_alive": alive, "bgnbd_expected": expected}

@@ -87,6 +87,15 @@ def test_bgnbd_p_alive_follows_the_formula() -> None:
     expected = 1 / (1 + 0.8 / (2.4 + 1) * ((4 + 30) / (4 + 10)) ** 2.25)
     assert alive[1] == pytest.approx(expected)
     assert alive[2] > alive[1]  # a recent purchase: more likely alive
+    # the expectation (checked against lifetimes' BetaGeoFitter once, figures copied here)
+    fit = base.BgNbd(r=0.25, alpha=30.0, a=0.6, b=2.4)
+    x, t_x, age = (
+        np.array([0.0, 1, 3, 0]),
+        np.array([0.0, 20, 100, 0]),
+        np.array([200.0, 200, 150, 10]),
+    )
+    expected = fit.expected(7.0, x, t_x, age)
+    assert expected == pytest.approx([0.00758001, 0.01410121, 0.09001495, 0.0428398], rel=1e-5)
 
 
 def test_bgnbd_fit_recovers_the_parameters_it_simulates() -> None:
