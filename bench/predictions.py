@@ -1,6 +1,10 @@
 """Prediction model libraries compared on the same examples: quality, fit time, install weight.
 
-    .venv/bin/python -m bench.predictions [--every-days 30] [--json FILE]
+    .venv/bin/python -m bench.predictions [--every-days 0 30] [--json FILE]
+    .venv/bin/python -m bench.predictions --examples-out DIR [--every-days 30]
+
+The second form only writes the fixture's examples, ``DIR/pulse.training.<task>.jsonl``,
+for ``pulse train --task T --examples DIR`` (docs/predictions.md's CDNOW table).
 
 The examples are the CDNOW purchase log (``pulse cdnow``) turned into
 ``purchase_7d`` and ``churn_30d`` examples by the batch fixture
@@ -30,11 +34,12 @@ import re
 import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.tools import batch_examples, cdnow, train_metrics, train_models
+from pipeline.tools import batch_examples, cdnow, train_examples, train_metrics, train_models
 from pipeline.tools.train import split_by_time
 
 SHARED = ("numpy", "scipy")
@@ -165,6 +170,15 @@ def run(every_days: int | None) -> list[dict[str, Any]]:
     return rows
 
 
+def write_examples(out: Path, every_days: int | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    events = cdnow.load()
+    for task in ("purchase_7d", "churn_30d"):
+        examples = batch_examples.derive(events, task, every_days=every_days)
+        n = train_examples.write_jsonl(examples, out / f"pulse.training.{task}.jsonl")
+        print(f"{out}/pulse.training.{task}.jsonl: {n} examples (batch fixture)")
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     head = "| task | scoring | model | AUC | top-10% lift | share of positives | fit s | MB |"
     lines = [head, "|---|---|---|---|---|---|---|---|"]
@@ -184,7 +198,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every-days", type=int, nargs="*", default=[0, 30])
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--examples-out", help="only write the fixture's examples to this DIR")
     args = parser.parse_args()
+    if args.examples_out:
+        write_examples(Path(args.examples_out), (args.every_days or [0])[-1] or None)
+        return
     rows = [r for every in args.every_days for r in run(every or None)]
     print(table(rows))
     if args.json:
