@@ -100,7 +100,14 @@ def _version(package: str) -> str:
         return "absent"
 
 
-def _baselines(task: str, split: Split, y_test: np.ndarray[Any, Any]) -> dict[str, Any]:
+def _baselines(
+    task: str, examples: Sequence[Example], split: Split, y_test: np.ndarray[Any, Any]
+) -> dict[str, Any]:
+    """The baselines' evaluations on the test examples.
+
+    BG/NBD is fitted on every example scored before the cut, settled or not:
+    its features are known then, and it reads no label.
+    """
     spec = TASKS.get(task)
     out: dict[str, Any] = {}
     if spec is None:
@@ -110,7 +117,7 @@ def _baselines(task: str, split: Split, y_test: np.ndarray[Any, Any]) -> dict[st
         out["rf_heuristic"] = metrics.evaluate(y_test, scores, probabilities=False).to_json()
     else:
         out["rf_heuristic"] = {"missing_features": list(base.RF_FEATURES)}
-    before = [x for x in split.train if x.scored_at_ms < split.cut_ms]
+    before = [x for x in examples if x.scored_at_ms < split.cut_ms]
     if base.has_features(before, base.BGNBD_FEATURES) and base.has_features(
         split.test, base.BGNBD_FEATURES
     ):
@@ -167,7 +174,7 @@ def train(
         y_test = models.labels(split.test)
         probs = predict(models.matrix(split.test, names))
         report["model"] = metrics.evaluate(y_test, probs, probabilities=True).to_json()
-        report["baselines"] = _baselines(task, split, y_test)
+        report["baselines"] = _baselines(task, examples, split, y_test)
     trained = {k: report[k] for k in ("library", "features_version", "split", "fit_seconds")}
     trained["test_auc"] = report.get("model", {}).get("auc")
     doc = models.document(task, kind, names, section, cuts=cuts, trained=trained)

@@ -171,10 +171,11 @@ def bgnbd_scores(
     triples = np.array([rfm_triple(ex) for ex in examples], dtype=np.float64)
     x, t_x, age = triples[:, 0], triples[:, 1], triples[:, 2]
     alive = model.p_alive(x, t_x, age)
-    horizons = {ex.horizon_ms for ex in examples}
-    if len(horizons) != 1:
-        raise ValueError("examples of one task have one horizon")
-    expected = model.expected(horizons.pop() / DAY_MS, x, t_x, age)
+    horizon = np.array([ex.horizon_ms for ex in examples], dtype=np.float64) / DAY_MS
+    expected = np.empty(len(examples))
+    for h in np.unique(horizon):  # one horizon per task, unless it was changed over time
+        at = horizon == h
+        expected[at] = model.expected(float(h), x[at], t_x[at], age[at])
     if outcome == "churn":
         return {"bgnbd_alive": 1.0 - alive, "bgnbd_expected": -expected}
     return {"bgnbd_alive": alive, "bgnbd_expected": expected}

@@ -101,7 +101,9 @@ def parse_example(obj: Any) -> Example:
             continue  # missing
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"feature {name!r} is not a number")
-        if not math.isnan(value):
+        if math.isinf(value):
+            raise ValueError(f"feature {name!r} is not finite")
+        if not math.isnan(value):  # NaN: missing, like null
             features[str(name)] = float(value)
     version = obj.get("features_version")
     if not isinstance(version, str):

@@ -37,6 +37,7 @@ def test_an_example_round_trips_and_null_features_are_missing() -> None:
         ({"person": ""}, "non-empty"),
         ({"features": [1]}, "features must be an object"),
         ({"features": {"a": "x"}}, "'a' is not a number"),
+        ({"features": {"a": float("inf")}}, "'a' is not finite"),
         ({"scored_at_ms": 1.5}, "scored_at_ms must be an integer"),
         ({"outcome_at_ms": "soon"}, "outcome_at_ms must be an integer or null"),
         ({"features_version": None}, "features_version"),
