@@ -120,3 +120,15 @@ def test_the_batch_fixture_adds_periodic_scoring_points() -> None:
     assert len(every) > len(plain)
     one = [x for x in every if x.person == "cdnow-00001"]
     assert [round(x.features["days_since_last_purchase"], 3) for x in one][:3] == [0, 30, 60]
+
+
+def test_pulse_cdnow_writes_events_replay_reads(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.cli.main import main
+    from pipeline.tools.replay import load_events
+
+    source = tmp_path / "CDNOW_master.txt"
+    source.write_text(SAMPLE)
+    out = tmp_path / "events.jsonl"
+    assert main(["cdnow", "--out", str(out), "--source", str(source), "--max-customers", "2"]) == 0
+    assert "wrote 3 order_completed event(s) of 2 people" in capsys.readouterr().err
+    assert [e.user_id for e in load_events(out)] == ["cdnow-00001", "cdnow-00002", "cdnow-00002"]
