@@ -2,7 +2,7 @@
 
     python -m bench.core_speed [--people 2000] [--repeat 3] [--baseline DIR] [--rounds N]
                                [--pure] [--json F]
-    python -m bench.core_speed --scale 2000,20000
+    python -m bench.core_speed --scale 2000,20000 [--floor]
 
 Over a synthetic week (``SyntheticConfig(people=P, days=7)``, arrival order):
 
@@ -23,6 +23,12 @@ figures name the ``pipeline`` package it imported and whether its core was compi
 ``--scale P1,P2,...`` replays a synthetic week of each size through the
 commerce topology once (this checkout only) and prints the CPU time per event
 and per person: the cost per active person should not grow with their number.
+With ``--floor`` it also prints the memory floor of each size: the persons'
+states after the week, walked whole (every dict, list and value) once per event
+in the events' order, with no Pulse code in the loop. Its nanoseconds per object
+grow with the number of persons as the states outgrow the processor's caches;
+Pulse's own cost per event cannot grow less than the share of it spent reading
+state.
 """
 
 from __future__ import annotations
@@ -158,7 +164,43 @@ def measure_in(
     return result
 
 
-def scale(sizes: list[int]) -> list[dict[str, Any]]:
+def _walk(value: Any) -> int:
+    """Objects in ``value``, visiting each (dicts' values, lists' items)."""
+    n = 1
+    if type(value) is dict:
+        for item in value.values():
+            n += _walk(item)
+    elif type(value) is list:
+        for item in value:
+            n += _walk(item)
+    return n
+
+
+def memory_floor(events: list[Any]) -> dict[str, float]:
+    """Nanoseconds per object of walking each event's person state (see the module doc)."""
+    import gc
+
+    from pipeline.core.engine import MemoryStore, Processor
+
+    topo = _load_topology(COMMERCE)
+    store = MemoryStore()
+    proc = Processor(topo.operators, allowed_lateness_ms=LATENESS_MS, store=store, stage=topo.stage)
+    for event in events:
+        proc.process(event)
+    states = store.data
+    order = [states[e.person_id] for e in events if e.person_id in states]
+    gc.collect()
+    gc.freeze()
+    try:
+        cpu = time.process_time()
+        objects = sum(_walk(state) for state in order)
+        cpu = time.process_time() - cpu
+    finally:
+        gc.unfreeze()
+    return {"ns_per_object": cpu / objects * 1e9, "objects_per_event": objects / len(order)}
+
+
+def scale(sizes: list[int], floor: bool = False) -> list[dict[str, Any]]:
     """CPU time per event and per person of a synthetic week of each size (commerce)."""
     rows = []
     for people in sizes:
@@ -168,10 +210,14 @@ def scale(sizes: list[int]) -> list[dict[str, Any]]:
         row = {"people": people, "events": len(events), "persons": persons, "cpu_s": cpu,
                "us_per_event": cpu / len(events) * 1e6,
                "ms_per_person": cpu / persons * 1e3}  # fmt: skip
-        print(f"scale  {core_in_use():8} {people:6} people {len(events):8,} events "
-              f"{persons:6,} persons  "
-              f"{row['us_per_event']:6.1f} us/event  {row['ms_per_person']:6.2f} ms/person",
-              flush=True)  # fmt: skip
+        line = (f"scale  {core_in_use():8} {people:6} people {len(events):8,} events "
+                f"{persons:6,} persons  {row['us_per_event']:6.1f} us/event  "
+                f"{row['ms_per_person']:6.2f} ms/person")  # fmt: skip
+        if floor:
+            row.update(memory_floor(events))
+            line += (f"  floor {row['ns_per_object']:5.1f} ns/object "
+                     f"({row['objects_per_event']:.0f} objects/event)")  # fmt: skip
+        print(line, flush=True)
         rows.append(row)
         del events
     return rows
@@ -188,9 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         "--pure", action="store_true", help="also this checkout with PULSE_CORE=pure ('pure')"
     )
     p.add_argument("--scale", default="", help="comma-separated sizes: CPU cost per person")
+    p.add_argument("--floor", action="store_true", help="with --scale: the memory floor too")
     args = p.parse_args(argv)
     if args.scale:
-        rows = scale([int(x) for x in args.scale.split(",")])
+        rows = scale([int(x) for x in args.scale.split(",")], floor=args.floor)
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1))
         return 0
