@@ -61,6 +61,13 @@ check_python() {
   fi
 }
 
+# LightGBM (pulse train, installed by make setup) loads OpenMP's runtime.
+check_gomp() {
+  have_gomp() { ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1'; }
+  have_gomp || install_or_tell "libgomp.so.1 is missing (pulse train's LightGBM loads it)" libgomp1
+  have_gomp || { say "libgomp1 was installed but ldconfig does not list libgomp.so.1"; exit 1; }
+}
+
 check_kcat() {
   command -v kcat >/dev/null || install_or_tell "kcat is missing (make test sends events with it)" kcat
   command -v kcat >/dev/null || { say "kcat was installed but is not on PATH ($PATH)"; exit 1; }
@@ -83,7 +90,7 @@ check_cc() {
 }
 
 case "${1:-}" in
-  python) check_python "${2:-python3}" ;;
+  python) check_python "${2:-python3}"; check_gomp ;;
   kcat) check_kcat ;;
   chromium) check_chromium ;;
   cc) check_cc "${2:-python3}" ;;
