@@ -17,6 +17,8 @@ Trait list (``schemas/profile.avsc`` types them; times are epoch ms)::
     category_interest  product_interest  {name: decayed score}, highest first
     repeat_views {product: views >= 2}  max_repeat_views
     sessions_total  sessions_night_share  sessions_weekend_share
+    engagement_hours {channel: {hour of week: count}}     (only with predictions.send_time)
+    purchased_products [product, ...] newest first        (only with predictions.recs)
 
 Ratios and averages are ``None`` when their denominator is 0. Example::
 
@@ -48,6 +50,8 @@ from pipeline.core.folds import (
     WindowCounts,
 )
 from pipeline.core.interest import DEFAULT_WEIGHTS, Interest
+from pipeline.core.recommend import RecentProducts
+from pipeline.core.sendtime import EngagementHours
 
 TraitsState = dict[str, Any]
 
@@ -74,6 +78,11 @@ class TraitsConfig:
     interest_weights: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_WEIGHTS), hash=False
     )
+    #: predictions only (off by default: the state and the traits stay as they were):
+    #: channels whose hour-of-week engagement is kept (``engagement_hours``, sendtime.py)
+    send_channels: tuple[str, ...] = ()
+    #: keep recent product events and purchased products (``purchased_products``, recommend.py)
+    recent_products: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.night_from_hour <= 23:
@@ -106,10 +115,21 @@ class Traits:
         self.coupons = Coupons()
         self.cart = CartValue()
         self.interest = self.config.interest()
-        self.folds: tuple[Fold, ...] = (
+        self.hours: EngagementHours | None = None
+        self.products: RecentProducts | None = None
+        folds: list[Fold] = [
             self.activity, self.windows, self.local_clock, self.orders, self.coupons, self.cart,
             self.interest, self.sessions,
-        )  # fmt: skip
+        ]  # fmt: skip
+        # predictions' folds exist only when asked for: without them the state and the
+        # results are exactly what they were (an older state without their keys still loads)
+        if self.config.send_channels:
+            self.hours = EngagementHours(self.config.send_channels)
+            folds.append(self.hours)
+        if self.config.recent_products:
+            self.products = RecentProducts()
+            folds.append(self.products)
+        self.folds: tuple[Fold, ...] = tuple(folds)
         # which fold computes which trait, so a reader can compute only what it reads
         self.fold_of: dict[str, Fold] = {
             name: fold for fold in self.folds for name in _trait_names(fold)
@@ -133,6 +153,16 @@ class Traits:
         self.coupons.aggregate(state["c"], fact)
         self.cart.aggregate(state["v"], fact)
         self.interest.aggregate(state[self.interest.key], fact)
+        if self.hours is not None:
+            hours = state.get("eh")
+            if hours is None:
+                hours = state["eh"] = self.hours.initialize()
+            self.hours.aggregate_at(hours, fact, fact.tz or self.timezone(state))
+        if self.products is not None:
+            products = state.get("rp")
+            if products is None:
+                products = state["rp"] = self.products.initialize()
+            self.products.aggregate(products, fact)
         return state
 
     def aggregate_session(self, state: TraitsState, start_ms: int, tz: str | None) -> TraitsState:
@@ -141,11 +171,22 @@ class Traits:
         state[self.sessions.key] = self.sessions.aggregate_session(
             state[self.sessions.key], start_ms, tz
         )
+        if self.hours is not None:
+            hours = state.get("eh")
+            if hours is None:
+                hours = state["eh"] = self.hours.initialize()
+            self.hours.aggregate_session(hours, start_ms, tz)
         return state
 
     def merge(self, a: TraitsState, b: TraitsState) -> TraitsState:
         """Traits of the union of two persons' events (a new state)."""
-        return {fold.key: fold.merge(a[fold.key], b[fold.key]) for fold in self.folds}
+        return {fold.key: fold.merge(self._of(fold, a), self._of(fold, b)) for fold in self.folds}
+
+    @staticmethod
+    def _of(fold: Fold, state: TraitsState) -> Any:
+        """The fold's state; its empty state for a state stored before the fold existed."""
+        found = state.get(fold.key)
+        return fold.initialize() if found is None else found
 
     def result(self, state: TraitsState, as_of_ms: int) -> dict[str, Any]:
         """The trait values as of ``as_of_ms`` (windows, recency and decay use it)."""
@@ -157,6 +198,10 @@ class Traits:
         out.update(self.cart.result(state["v"], as_of_ms))
         out.update(self.interest.result(state[self.interest.key], as_of_ms))
         out.update(self.sessions.result(state["s"], as_of_ms))
+        if self.hours is not None:
+            out.update(self.hours.result(self._of(self.hours, state), as_of_ms))
+        if self.products is not None:
+            out.update(self.products.result(self._of(self.products, state), as_of_ms))
         return out
 
     def lazy_result(self, state: TraitsState, as_of_ms: int) -> LazyTraits:
@@ -203,7 +248,7 @@ class LazyTraits(Mapping[str, Any]):
             if fold is None or fold.key in self._computed:
                 raise KeyError(name)
             self._computed.add(fold.key)
-            self._done.update(fold.result(self._state[fold.key], self._as_of_ms))
+            self._done.update(fold.result(Traits._of(fold, self._state), self._as_of_ms))
         return self._done[name]
 
     def __iter__(self) -> Iterator[str]:

@@ -1,0 +1,371 @@
+"""Best send time: a person's hour-of-week engagement histogram, shrunk toward the population's.
+
+**Hour of week** (``how``): ``weekday * 24 + hour`` in the person's local time
+(Monday 00:00-00:59 is 0, Sunday 23:00-23:59 is 167), from
+:func:`pipeline.core.localtime.local_time`.
+
+**Engagement** on a channel ``c`` (``email``, ``push``, ...) is an event named
+``c_opened`` or ``c_clicked`` (``email_opened``, ``push_clicked``); every closed
+session also counts, at the hour of week it started, with
+:data:`SESSION_WEIGHT`, for every channel (someone browsing at 20:00 is
+around at 20:00, whatever brought them). :class:`EngagementHours` is the fold
+(state ``{"*": {how: n}, "email": {how: n}, ...}``, hours as strings, at most
+168 entries per channel; counts are halved when a channel passes
+:data:`MAX_COUNT` engagements, so old habits fade and numbers stay small).
+
+**The prior** is model ``send_time`` (``pulse train --task send_time``,
+:mod:`pipeline.tools.train_sendtime`), format::
+
+    {"format": "pulse-model", "version": 1, "task": "send_time", "kind": "send_time",
+     "send_time": {"strength": 5.0,
+                   "hours": {"*": [168 shares summing to 1], "email": [...], "push": [...]}},
+     "trained": {...}}
+
+No model: a uniform prior (every hour 1/168).
+
+**The posterior** of channel ``c`` for a person with counts ``n[h]`` (the
+channel's engagements plus ``SESSION_WEIGHT`` x sessions), ``N = sum(n)``,
+prior ``p[h]`` (the channel's, else ``"*"``, else uniform) and strength ``s``::
+
+    post[h] = (n[h] + s * p[h]) / (N + s)
+
+**Best hour** is the ``how`` whose three-hour neighbourhood ``h-1, h, h+1``
+(wrapping around the week) holds the most posterior mass (ties: the most
+at ``h`` itself, then the smallest ``how``); its **confidence** is that
+mass: the posterior probability that the person's next engagement falls
+within +-1 h of it (the hit rate it is evaluated by). With fewer than
+``min_events`` engagements the person's own counts are not used
+(``source = "population"``); with no model and fewer than ``min_events``
+there is no best hour (``None``: the lookup is missing).
+
+For the delivery time of an activation (``deliver_at: best_hour``),
+:func:`send_at` picks, among the instants from the trigger's event time up
+to ``max_delay_ms`` later, the start of the local hour with the highest
+posterior, skipping quiet hours; the event time itself if the current hour
+wins (ties go to the earliest).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.core.facts import Fact
+from pipeline.core.localtime import HOUR_MS, QUARTER_MS, local_time
+from pipeline.errors import ModelError
+
+HOURS = 168
+TASK = "send_time"
+ANY = "*"  # the all-channel histogram (sessions) and prior
+ENGAGEMENT_SUFFIXES = ("_opened", "_clicked")
+SESSION_WEIGHT = 0.5
+MAX_COUNT = 1000
+DEFAULT_STRENGTH = 5.0
+UNIFORM: tuple[float, ...] = tuple(1.0 / HOURS for _ in range(HOURS))
+
+
+def hour_of_week(ts_ms: int, tz: str | None) -> int:
+    """``weekday * 24 + hour`` of ``ts_ms`` in the zone (UTC if unknown or None).
+
+    >>> hour_of_week(1_700_000_000_000, "Europe/Paris")  # Tuesday 23:13 in Paris
+    47
+    """
+    hour, weekday = local_time(ts_ms, tz)
+    return weekday * 24 + hour
+
+
+def engagement_channel(name: str) -> str | None:
+    """The channel an event name is an engagement with: ``email_opened`` -> ``email``."""
+    for suffix in ENGAGEMENT_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def _bump(hist: dict[str, Any], how: int, weight: float) -> None:
+    key = str(how)
+    hist[key] = hist.get(key, 0) + weight
+    total: float = 0.0
+    for n in hist.values():
+        total += n
+    if total > MAX_COUNT:
+        for k in list(hist):
+            half = hist[k] / 2
+            if half < 0.25:
+                del hist[k]
+            else:
+                hist[k] = half
+
+
+class EngagementHours:
+    """The per-channel hour-of-week engagement fold (module docstring).
+
+    Only built when ``predictions.send_time`` names channels; then the traits
+    state has one more key (``"eh"``) and the result one more trait,
+    ``engagement_hours`` (``{channel: {how: count}}``, ``"*"`` = sessions).
+    """
+
+    key = "eh"
+
+    def __init__(self, channels: Sequence[str]) -> None:
+        self.channels = frozenset(channels)
+
+    def initialize(self) -> dict[str, dict[str, Any]]:
+        return {}
+
+    def aggregate_at(self, state: dict[str, Any], fact: Fact, tz: str | None) -> dict[str, Any]:
+        """Fold one event; ``tz`` is the event's zone, else the person's known one."""
+        channel = engagement_channel(fact.name)
+        if channel is None or channel not in self.channels:
+            return state
+        hist = state.get(channel)
+        if hist is None:
+            hist = state[channel] = {}
+        _bump(hist, hour_of_week(fact.ts, tz), 1)
+        return state
+
+    def aggregate(self, state: dict[str, Any], fact: Fact) -> dict[str, Any]:
+        return self.aggregate_at(state, fact, fact.tz)
+
+    def aggregate_session(self, state: dict[str, Any], start_ms: int, tz: str | None) -> Any:
+        hist = state.get(ANY)
+        if hist is None:
+            hist = state[ANY] = {}
+        _bump(hist, hour_of_week(start_ms, tz), 1)
+        return state
+
+    def merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for channel in sorted(set(a) | set(b)):
+            hist: dict[str, Any] = {}
+            for side in (a.get(channel) or {}, b.get(channel) or {}):
+                for k, n in side.items():
+                    hist[k] = hist.get(k, 0) + n
+            out[channel] = hist
+        return out
+
+    def result(self, state: dict[str, Any], as_of_ms: int) -> dict[str, Any]:
+        return {
+            "engagement_hours": {
+                ch: {k: hist[k] for k in sorted(hist, key=int)}
+                for ch, hist in sorted(state.items())
+            }
+        }
+
+
+# -- the prior (model "send_time") ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendTimePrior:
+    """The population's hour-of-week shares per channel (``"*"``: any) and the shrink strength."""
+
+    hours: Mapping[str, tuple[float, ...]]
+    strength: float = DEFAULT_STRENGTH
+
+    def of(self, channel: str) -> tuple[float, ...]:
+        """The channel's shares, else the all-channel ones, else uniform."""
+        found = self.hours.get(channel)
+        if found is None:
+            found = self.hours.get(ANY)
+        return UNIFORM if found is None else found
+
+
+def load_send_time_model(doc: Mapping[str, Any]) -> SendTimePrior:
+    """Validate a ``send_time`` model document (module docstring) into a :class:`SendTimePrior`.
+
+    Raises :class:`~pipeline.errors.ModelError` naming what is wrong.
+    """
+    if doc.get("format") != "pulse-model" or doc.get("version") != 1:
+        raise ModelError("not a pulse-model version 1 document")
+    if doc.get("kind") != TASK:
+        raise ModelError(f"kind must be {TASK!r}, not {doc.get('kind')!r}")
+    body = doc.get(TASK)
+    if not isinstance(body, Mapping):
+        raise ModelError(f"{TASK}: no {TASK!r} section")
+    strength = body.get("strength", DEFAULT_STRENGTH)
+    if not isinstance(strength, int | float) or not math.isfinite(strength) or strength <= 0:
+        raise ModelError(f"{TASK}: strength must be a positive number")
+    hours = body.get("hours")
+    if not isinstance(hours, Mapping):
+        raise ModelError(f"{TASK}: no hours")
+    parsed: dict[str, tuple[float, ...]] = {}
+    for channel, shares in hours.items():
+        if not isinstance(shares, list) or len(shares) != HOURS:
+            raise ModelError(f"{TASK}: hours[{channel!r}] must be {HOURS} numbers")
+        values: list[float] = []
+        for x in shares:
+            if not isinstance(x, int | float) or not math.isfinite(x) or x < 0:
+                raise ModelError(f"{TASK}: hours[{channel!r}] has a negative or non-number share")
+            values.append(float(x))
+        total = sum(values)
+        if total <= 0:
+            raise ModelError(f"{TASK}: hours[{channel!r}] sums to 0")
+        parsed[str(channel)] = tuple(v / total for v in values)
+    return SendTimePrior(parsed, float(strength))
+
+
+# -- the posterior and the best hour -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BestHour:
+    """A person's best hour of week on one channel (module docstring).
+
+    ``how`` 0-167 (``weekday * 24 + hour``, Monday first), ``hour`` 0-23 and
+    ``weekday`` 0-6 local; ``confidence`` 0-1; ``events`` the person's
+    engagement count used; ``source`` ``"person"`` or ``"population"``.
+    """
+
+    how: int
+    hour: int
+    weekday: int
+    confidence: float
+    events: float
+    source: str
+
+
+def person_counts(hours: Mapping[str, Any] | None, channel: str) -> tuple[list[float], float]:
+    """``(n[168], N)``: the channel's engagements plus ``SESSION_WEIGHT`` x sessions."""
+    n = [0.0] * HOURS
+    if not hours:
+        return n, 0.0
+    for name, weight in ((channel, 1.0), (ANY, SESSION_WEIGHT)):
+        hist = hours.get(name)
+        if hist:
+            for k, c in hist.items():
+                n[int(k) % HOURS] += weight * c
+    return n, sum(n)
+
+
+def posterior(
+    hours: Mapping[str, Any] | None,
+    channel: str,
+    prior: SendTimePrior | None,
+    min_events: int,
+) -> tuple[list[float], float, str] | None:
+    """``(post[168], N, source)`` for one channel, or None (no model and too few events).
+
+    ``hours`` is the person's ``engagement_hours`` trait.
+    """
+    n, total = person_counts(hours, channel)
+    if total < min_events:
+        if prior is None:
+            return None
+        return list(prior.of(channel)), total, "population"
+    p = UNIFORM if prior is None else prior.of(channel)
+    s = DEFAULT_STRENGTH if prior is None else prior.strength
+    den = total + s
+    return [(n[h] + s * p[h]) / den for h in range(HOURS)], total, "person"
+
+
+def best_hour(
+    hours: Mapping[str, Any] | None,
+    channel: str,
+    prior: SendTimePrior | None,
+    min_events: int = 5,
+) -> BestHour | None:
+    """The person's best hour on ``channel`` (module docstring), or None when unknown.
+
+    >>> b = best_hour({"email": {"10": 6}}, "email", None, min_events=5)
+    >>> (b.how, b.hour, b.weekday, b.source)
+    (10, 10, 0, 'person')
+    """
+    found = posterior(hours, channel, prior, min_events)
+    if found is None:
+        return None
+    post, total, source = found
+    best, mass, centre = 0, -1.0, -1.0
+    for h in range(HOURS):
+        window = post[h - 1] + post[h] + post[(h + 1) % HOURS]
+        # the most mass within +-1 h; among equal windows, the most at the hour itself
+        if window > mass + 1e-12 or (window > mass - 1e-12 and post[h] > centre + 1e-12):
+            best, mass, centre = h, window, post[h]
+    return BestHour(best, best % 24, best // 24, round(min(mass, 1.0), 6), total, source)
+
+
+def send_at(
+    at_ms: int,
+    post: Sequence[float],
+    tz: str | None,
+    max_delay_ms: int,
+    quiet: tuple[int, int] | None = None,
+) -> int | None:
+    """When to deliver: the start of the best local hour within ``[at_ms, at_ms + max_delay_ms]``.
+
+    ``post`` is a :func:`posterior`; ``quiet`` the quiet hours ``(start, end)``
+    (local, end exclusive, wrapping midnight when ``start > end``), never chosen.
+    Candidates are ``at_ms`` and every later local hour start (found on the
+    quarter-hour grid, so half-hour zones and DST changes are right); the
+    highest posterior wins, ties to the earliest. None when every candidate is
+    in quiet hours.
+
+    >>> post = [0.0] * 168
+    >>> post[2] = 1.0                      # Monday 02:00 local (UTC here)
+    >>> send_at(0, post, None, 86_400_000 * 7)  # 1970-01-01 is a Thursday
+    352800000
+    """
+    best: int | None = None
+    best_score = -1.0
+    t = at_ms
+    last_how = -1
+    end = at_ms + max(0, max_delay_ms)
+    while t <= end:
+        hour, weekday = local_time(t, tz)
+        how = weekday * 24 + hour
+        if how != last_how:
+            last_how = how
+            if not _in_quiet(hour, quiet) and post[how] > best_score + 1e-12:
+                best, best_score = t, post[how]
+        t = (t // QUARTER_MS + 1) * QUARTER_MS
+    return best
+
+
+def _in_quiet(hour: int, quiet: tuple[int, int] | None) -> bool:
+    if quiet is None:
+        return False
+    start, end = quiet
+    return start <= hour < end if start < end else hour >= start or hour < end
+
+
+def best_hour_of(
+    prior: SendTimePrior | None, traits: Mapping[str, Any], channel: str, min_events: int = 5
+) -> BestHour | None:
+    """The ``best_hour.<channel>`` lookup from a person's traits (``engagement_hours``)."""
+    return best_hour(traits.get("engagement_hours"), channel, prior, min_events)
+
+
+def session_example(session: Mapping[str, Any], person_id: str) -> dict[str, Any]:
+    """The ``training.send_time`` record of one closed session (``sessions`` record in).
+
+    ``{"task": "send_time", "person", "scored_at_ms": closed_at, "start_ms",
+    "timezone", "how": hour of week of the start, "channel": the session's,
+    "engagements": {channel: count of c_opened / c_clicked in it}}``.
+    ``pulse train --task send_time`` builds the population prior from them.
+    """
+    tz = session.get("timezone")
+    start: int = session["start_ms"]
+    engagements: dict[str, int] = {}
+    for name, count in sorted((session.get("event_counts") or {}).items()):
+        channel = engagement_channel(name)
+        if channel is not None:
+            engagements[channel] = engagements.get(channel, 0) + int(count)
+    return {
+        "task": TASK,
+        "person": person_id,
+        "scored_at_ms": session["closed_at_ms"],
+        "start_ms": start,
+        "timezone": tz,
+        "how": hour_of_week(start, tz),
+        "channel": session.get("channel"),
+        "engagements": engagements,
+    }
+
+
+__all__ = [
+    "ANY", "HOURS", "HOUR_MS", "TASK", "BestHour", "EngagementHours", "SendTimePrior",
+    "best_hour", "best_hour_of", "engagement_channel", "hour_of_week", "load_send_time_model",
+    "person_counts", "posterior", "send_at", "session_example",
+]  # fmt: skip
