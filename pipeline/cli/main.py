@@ -4,7 +4,7 @@
 
     pulse kafka start|stop|status      a local single-node Kafka (KRaft), no Docker
     pulse produce --file events.jsonl  JSON-lines events -> pulse.events (Avro)
-    pulse produce --csv F --map ... | --synthetic [--out F]   CSV input, realistic shoppers
+    pulse produce --csv F --map ... | --synthetic [--predictive] [--out F]   CSV, shoppers
     pulse dlq inspect | replay [--reason R] [--max N]          the dead-letter topic
     pulse worker                       run a stream worker (exactly-once, RocksDB state)
     pulse tail TOPIC [--max N] [--timeout S]   decode a topic to JSON lines
@@ -72,10 +72,19 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 def _synthetic_data(args: argparse.Namespace) -> Any:
     from pipeline.tools import synthetic
 
-    config = synthetic.SyntheticConfig(
-        seed=args.seed, people=args.people, days=args.days, late_rate=args.late_rate
-    )
-    data = synthetic.generate(config)
+    if args.predictive:
+        from pipeline.tools import synthetic_predictive as predictive
+
+        data = predictive.generate(
+            predictive.PredictiveConfig(
+                seed=args.seed, people=args.people, days=args.days, late_rate=args.late_rate
+            )
+        )
+    else:
+        config = synthetic.SyntheticConfig(
+            seed=args.seed, people=args.people, days=args.days, late_rate=args.late_rate
+        )
+        data = synthetic.generate(config)
     out = Path(args.out) if args.out else None
     labels = (
         Path(args.labels)
@@ -233,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     produce.add_argument("--rate", type=float, default=None, help="at most N events per second")
     produce.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    produce.add_argument(
+        "--predictive",
+        action="store_true",
+        help="synthetic: months of shoppers whose purchases, churn, open hours and products "
+        "follow known rules (pipeline/tools/synthetic_predictive.py; e.g. --days 120)",
+    )
     produce.add_argument("--seed", type=int, default=7, help="synthetic: random seed")
     produce.add_argument("--people", type=int, default=1000, help="synthetic: number of people")
     produce.add_argument("--days", type=int, default=7, help="synthetic: days of activity")
