@@ -4,6 +4,7 @@
 
     pulse train --task T --examples DIR_OR_FILE [--kind gbdt|logistic] [--out DIR]
     pulse train --task T --bootstrap [SERVERS] [--publish] [--min-per-class N]
+    pulse train --task recs|send_time --examples DIR_OR_FILE [--publish --bootstrap [SERVERS]]
     pulse cdnow --out events.jsonl [--source CDNOW_master.txt] [--max-customers N]
 
 ``pulse train`` needs the ``train`` extra (``pip install -e '.[train]'``;
@@ -29,6 +30,17 @@ def _examples(args: argparse.Namespace, settings: Settings) -> Any:
 
     if args.examples:
         return tx.read_files(Path(args.examples), args.task, settings.topic_prefix)
+    return list(tx.parse_lines(_values(args, settings), args.task, args.task))
+
+
+def _values(args: argparse.Namespace, settings: Settings) -> list[bytes]:
+    """The records of ``pulse.training.<task>`` (file, directory or topic) as JSON lines."""
+    from pipeline.tools import train_examples as tx
+
+    if args.examples:
+        found = tx.examples_file(Path(args.examples), args.task, settings.topic_prefix)
+        with found.open("rb") as handle:
+            return list(handle)
     if args.bootstrap is None:
         raise ConfigError("pulse train needs --examples DIR_OR_FILE or --bootstrap [SERVERS]")
     from confluent_kafka import Consumer
@@ -44,8 +56,7 @@ def _examples(args: argparse.Namespace, settings: Settings) -> Any:
     )
     topic = settings.topic(tx.TRAINING + args.task)
     try:
-        values = tx.values_from_topic(consumer, topic)
-        return list(tx.parse_lines(values, topic, args.task))
+        return list(tx.values_from_topic(consumer, topic))
     finally:
         consumer.close()
 
@@ -73,6 +84,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         settings = dataclasses.replace(settings, bootstrap_servers=args.bootstrap)
     if args.publish and args.bootstrap is None:
         raise ConfigError("--publish needs --bootstrap [SERVERS]: where pulse.models is")
+    if args.task in TABLE_TASKS:
+        return _train_table(args, settings)
     examples = _examples(args, settings)
     model, report = trainer.train(
         examples, args.task, kind=args.kind, test_share=args.test_share, cut_ms=_cut_ms(args.cut)
@@ -87,6 +100,41 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     print(f"model: {model_path}; evaluation: {report_path}", file=sys.stderr)
     if args.publish:
         problem = trainer.publish_problem(report, args.min_per_class)
+        if problem:
+            raise ModelError(problem)
+        topic = trainer.publish(settings, model)
+        print(f"published {args.task} to {topic}", file=sys.stderr)
+    return 0
+
+
+#: Tasks whose model is a table built from session records, not a classifier.
+TABLE_TASKS = ("recs", "send_time")
+
+
+def _train_table(args: argparse.Namespace, settings: Settings) -> int:
+    """``pulse train --task recs|send_time``: the co-occurrence table, the send-time prior."""
+    from pipeline.tools import train as trainer
+    from pipeline.tools import train_recs, train_sendtime
+
+    task: Any
+    values = _values(args, settings)
+    if args.task == "recs":
+        task = train_recs
+        model, report = task.train(task.parse_lines(values), test_share=args.test_share)
+    else:
+        task = train_sendtime
+        visits = task.parse_lines(values)
+        model, report = task.train(visits, test_share=args.test_share, strength=args.strength)
+    out = Path(args.out) if args.out else settings.home / "models"
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / f"{args.task}.model.json"
+    model_path.write_text(json.dumps(model, sort_keys=True, indent=1) + "\n")
+    report_path = out / f"{args.task}.evaluation.json"
+    report_path.write_text(json.dumps(report, sort_keys=True, indent=2) + "\n")
+    print(json.dumps(report, sort_keys=True) if args.json else task.format_report(report))
+    print(f"model: {model_path}; evaluation: {report_path}", file=sys.stderr)
+    if args.publish:
+        problem = task.publish_problem(report, args.min_sessions)
         if problem:
             raise ModelError(problem)
         topic = trainer.publish(settings, model)
@@ -111,7 +159,9 @@ def _cdnow(args: argparse.Namespace, _settings: Settings) -> int:
 def add_parsers(sub: Any) -> None:
     """``pulse train`` and ``pulse cdnow`` on the ``pulse`` command's subparsers."""
     train = sub.add_parser("train", help="fit, evaluate, save and publish a prediction model")
-    train.add_argument("--task", required=True, help="e.g. purchase_7d or churn_30d")
+    train.add_argument(
+        "--task", required=True, help="e.g. purchase_7d, churn_30d, recs or send_time"
+    )
     train.add_argument("--examples", help="a JSON-lines file, or a `pulse replay --out` directory")
     train.add_argument(
         "--bootstrap",
@@ -137,6 +187,18 @@ def add_parsers(sub: Any) -> None:
         type=int,
         default=100,
         help="publish only with this many positive and negative examples in train and test",
+    )
+    train.add_argument(
+        "--min-sessions",
+        type=int,
+        default=100,
+        help="recs / send_time: publish only with this many sessions",
+    )
+    train.add_argument(
+        "--strength",
+        type=float,
+        default=5.0,
+        help="send_time: how many engagements the population prior is worth",
     )
     train.set_defaults(func=_train)
 

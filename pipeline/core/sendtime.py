@@ -29,11 +29,12 @@ prior ``p[h]`` (the channel's, else ``"*"``, else uniform) and strength ``s``::
 
     post[h] = (n[h] + s * p[h]) / (N + s)
 
-**Best hour** is the ``how`` whose three-hour neighbourhood ``h-1, h, h+1``
-(wrapping around the week) holds the most posterior mass (ties: the most
-at ``h`` itself, then the smallest ``how``); its **confidence** is that
-mass: the posterior probability that the person's next engagement falls
-within +-1 h of it (the hit rate it is evaluated by). With fewer than
+**Best hour** is the local hour of day whose three-hour neighbourhood
+``h-1, h, h+1`` (wrapping around midnight) holds the most posterior mass,
+summed over the weekdays (ties: the most at ``h`` itself, then the smallest);
+its **confidence** is that mass: the posterior probability that the person's
+next engagement falls within +-1 h of it (the hit rate it is evaluated by).
+The best hour of *week* is found the same way on the 168 hours. With fewer than
 ``min_events`` engagements the person's own counts are not used
 (``source = "population"``); with no model and fewer than ``min_events``
 there is no best hour (``None``: the lookup is missing).
@@ -42,7 +43,7 @@ For the delivery time of an activation (``deliver_at: best_hour``),
 :func:`send_at` picks, among the instants from the trigger's event time up
 to ``max_delay_ms`` later, the start of the local hour with the highest
 posterior, skipping quiet hours; the event time itself if the current hour
-wins (ties go to the earliest).
+wins (ties go to the earliest), hours ranked by :func:`send_scores`.
 """
 
 from __future__ import annotations
@@ -212,17 +213,20 @@ def load_send_time_model(doc: Mapping[str, Any]) -> SendTimePrior:
 
 @dataclass(frozen=True)
 class BestHour:
-    """A person's best hour of week on one channel (module docstring).
+    """A person's best hour on one channel (module docstring).
 
-    ``how`` 0-167 (``weekday * 24 + hour``, Monday first), ``hour`` 0-23 and
-    ``weekday`` 0-6 local; ``confidence`` 0-1; ``events`` the person's
+    ``hour`` 0-23: the best local hour of *day* (the posterior summed over
+    the weekdays), ``confidence`` its +-1 h mass; ``how`` 0-167 the best
+    hour of *week* (``weekday * 24 + hour``, Monday first), ``weekday`` 0-6
+    its day and ``how_confidence`` its +-1 h mass; ``events`` the person's
     engagement count used; ``source`` ``"person"`` or ``"population"``.
     """
 
-    how: int
     hour: int
-    weekday: int
     confidence: float
+    how: int
+    weekday: int
+    how_confidence: float
     events: float
     source: str
 
@@ -269,21 +273,48 @@ def best_hour(
 ) -> BestHour | None:
     """The person's best hour on ``channel`` (module docstring), or None when unknown.
 
-    >>> b = best_hour({"email": {"10": 6}}, "email", None, min_events=5)
-    >>> (b.how, b.hour, b.weekday, b.source)
+    >>> b = best_hour({"email": {"10": 6, "34": 3}}, "email", None, min_events=5)
+    >>> (b.hour, b.how, b.weekday, b.source)
     (10, 10, 0, 'person')
     """
     found = posterior(hours, channel, prior, min_events)
     if found is None:
         return None
     post, total, source = found
-    best, mass, centre = 0, -1.0, -1.0
+    how, how_mass = _peak(post)
+    hour, mass = _peak(daily(post))
+    return BestHour(hour, round(min(mass, 1.0), 6), how, how // 24, round(min(how_mass, 1.0), 6),
+                    total, source)  # fmt: skip
+
+
+def daily(post: Sequence[float]) -> list[float]:
+    """The hour-of-week posterior summed over the weekdays: 24 shares."""
+    out = [0.0] * 24
     for h in range(HOURS):
-        window = post[h - 1] + post[h] + post[(h + 1) % HOURS]
-        # the most mass within +-1 h; among equal windows, the most at the hour itself
-        if window > mass + 1e-12 or (window > mass - 1e-12 and post[h] > centre + 1e-12):
-            best, mass, centre = h, window, post[h]
-    return BestHour(best, best % 24, best // 24, round(min(mass, 1.0), 6), total, source)
+        out[h % 24] += post[h]
+    return out
+
+
+def _peak(shares: Sequence[float]) -> tuple[int, float]:
+    """The index whose +-1 neighbourhood (cyclic) holds the most; ties: the most at itself."""
+    size = len(shares)
+    best, mass, centre = 0, -1.0, -1.0
+    for h in range(size):
+        window = shares[h - 1] + shares[h] + shares[(h + 1) % size]
+        if window > mass + 1e-12 or (window > mass - 1e-12 and shares[h] > centre + 1e-12):
+            best, mass, centre = h, window, shares[h]
+    return best, mass
+
+
+def send_scores(post: Sequence[float]) -> list[float]:
+    """What :func:`send_at` ranks hours of week by: the hour of day's share plus the hour's own.
+
+    A person's week is sparse (a few engagements over 168 hours); the hour
+    of day pooled over the weekdays carries most of the signal, the hour of
+    week breaks its ties toward the days they engage on.
+    """
+    day = daily(post)
+    return [day[h % 24] + post[h] for h in range(HOURS)]
 
 
 def send_at(
@@ -295,11 +326,12 @@ def send_at(
 ) -> int | None:
     """When to deliver: the start of the best local hour within ``[at_ms, at_ms + max_delay_ms]``.
 
-    ``post`` is a :func:`posterior`; ``quiet`` the quiet hours ``(start, end)``
+    ``post`` scores the 168 hours of week (a :func:`posterior`, or better its
+    :func:`send_scores`); ``quiet`` the quiet hours ``(start, end)``
     (local, end exclusive, wrapping midnight when ``start > end``), never chosen.
     Candidates are ``at_ms`` and every later local hour start (found on the
     quarter-hour grid, so half-hour zones and DST changes are right); the
-    highest posterior wins, ties to the earliest. None when every candidate is
+    highest score wins, ties to the earliest. None when every candidate is
     in quiet hours.
 
     >>> post = [0.0] * 168
@@ -365,7 +397,7 @@ def session_example(session: Mapping[str, Any], person_id: str) -> dict[str, Any
 
 
 __all__ = [
-    "ANY", "HOURS", "HOUR_MS", "TASK", "BestHour", "EngagementHours", "SendTimePrior",
-    "best_hour", "best_hour_of", "engagement_channel", "hour_of_week", "load_send_time_model",
-    "person_counts", "posterior", "send_at", "session_example",
+    "ANY", "HOURS", "HOUR_MS", "TASK", "BestHour", "EngagementHours", "SendTimePrior", "best_hour",
+    "best_hour_of", "daily", "engagement_channel", "hour_of_week", "load_send_time_model",
+    "person_counts", "posterior", "send_at", "send_scores", "session_example",
 ]  # fmt: skip

@@ -110,3 +110,52 @@ def test_recs_of_missing_without_model() -> None:
     assert recs_of(None, {"product_interest": {"a": 1.0}}, 3) is None
     traits = {"product_interest": {"a": 1.0}, "purchased_products": ["a"]}
     assert recs_of(m, traits, 3) == ["b"]
+
+
+def test_trainer_counts_pairs_once_per_person_and_bounds() -> None:
+    from pipeline.tools.train_recs import Basket, fit
+
+    day = DAY_MS
+    baskets = [
+        Basket("u1", T0, ("a", "b"), (), ()),
+        Basket("u1", T0 + day, ("a", "b", "c"), (), ()),  # a-b again: still once for u1
+        Basket("u1", T0 + 30 * day, ("d",), (), ()),  # more than 7 days after: no pair with a, b, c
+        Basket("u2", T0, ("a",), (), ()),
+        Basket("u2", T0 + 2 * day, ("c",), (), ()),  # another session within 7 days: weight 0.5
+    ]
+    section = fit(baskets, max_neighbours=1)
+    table = dict(section["neighbours"])
+    # n(a) = 2, n(b) = 1, n(c) = 2; c(a,b) = 1, c(a,c) = 1 + 0.5, c(b,c) = 1
+    assert table["a"] == [["c", round(1.5 / 2, 6)]]  # one neighbour kept (bounded)
+    assert table["b"] == [["a", round(1 / (2**0.5), 6)]]
+    assert "d" not in table
+    assert section["popular"][:2] == ["a", "c"]
+
+
+def test_trainer_end_to_end_model_loads_and_beats_popular() -> None:
+    from pipeline.tools.train_recs import parse_lines, publish_problem, train
+
+    lines = []
+    for i in range(200):
+        pair = ("x1", "x2") if i % 2 else ("y1", "y2")
+        at = T0 + i * HOUR_MS
+        lines.append(json.dumps({"task": "recs", "person": f"u{i}", "scored_at_ms": at,
+                                 "start_ms": at, "viewed": [], "added": [],
+                                 "purchased": [pair[0]]}))  # fmt: skip
+        lines.append(json.dumps({"task": "recs", "person": f"u{i}",
+                                 "scored_at_ms": T0 + i * HOUR_MS + DAY_MS,
+                                 "start_ms": T0 + i * HOUR_MS + DAY_MS, "viewed": [],
+                                 "added": [pair[1]], "purchased": []}))  # fmt: skip
+    popular = [f"z{j}" for j in range(20)]
+    lines.append(json.dumps({"task": "recs", "person": "pop", "scored_at_ms": T0, "start_ms": T0,
+                             "viewed": popular, "added": [], "purchased": []}))  # fmt: skip
+    doc, report = train(parse_lines(lines), k=1)
+    model = load_recs_model(doc)
+    assert recommend(model, {"x1": 1.0}, {"x1"}, 1) == ["x2"]
+    ev = report["evaluation"]
+    assert ev["model"]["hit_rate"] == 1.0
+    assert ev["model"]["hit_rate"] > ev["most_popular"]["hit_rate"]
+    assert publish_problem(report) is None
+    assert publish_problem(report, 10**6) is not None
+    with pytest.raises(ModelError):
+        parse_lines(['{"task": "churn_30d"}'])

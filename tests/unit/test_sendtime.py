@@ -213,3 +213,57 @@ def test_session_example() -> None:
                   "start_ms": MONDAY + HOUR_MS, "timezone": None, "how": 1, "channel": "web",
                   "engagements": {"email": 3}}  # fmt: skip
     assert SendTimePrior({}).of("x")[0] == pytest.approx(1 / 168)
+
+
+def test_trainer_prior_and_evaluation() -> None:
+    from pipeline.tools.train_sendtime import fit, parse_lines, publish_problem, train
+
+    day = 24 * HOUR_MS
+    lines = []
+    for week in range(4):
+        for person in range(30):
+            hour = 9 if person % 2 else 20  # two kinds of people
+            start = MONDAY + week * 7 * day + (person % 5) * day + hour * HOUR_MS
+            lines.append(json.dumps({"task": "send_time", "person": f"u{person}",
+                                     "scored_at_ms": start + 1_800_000, "start_ms": start,
+                                     "how": hour_of_week(start, None), "channel": "email",
+                                     "engagements": {"email": 1}}))  # fmt: skip
+    visits = parse_lines(lines)
+    hours = fit(visits)
+    assert set(hours) == {"*", "email"}
+    assert abs(sum(hours["email"]) - 1) < 1e-6
+    doc, report = train(visits, strength=5.0, min_events=2)
+    prior = load_send_time_model(doc)
+    assert prior.strength == 5.0
+    ev = report["evaluation_by_strength"]["5"]
+    assert ev["hit_rate"] == 1.0  # every person engages at their own hour
+    assert ev["population_hit_rate"] == pytest.approx(0.5, abs=0.1)
+    assert publish_problem(report) is None
+    with pytest.raises(ModelError):
+        parse_lines(['{"task": "send_time", "person": "u", "scored_at_ms": 1, "how": 400}'])
+
+
+@pytest.mark.parametrize("task", ["send_time", "recs"])
+def test_pulse_train_table_tasks_on_files(task: str, tmp_path: Any, capsys: Any) -> None:
+    from pipeline.cli.main import main
+
+    rows = []
+    for i in range(50):
+        start = MONDAY + i * HOUR_MS
+        rows.append({"task": task, "person": f"u{i % 7}", "scored_at_ms": start + 1,
+                     "start_ms": start,
+                     "end_ms": start, "how": hour_of_week(start, None), "channel": "email",
+                     "engagements": {"email": 1}, "viewed": [f"p{i % 5}", f"p{(i + 1) % 5}"],
+                     "added": [], "purchased": []})  # fmt: skip
+    (tmp_path / f"pulse.training.{task}.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    out = tmp_path / "models"
+    args = ["train", "--task", task, "--examples", str(tmp_path), "--out", str(out)]
+    assert main(args) == 0
+    model = json.loads((out / f"{task}.model.json").read_text())
+    assert model["kind"] == task
+    assert f"task {task}" in capsys.readouterr().out
+    code = main([*args, "--publish", "--bootstrap", "127.0.0.1:9", "--min-sessions", "10000"])
+    assert code == 2
+    assert "not publishing" in capsys.readouterr().err
