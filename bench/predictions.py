@@ -1,7 +1,12 @@
-"""Prediction model libraries compared on the same examples: quality, fit time, install weight.
+"""Prediction libraries compared on the same examples; the predictions on the synthetic months.
 
     .venv/bin/python -m bench.predictions [--every-days 0 30] [--json FILE]
     .venv/bin/python -m bench.predictions --examples-out DIR [--every-days 30]
+    .venv/bin/python -m bench.predictions --synthetic [--people N] [--days D] [--work DIR]
+
+The third form is the evaluation of all four predictions on the synthetic
+generator (:mod:`bench.predictions_synthetic`, docs/predictions.md "Evaluation
+on the synthetic generator"); the rest of this doc is about the first two.
 
 The second form only writes the fixture's examples, ``DIR/pulse.training.<task>.jsonl``,
 for ``pulse train --task T --examples DIR`` (docs/predictions.md's CDNOW table).
@@ -199,7 +204,19 @@ def main() -> None:
     parser.add_argument("--every-days", type=int, nargs="*", default=[0, 30])
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--examples-out", help="only write the fixture's examples to this DIR")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="evaluate the four predictions on the synthetic months (bench.predictions_synthetic)",
+    )
+    args, rest = parser.parse_known_args()
+    if args.synthetic:
+        from bench import predictions_synthetic
+
+        predictions_synthetic.main(rest + (["--json", args.json] if args.json else []))
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.examples_out:
         write_examples(Path(args.examples_out), (args.every_days or [0])[-1] or None)
         return
