@@ -166,6 +166,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.tools.replay import load_events, replay_events, write_outputs
 
     topo = _load_topology(args.topology, args.plugin)
+    _load_models(topo.stage, args.models)
     outputs = replay_events(
         load_events(Path(args.file)),
         topo.operators,
@@ -183,6 +184,32 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     summary = ", ".join(f"{n} to {t}" for t, n in sorted(counts.items())) or "no outputs"
     print(f"replayed {args.file}: {summary}", file=sys.stderr)
     return 0
+
+
+def _load_models(stage: Any, files: Sequence[str]) -> None:
+    """``--models FILE ...``: put each model file into the stage's models, as a worker reads them.
+
+    Warns (stderr) for each rule or segment reading ``score.<task>`` without a model.
+    """
+    import importlib
+
+    from pipeline.errors import ModelError
+
+    if not files and not hasattr(stage, "models"):
+        return
+    unscored = importlib.import_module("pipeline.core.models").unscored
+
+    for name in files:
+        try:
+            task = stage.models.put_json(Path(name).read_bytes())
+        except OSError as exc:
+            raise PulseError(f"--models {name}: cannot read it ({exc.strerror})") from exc
+        except ModelError as exc:
+            raise PulseError(f"--models {name}: {exc}") from exc
+        version = stage.models.version(task)
+        print(f"pulse: model {task} (version {version}) from {name}", file=sys.stderr)
+    for warning in unscored(stage, stage.models):
+        print(f"pulse: warning: {warning}", file=sys.stderr)
 
 
 def _load_topology(path: str | None, plugins: Sequence[str] = ()) -> Any:
@@ -308,7 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="run the core over a JSON-lines file, no Kafka")
     replay.add_argument("file")
-    replay.add_argument("--out", help="write DIR/<topic>.jsonl instead of stdout")
+    replay.add_argument(
+        "--out",
+        help="write DIR/<topic>.jsonl instead of stdout (with a predictions: section, the "
+        "training examples too: DIR/pulse.training.<task>.jsonl, for pulse train --examples)",
+    )
+    replay.add_argument(
+        "--models",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="model JSON files (pulse train's <task>.model.json) the stage scores with, "
+        "as a worker uses the models on pulse.models",
+    )
     replay.add_argument(
         "--partitions",
         type=int,

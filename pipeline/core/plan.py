@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.core.absence import _CONTEXT_KEYS as _ABSENCE_KEYS
 from pipeline.core.absence import AbsenceRule
+from pipeline.core.labels import Labels
 from pipeline.core.lookup import ANY, Compiled, compile_predicate
 from pipeline.core.triggers import _CONTEXT_KEYS as _TRIGGER_KEYS
 from pipeline.core.triggers import RepetitionRule
@@ -41,6 +42,8 @@ class Plan:
     session_segs: frozenset[int]
     timed_segs: frozenset[int]
     referencing: frozenset[int]
+    #: the ``predictions:`` section's labels (None: predictions off)
+    labels: Labels | None = None
 
     def is_cancel(self, rule: int, name: str) -> bool:
         return (rule, name) in self.cancels
@@ -106,4 +109,5 @@ def plan_of(stage: RuleStage) -> Plan:
         session_segs=frozenset(k for k, c in enumerate(seg_where) if c.state.session),
         timed_segs=frozenset(k for k, c in enumerate(seg_where) if c.state.timed),
         referencing=frozenset(k for k, c in enumerate(seg_where) if c.state.segments),
+        labels=None if stage.predictions is None else Labels(stage.predictions),
     )

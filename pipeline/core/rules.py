@@ -42,9 +42,12 @@ from pipeline.core.absence import AbsenceRule
 from pipeline.core.caps import CapPolicy
 from pipeline.core.delivery import SEGMENTS, SUPPRESSED, TRIGGERS, activation_topic
 from pipeline.core.events import Event
+from pipeline.core.facts import ORDER_EVENT
+from pipeline.core.labels import LABELS_KEY, merge_labels
 from pipeline.core.outputs import Output
 from pipeline.core.plan import plan_of
 from pipeline.core.predicates import ALWAYS, Predicate
+from pipeline.core.predictions import ORDER_FACTS, PredictionsConfig, merge_order_facts
 from pipeline.core.stagerun import settle, store
 from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
 
@@ -69,8 +72,9 @@ __all__ = [
 ]
 
 #: ``flags`` of a buffered event: segments to re-check after it; a first check of
-#: every segment; negative engagement for the caps.
-SEG, SEG_ALL, FATIGUE = 1, 2, 4
+#: every segment; negative engagement for the caps; an outcome of a prediction task
+#: (or an order, for the order facts the features read).
+SEG, SEG_ALL, FATIGUE, PRED = 1, 2, 4, 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,9 @@ class RuleStage:
     #: Segments reading a trait that drifts with time alone (recency, decayed
     #: interest, custom code) are re-checked on this grid of event time (6 h).
     segment_recheck_ms: int = 6 * 3_600_000
+    #: The ``predictions:`` section (pipeline/core/predictions.py); None: off, and
+    #: nothing below changes (same outputs, same state as without predictions).
+    predictions: PredictionsConfig | None = None
     #: :attr:`plan`, compiled on first use (a field, not ``__dict__``: mypyc compiles it)
     _plan: Plan | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -150,12 +157,16 @@ class RuleStage:
                 flags |= SEG
         if self.caps.fatigues(name):
             flags |= FATIGUE
+        labels = plan.labels
+        if labels is not None and (labels.mask_of(name or event.type) or name == ORDER_EVENT):
+            flags |= PRED
         if not rules and not flags:
             return []
         props = None
         if rules:
             props = {k: event.properties[k] for k in plan.keys if k in event.properties}
-        tz = event.context.get("timezone") or None
+        # (an entry only predictions need carries no zone: the stage's zone stays as without)
+        tz = None if flags == PRED and not rules else event.context.get("timezone") or None
         entry = [
             event.timestamp_ms, event.message_id, name or event.type, rules, props,
             event.context.get("channel"), flags, tz,
@@ -182,7 +193,9 @@ class RuleStage:
         """Decide everything below ``watermark_ms`` in event-time order (see the module doc)."""
         st = person.get("rules")
         if not st:
-            return []
+            if self.plan.labels is None:
+                return []
+            st = {}  # predictions: a session may close (a scoring point) with nothing buffered
         return settle(self, person, st, person_id, watermark_ms, operators=operators)
 
     def after_watermark(
@@ -210,6 +223,11 @@ class RuleStage:
         sx = st.get("sx")
         if sx is not None and (best is None or sx < best):
             best = sx
+        labels = self.plan.labels
+        if labels is not None:
+            d = labels.next_due(st)
+            if d is not None and (best is None or d < best):
+                best = d
         return best
 
     # -- identity stitching -----------------------------------------------------
@@ -251,6 +269,11 @@ class RuleStage:
         if sa.get("sxs"):
             st["sxs"] = dict(sa["sxs"])
             st["sx"] = min(st["sxs"].values())
+        if self.predictions is not None:
+            if lab := merge_labels(sa.get(LABELS_KEY), sb.get(LABELS_KEY)):
+                st[LABELS_KEY] = lab
+            if facts := merge_order_facts(sa.get(ORDER_FACTS), sb.get(ORDER_FACTS)):
+                st[ORDER_FACTS] = facts
         if at_ms is not None and self.segments:
             st["sx"] = min(at_ms, st.get("sx", at_ms))
             st["sa"] = 1

@@ -17,7 +17,10 @@ from pipeline.core.absence import AbsenceRule
 from pipeline.core.behavior import BehaviorOperator
 from pipeline.core.delivery import deliver
 from pipeline.core.events import Event
+from pipeline.core.facts import ORDER_EVENT
+from pipeline.core.labels import FLUSH_MS
 from pipeline.core.outputs import Output
+from pipeline.core.predictions import ORDER_FACTS, observe_order, snapshot_values
 from pipeline.core.segmentcheck import check_segments, event_of
 from pipeline.core.sessions import SESSIONS
 from pipeline.core.traits import BEHAVIOR, TRAITS_KEY
@@ -28,7 +31,8 @@ if TYPE_CHECKING:
     from pipeline.core.rules import RuleStage, TriggerSpec
 
 EVICTED = "persons.evicted"
-SEG, SEG_ALL, FATIGUE = 1, 2, 4
+PROFILES = "profiles"
+SEG, SEG_ALL, FATIGUE, PRED = 1, 2, 4, 8
 
 
 def settle(
@@ -85,8 +89,16 @@ def behavior_of(operators: Sequence[Operator]) -> Operator | None:
 def next_due(
     plan: Plan, st: dict[str, Any], person: dict[str, Any], behavior: Operator | None
 ) -> int | None:
-    """The earliest deadline of the stage's walk: absence timers, segment checks, closes."""
+    """The earliest deadline of the stage's walk: absence timers, segment checks, closes.
+
+    With predictions, every session close (a scoring point) and label deadline too.
+    """
     best: int | None = st.get("sx")
+    labels = plan.labels
+    if labels is not None:
+        d = labels.next_due(st)
+        if d is not None and (best is None or d < best):
+            best = d
     states = st.get("t")
     if states:
         by_name = plan.absence_by_name
@@ -99,7 +111,7 @@ def next_due(
                 d = min(d, min(it[0] for it in snap["buf"]) + 1) if d else None
             if d is not None and (best is None or d < best):
                 best = d
-    if behavior is not None and (plan.session_segs or st.get("seg")):
+    if behavior is not None and (plan.session_segs or st.get("seg") or labels is not None):
         if isinstance(behavior, BehaviorOperator):  # (a direct call in the compiled core)
             d = behavior.next_deadline_ms(person.get(BEHAVIOR))
         else:
@@ -128,10 +140,14 @@ class StageRun:
         self.operators = operators
         self.behavior = behavior_of(operators)
         self.out: list[Output] = []
+        #: ``(sessions record, profiles record or None)`` of each session the walk closed
+        self.closes: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        self.flush = False
 
     def run(self, watermark: int, due: int | None = None) -> list[Output]:
         """Walk to ``watermark``; ``due``: :func:`next_due` of the state as it is, if known."""
         st = self.st
+        self.flush = watermark >= FLUSH_MS
         known = due is not None and "seg_at" not in st
         st.pop("seg_at", None)  # (the fixed 6-hour re-check of older states)
         queue: list[list[Any]] = st.get("q") or []
@@ -192,11 +208,42 @@ class StageRun:
                 for o in outs:
                     closed = closed or o.topic == SESSIONS
                     evicted = evicted or o.topic == EVICTED
+                if closed and self.plan.labels is not None:
+                    self._note_closes(outs)
         return closed, evicted
+
+    def _note_closes(self, outs: list[Output]) -> None:
+        for k, o in enumerate(outs):
+            if o.topic == SESSIONS:
+                nxt = outs[k + 1] if k + 1 < len(outs) else None
+                profile = nxt.record if nxt is not None and nxt.topic == PROFILES else None
+                self.closes.append((o.record, profile))
+
+    def _predict(self, t: int, evicted: bool) -> None:
+        """Scoring points at the sessions closed up to ``t``, labels due at ``t``."""
+        labels = self.plan.labels
+        assert labels is not None
+        st = self.st
+        self.out.extend(labels.on_deadline(st, t, self.pid, self.flush))
+        for session, profile in self.closes:
+            at: int = session["closed_at_ms"]
+            traits = profile["traits"] if profile is not None else None
+            values = snapshot_values(self.person, at, traits, self.stage.traits_of)
+            if values is not None:
+                labels.score(st, at, values)
+            if labels.config.recs_k > 0 or labels.config.send_channels:
+                slice_ = self.person.get(BEHAVIOR)
+                recent = slice_[TRAITS_KEY].get("rp") if slice_ else None
+                self.out.extend(labels.session_outputs(session, self.pid, recent))
+        self.closes.clear()
+        if evicted:
+            st.pop(ORDER_FACTS, None)  # forgotten with the traits
 
     def _at_time(self, t: int) -> None:
         st, plan = self.st, self.plan
         closed, evicted = self._advance(t)
+        if plan.labels is not None:
+            self._predict(t, evicted)
         fired: list[tuple[TriggerSpec, dict[str, Any], str | None]] = []
         states = st.get("t") or {}
         for spec, rule, name in plan.absence_named if states else ():
@@ -228,7 +275,15 @@ class StageRun:
     def _at_events(self, group: list[list[Any]]) -> None:
         st, plan, stage = self.st, self.plan, self.stage
         t = group[0][0]
-        self._advance(t)
+        _, evicted = self._advance(t)
+        labels = plan.labels
+        if labels is not None:
+            self._predict(t, evicted)
+            for entry in group:
+                if entry[6] & PRED:
+                    self.out.extend(labels.on_outcome(st, t, labels.mask_of(entry[2]), self.pid))
+                    if entry[2] == ORDER_EVENT:
+                        st[ORDER_FACTS] = observe_order(st.get(ORDER_FACTS), t)
         for entry in group:
             if entry[6] & FATIGUE:
                 st["caps"] = stage.caps.observe_at(st.get("caps"), entry[2], t)

@@ -26,11 +26,19 @@ from pipeline.core.events import canonical_event_name
 from pipeline.core.extensions import PREDICATES
 from pipeline.core.identity import ID_TYPES, IdentityRules
 from pipeline.core.predicates import OPERATORS, CustomPredicate, Predicate
-from pipeline.core.rules import Rule, RuleStage, SegmentSpec, TriggerSpec
+from pipeline.core.rules import Rule, RuleStage, SegmentSpec, TraitsOf, TriggerSpec
 from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
 from pipeline.errors import ConfigError
 from pipeline.topology.nodes import NodeReader
-from pipeline.topology.operators import base_operators, default_operators, person_traits
+from pipeline.topology.operators import (
+    TraitsReader,
+    base_operators,
+    default_operators,
+    person_traits,
+    predictive_operators,
+    predictive_traits,
+)
+from pipeline.topology.predictions import read_predictions
 
 #: Event names Pulse understands for commerce and lifecycle (see docs/events.md).
 KNOWN_EVENTS = frozenset({
@@ -263,8 +271,11 @@ def load_topology(path: str | Path, text: str | None = None) -> Topology:
     ld.check_keys(
         top,
         "topology",
-        {"version", "name", "description", "events", "triggers", "segments", "caps", "identity"},
-    )
+        {
+            "version", "name", "description", "events", "triggers", "segments", "caps",
+            "identity", "predictions",
+        },
+    )  # fmt: skip
     if "version" in top and ld.scalar(top["version"], "version") != 1:
         raise ld.fail(top["version"], "version", "1")
     name = ld.string(top["name"], "name") if "name" in top else Path(path).stem
@@ -311,6 +322,10 @@ def load_topology(path: str | Path, text: str | None = None) -> Topology:
             SegmentSpec(seg_name, ld.predicate(fields["where"], f"{where}.where"), dests)
         )
 
+    predictions = None
+    if "predictions" in top:
+        predictions = read_predictions(ld, top["predictions"], ld.event)
+
     seg_names = {s.name for s in segments}
     wheres = [(t.name, t.where) for t in triggers] + [(s.name, s.where) for s in segments]
     for owner, predicate in wheres:
@@ -325,10 +340,22 @@ def load_topology(path: str | Path, text: str | None = None) -> Topology:
                 f"{path}:{line}: {where}: event {event!r} is not a known event name "
                 "(typo? declare it under `events:` to silence this)"
             )
-    stage = RuleStage(tuple(triggers), tuple(segments), ld.caps(top.get("caps")), person_traits)
+    operators = tuple(base_operators())
+    traits_of: TraitsOf = person_traits
+    if predictions is not None:  # the folds best send time and next best product read
+        traits = predictive_traits(predictions.send_channels, predictions.recs_k > 0)
+        operators = tuple(predictive_operators(traits))
+        traits_of = TraitsReader(traits)
+    stage = RuleStage(
+        tuple(triggers),
+        tuple(segments),
+        ld.caps(top.get("caps")),
+        traits_of,
+        predictions=predictions,
+    )
     return Topology(
         name=name,
-        operators=tuple(base_operators()),
+        operators=operators,
         stage=stage,
         warnings=tuple(ld.warnings),
         destinations=tuple(sorted(destinations)),
