@@ -11,7 +11,8 @@ A suppressed trigger is not lost: it goes to ``pulse.triggers.suppressed`` with
 the reason (``cap:<name>``, ``quiet_hours``).
 
 State (plain data): ``{"sent": [[ts, rule, channel, local_day], ...],
-"neg": [ts, ...]}``, pruned to the longest window.
+"neg": [ts, ...]}``, pruned to the longest window; a delivery scheduled for
+later (``deliver_at``) is ``[send_at, rule, channel, local_day, 1]``.
 """
 
 from __future__ import annotations
@@ -117,11 +118,20 @@ class CapPolicy:
         return start <= hour < end if start < end else hour >= start or hour < end
 
     def admit(
-        self, state: Any, rule: str, channel: str | None, at_ms: int, timezone: str | None
-    ) -> tuple[Any, str | None]:
-        """Record a delivery, or return the reason it is suppressed."""
+        self, state: Any, rule: str, channel: str | None, at_ms: int, timezone: str | None,
+        *, decided_ms: int | None = None,
+    ) -> tuple[Any, str | None]:  # fmt: skip
+        """Record a delivery at ``at_ms``, or return the reason it is suppressed.
+
+        ``decided_ms``: when the delivery is decided, for a delivery scheduled
+        later (``deliver_at``: ``at_ms`` is its ``send_at``). Quiet hours and
+        calendar days are those of ``at_ms``; a scheduled delivery is recorded
+        with a mark, and a rolling cap counts marked deliveries on both sides
+        of ``at_ms`` (a later decision may fall before an earlier one's send
+        time), unmarked ones before it, as without scheduling.
+        """
         state = dict(state or {})
-        horizon = at_ms - self.horizon_ms
+        horizon = (at_ms if decided_ms is None else min(at_ms, decided_ms)) - self.horizon_ms
         sent = [s for s in state.get("sent", []) if s[0] > horizon]
         negatives = [t for t in state.get("neg", []) if t > horizon]
         day, hour = local_day_hour(at_ms, timezone)
@@ -144,12 +154,17 @@ class CapPolicy:
                 used = [
                     s
                     for s in sent
-                    if at_ms - cap.window_ms < s[0] <= at_ms and cap.applies(s[1], s[2])
-                ]
+                    if (at_ms - cap.window_ms < s[0] <= at_ms
+                        or (len(s) > 4 and at_ms < s[0] < at_ms + cap.window_ms))
+                    and cap.applies(s[1], s[2])
+                ]  # fmt: skip
             if len(used) >= int(cap.max * factor):
                 reason = f"cap:{cap.name}" + (" (fatigue)" if factor < 1 else "")
         if reason is None:
-            sent.append([at_ms, rule, channel, day])
+            if decided_ms is not None and at_ms > decided_ms:
+                sent.append([at_ms, rule, channel, day, 1])  # scheduled: see above
+            else:
+                sent.append([at_ms, rule, channel, day])
         if sent:
             state["sent"] = sent
         else:

@@ -3,19 +3,47 @@
 The rule stage decides in event time, in order, so a cap counts every
 delivery before the trigger's event time, whichever was decided first live:
 caps are a function of the triggers' event times, not of processing order.
+
+**Timed delivery** (a trigger with ``deliver_at: best_hour``, ``max_delay``;
+:class:`~pipeline.core.triggers.DeliverAt`): the activation's ``send_at_ms``
+is the start of the person's best local hour on the rule's channel within
+``max_delay`` of the trigger (:func:`pipeline.core.sendtime.send_at` over the
+person's ``engagement_hours`` shrunk toward model ``send_time``; no model and
+too few engagements: the earliest allowed hour). Quiet hours are never
+chosen, so a trigger in quiet hours is delivered at the first allowed hour
+within ``max_delay`` instead of being suppressed (suppressed ``quiet_hours``
+when there is none). Caps count the delivery at ``send_at`` (its local day
+and rolling windows; :meth:`~pipeline.core.caps.CapPolicy.admit` with
+``decided_ms``). The delivery service holds the activation until
+``send_at_ms`` (wall clock). Without ``deliver_at`` nothing changes: no
+``send_at_ms`` key, the same caps.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline.core.caps import CapPolicy
 from pipeline.core.outputs import Output
+from pipeline.core.sendtime import (
+    ANY,
+    UNIFORM,
+    SendTimePrior,
+    load_send_time_model,
+    posterior,
+    send_at,
+    send_scores,
+)
+from pipeline.core.sendtime import TASK as TASK_SEND_TIME
+from pipeline.core.traits import BEHAVIOR, TRAITS_KEY
+from pipeline.errors import ModelError
 
 if TYPE_CHECKING:
     from pipeline.core.rules import SegmentSpec, TriggerSpec
+    from pipeline.core.triggers import DeliverAt
 
 TRIGGERS = "triggers"
 SUPPRESSED = "triggers.suppressed"
@@ -32,12 +60,17 @@ def digest(*parts: object) -> str:
 
 
 def activation(
-    destination: str, record: dict[str, Any], source: str, channel: str | None = None
-) -> dict[str, Any]:
-    """The record a CRM/email/push/audience consumer takes as is (schemas/activation.avsc)."""
+    destination: str, record: dict[str, Any], source: str, channel: str | None = None,
+    send_at_ms: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The record a CRM/email/push/audience consumer takes as is (schemas/activation.avsc).
+
+    ``send_at_ms`` (timed delivery only; the key is absent otherwise): deliver
+    not before this time.
+    """
     source_id = record.get("trigger_id") or record["change_id"]
     kind = "trigger" if "trigger_id" in record else f"segment_{record['change']}"
-    return {
+    out = {
         "activation_id": digest(destination, source_id),
         "destination": destination,
         "kind": kind,
@@ -48,6 +81,78 @@ def activation(
         "source_id": source_id,
         "payload": dict(record.get("context") or {}),
     }
+    if send_at_ms is not None:
+        out["send_at_ms"] = send_at_ms
+    return out
+
+
+@dataclass(frozen=True)
+class SendTiming:
+    """What timed delivery knows of the person and the population.
+
+    ``hours``: the person's ``engagement_hours`` traits state (``traits["eh"]``,
+    or the trait); ``prior``: model ``send_time`` parsed
+    (:func:`pipeline.core.sendtime.load_send_time_model`), None without one;
+    ``min_events``: ``predictions.send_time.min_events``.
+    """
+
+    hours: Mapping[str, Any] | None = None
+    prior: SendTimePrior | None = None
+    min_events: int = 5
+
+
+#: Parsed ``send_time`` priors by model version (a handful: models change rarely).
+_PRIORS: dict[str, SendTimePrior | None] = {}
+
+
+def timing_of(person: Mapping[str, Any], models: Any, min_events: int) -> SendTiming:
+    """The :class:`SendTiming` of a person (their whole state) with a ``ModelSet``'s prior.
+
+    ``models``: a :class:`pipeline.core.models.ModelSet` (``document`` and
+    ``version`` of task ``send_time``) or None. A document that does not load
+    as a ``send_time`` prior counts as none (the ModelSet should refuse it).
+    """
+    prior: SendTimePrior | None = None
+    if models is not None:
+        version = models.version(TASK_SEND_TIME)
+        if version is not None:
+            if version not in _PRIORS:
+                if len(_PRIORS) > 8:
+                    _PRIORS.clear()
+                try:
+                    _PRIORS[version] = load_send_time_model(models.document(TASK_SEND_TIME))
+                except ModelError:
+                    _PRIORS[version] = None
+            prior = _PRIORS[version]
+    hours: Mapping[str, Any] | None = None
+    slice_ = person.get(BEHAVIOR)
+    if slice_:
+        hours = slice_[TRAITS_KEY].get("eh")
+    return SendTiming(hours, prior, min_events)
+
+
+def send_time_of(
+    caps: CapPolicy, spec: TriggerSpec, at_ms: int, tz: str | None, timing: SendTiming | None
+) -> int | None:
+    """``send_at_ms`` of a timed trigger (module docstring); None: every hour is quiet."""
+    plan = deliver_at_of(spec)
+    assert plan is not None
+    timing = timing or SendTiming()
+    found = posterior(timing.hours, spec.channel or ANY, timing.prior, timing.min_events)
+    scores = send_scores(UNIFORM if found is None else found[0])
+    quiet = None
+    if caps.quiet_start_hour is not None and caps.quiet_end_hour is not None:
+        quiet = (caps.quiet_start_hour, caps.quiet_end_hour)
+    return send_at(at_ms, scores, tz, plan.max_delay_ms, quiet)
+
+
+def deliver_at_of(spec: TriggerSpec) -> DeliverAt | None:
+    """The trigger's ``deliver_at`` (None: deliver at once).
+
+    (``getattr``: a TriggerSpec built before the field existed has none.)
+    """
+    found: DeliverAt | None = getattr(spec, "deliver_at", None)
+    return found
 
 
 def deliver(
@@ -55,13 +160,26 @@ def deliver(
     st: dict[str, Any],
     fired: Iterable[tuple[TriggerSpec, dict[str, Any], str | None]],
     out: list[Output],
+    timing: SendTiming | None = None,
 ) -> None:
-    """Admit each fired ``(spec, record, time zone)`` through the caps, in order."""
+    """Admit each fired ``(spec, record, time zone)`` through the caps, in order.
+
+    ``timing``: for triggers with ``deliver_at`` (module docstring).
+    """
     for spec, record, tz in fired:
         person_id = record["person_id"]
-        state, reason = caps.admit(
-            st.get("caps"), spec.name, spec.channel, record["event_time_ms"], tz
-        )
+        at: int = record["event_time_ms"]
+        when: int | None = None
+        if deliver_at_of(spec) is not None:
+            when = send_time_of(caps, spec, at, tz, timing)
+            if when is None:
+                out.append(Output(SUPPRESSED, person_id, {**record, "reason": "quiet_hours"}))
+                continue
+            state, reason = caps.admit(
+                st.get("caps"), spec.name, spec.channel, when, tz, decided_ms=at
+            )
+        else:
+            state, reason = caps.admit(st.get("caps"), spec.name, spec.channel, at, tz)
         if state:
             st["caps"] = state
         else:
@@ -75,7 +193,7 @@ def deliver(
                 Output(
                     activation_topic(dest),
                     person_id,
-                    activation(dest, record, spec.name, spec.channel),
+                    activation(dest, record, spec.name, spec.channel, when),
                 )
             )
 

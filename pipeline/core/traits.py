@@ -37,6 +37,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.core.engagement import EngagementHours
 from pipeline.core.facts import Fact
 from pipeline.core.folds import (
     DAY_MS,
@@ -51,7 +52,6 @@ from pipeline.core.folds import (
 )
 from pipeline.core.interest import DEFAULT_WEIGHTS, Interest
 from pipeline.core.recommend import RecentProducts
-from pipeline.core.sendtime import EngagementHours
 
 TraitsState = dict[str, Any]
 

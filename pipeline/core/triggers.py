@@ -170,3 +170,32 @@ class RepetitionRule:
             seen = {(ts, mid) for ts, mid in [*a.get(key, []), *b.get(key, [])]}
             merged[key] = [[ts, mid] for ts, mid in sorted(seen)]
         return merged
+
+
+#: ``deliver_at`` values a trigger may ask for.
+DELIVER_AT = ("best_hour",)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverAt:
+    """When a trigger's activations are to be delivered (``deliver_at`` in the topology).
+
+    ``best_hour``: at the person's best local hour on the rule's channel
+    within ``max_delay_ms`` of the trigger (:func:`pipeline.core.sendtime.send_at`),
+    never in quiet hours; the activation carries ``send_at_ms`` and the
+    delivery service holds it until then. Example (topology YAML)::
+
+        deliver_at: best_hour
+        max_delay: 12h
+    """
+
+    mode: str
+    max_delay_ms: int
+
+    def __post_init__(self) -> None:
+        if self.mode not in DELIVER_AT:
+            raise ValueError(
+                f"deliver_at must be one of {', '.join(DELIVER_AT)}, not {self.mode!r}"
+            )
+        if not 0 < self.max_delay_ms <= 7 * 86_400_000:
+            raise ValueError("max_delay must be positive and at most 7d (one week of hours)")

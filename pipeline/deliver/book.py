@@ -23,6 +23,14 @@ what was already done, and an input record whose origin is already known is a
 duplicate. What is lost to a crash is at most the knowledge that something was
 delivered: it is sent again, with the same ``webhook-id``.
 
+**Timed delivery.** An activation with ``send_at_ms`` (a trigger with
+``deliver_at: best_hour``) is held until then (wall clock): it is due at
+``send_at_ms`` and written to the retry topic at once (like a retry, with no
+attempt made), so its input offset commits and a restart keeps holding it.
+With ``order: per_person`` the person's later activations wait behind it (their
+order is kept); a destination that should not wait uses ``order: unordered``.
+An activation whose ``send_at_ms`` has passed goes at once.
+
 **Commits.** For each input and retry partition, :meth:`Book.positions` is the
 lowest offset still needed (not delivered, dead-lettered or safely written
 elsewhere), or one past the last read.
@@ -41,6 +49,12 @@ from pipeline.deliver.entries import Entry, Kind, Lane, Offsets, Read, Write
 from pipeline.deliver.policy import Judgement, Verdict, next_step
 
 _seq = itertools.count()
+
+
+def send_at_ms(activation: dict[str, Any] | None) -> int:
+    """The activation's ``send_at_ms`` (timed delivery), 0 when it has none."""
+    when = (activation or {}).get("send_at_ms")
+    return when if isinstance(when, int) and not isinstance(when, bool) else 0
 
 
 class Book:
@@ -77,9 +91,14 @@ class Book:
         offsets.read(rec.offset)
         entry = rec.entry(rec.offset)
         entry.main_open = True
+        hold = send_at_ms(entry.activation)
+        if hold > now_ms:
+            entry.due_ms = hold
         self._admit(entry, now_ms)
         if entry.activation is None:
             self._dead_letter(entry, "undecodable", now_ms)
+        elif hold > now_ms and entry.main_open and entry.gen == 0 and entry.state == "idle":
+            self._persist(entry)  # held until send_at: parked, so the input commits meanwhile
 
     def add_retry(self, rec: Read, meta: dict[str, int], now_ms: int) -> None:
         """A record of the retry topic; ``meta``: origin, gen, attempts, due/first ms, marker."""
