@@ -26,6 +26,7 @@ from pipeline.core.traits import Traits, TraitsConfig
 from pipeline.errors import ModelError
 
 MONDAY = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a Monday
+DAY_MS = 86_400_000
 
 
 def fact(ts: int, name: str, tz: str | None = None) -> Fact:
@@ -267,3 +268,39 @@ def test_pulse_train_table_tasks_on_files(task: str, tmp_path: Any, capsys: Any)
     code = main([*args, "--publish", "--bootstrap", "127.0.0.1:9", "--min-sessions", "10000"])
     assert code == 2
     assert "not publishing" in capsys.readouterr().err
+
+
+def test_profiles_carry_the_folds_and_ignore_arrival_order() -> None:
+    import random
+
+    from pipeline.core.behavior import BehaviorOperator
+    from pipeline.core.events import Event
+    from pipeline.tools.replay import replay_events
+
+    traits = Traits(TraitsConfig(send_channels=("email", "push"), recent_products=True))
+    rng = random.Random(3)
+    events = []
+    for i in range(60):
+        name = rng.choice(["email_opened", "push_clicked", "product_viewed", "order_completed"])
+        props = {"product_id": f"p{rng.randrange(5)}", "revenue": 3.0}
+        events.append(Event(message_id=f"m{i}", type="track", event=name, user_id="u1",
+                            timestamp_ms=MONDAY + i * 7 * HOUR_MS + rng.randrange(HOUR_MS),
+                            properties=props, context={"timezone": "Europe/Paris"}))  # fmt: skip
+
+    def profiles(order: list[Any]) -> list[Any]:
+        out = replay_events(
+            order, [BehaviorOperator(traits=traits)], allowed_lateness_ms=30 * DAY_MS
+        )
+        return [o.record for o in out if o.topic == "profiles"]
+
+    first = profiles(events)
+    shuffled = events[:]
+    rng.shuffle(shuffled)
+    assert profiles(shuffled) == first
+    last = first[-1]["traits"]
+    assert set(last["engagement_hours"]) == {"*", "email", "push"}
+    assert last["purchased_products"]
+    plain = replay_events(events, [BehaviorOperator()], allowed_lateness_ms=30 * DAY_MS)
+    assert (
+        "engagement_hours" not in [o for o in plain if o.topic == "profiles"][-1].record["traits"]
+    )
