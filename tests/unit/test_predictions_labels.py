@@ -21,6 +21,7 @@ from pipeline.core.behavior import BehaviorOperator
 from pipeline.core.clock import POS_INF_MS
 from pipeline.core.engine import MemoryStore, Processor
 from pipeline.core.events import Event
+from pipeline.core.identity import IdentityRules
 from pipeline.core.labels import CENSORED
 from pipeline.core.outputs import Output
 from pipeline.core.predictions import (
@@ -33,6 +34,7 @@ from pipeline.core.predictions import (
     observe_order,
     person_features,
 )
+from pipeline.core.stitching import Stitcher
 from pipeline.errors import ConfigError
 from pipeline.tools.replay import replay_events
 from pipeline.topology.dsl import Topology, load_topology
@@ -296,6 +298,27 @@ def test_the_end_of_input_censors_instead_of_deciding() -> None:
     assert censored == {("buy_2h", last), ("churn_3h", last)}
 
 
+def test_an_anonymous_visitors_labels_follow_them_into_the_user() -> None:
+    """Scored as ``a1``, merged into ``u1`` at the login: ``u1``'s order labels it."""
+    events = [
+        Event(message_id="m1", type="track", event="product_viewed", anonymous_id="a1",
+              timestamp_ms=T0, properties={"product_id": "p1"}),
+        Event(message_id="m2", type="identify", anonymous_id="a1", user_id="u1",
+              timestamp_ms=T0 + HOUR),
+        Event(message_id="m3", type="track", event="order_completed", user_id="u1",
+              timestamp_ms=T0 + 90 * MIN, properties={"revenue": 10.0}),
+        Event(message_id="m4", type="track", event="page_viewed", user_id="u1",
+              timestamp_ms=T0 + 10 * HOUR),
+    ]  # fmt: skip
+    topo = topology()
+    outs = replay_events(events, topo.operators, stage=topo.stage, identity=IdentityRules(),
+                         allowed_lateness_ms=LATENESS, partitions=1)  # fmt: skip
+    first = [r for r in examples(outs, "buy_2h") if r["scored_at_ms"] == T0 + GAP]
+    assert len(first) == 1
+    assert (first[0]["label"], first[0]["outcome_at_ms"]) == (1, T0 + 90 * MIN)
+    assert first[0]["person"] == "u1"
+
+
 def test_without_the_section_nothing_changes() -> None:
     events = [ev(f"m{i}", n, i * 20 * MIN) for i, n in enumerate(
         ["product_viewed", "checkout_started", "order_completed", "page_viewed",
@@ -341,8 +364,10 @@ def test_replay_out_writes_the_examples_pulse_train_reads(tmp_path: Path) -> Non
     assert main(args) == 0
     lines = (out / "pulse.training.buy_2h.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
-    assert [(r["scored_at_ms"], r["label"]) for r in records] == [(T0 + GAP, 1),
-                                                                 (T0 + HOUR + GAP, 0)]
+    assert [(r["scored_at_ms"], r["label"]) for r in records] == [
+        (T0 + GAP, 1),
+        (T0 + HOUR + GAP, 0),
+    ]
 
 
 # -- arrival order (hypothesis) ----------------------------------------------------------
@@ -352,13 +377,23 @@ NAMES = ["page_viewed", "product_viewed", "product_added", "order_completed", "e
 
 @st.composite
 def histories(draw: st.DrawFn) -> tuple[list[Event], list[int], int]:
-    """Two people's events over 12 hours, arrival jitter within the lateness, a final watermark."""
+    """People's events over 12 hours (a visitor ``a1`` who may log in as ``u1``), arrival
+    jitter within the lateness, a final watermark."""
     events = []
     for i in range(draw(st.integers(1, 16))):
         name = draw(st.sampled_from(NAMES))
         at = draw(st.integers(0, 12 * 60)) * MIN + draw(st.sampled_from([0, 1, 999]))
         props = {"revenue": 12.5} if name == "order_completed" else {"product_id": "p1"}
-        events.append(ev(f"m{i:03d}", name, at, draw(st.sampled_from(["u1", "u2"])), **props))
+        who = draw(st.sampled_from(["u1", "u2", "a1"]))
+        e = ev(f"m{i:03d}", name, at, who, **props)
+        if who == "a1":
+            e = Event(message_id=e.message_id, type="track", event=name, anonymous_id="a1",
+                      timestamp_ms=e.timestamp_ms, properties=props)  # fmt: skip
+        events.append(e)
+    if draw(st.booleans()):  # the visitor logs in: a1 is u1 from then on
+        at = T0 + draw(st.integers(0, 12 * 60)) * MIN
+        events.append(Event(message_id="login", type="identify", anonymous_id="a1",
+                            user_id="u1", timestamp_ms=at))  # fmt: skip
     jitter = [draw(st.integers(0, LATENESS)) for _ in events]
     end = max(e.timestamp_ms for e in events) + draw(st.integers(0, 6 * 60)) * MIN
     return events, jitter, end
@@ -372,8 +407,16 @@ def live(
     order = sorted(range(len(events)), key=lambda i: (events[i].timestamp_ms + jitter[i], i))
     arrivals = [events[i] for i in order]
     proc, out = processor(topology(), ttl), []
+    stitcher = Stitcher(IdentityRules())
     for n, event in enumerate(arrivals):
-        out += proc.process(event, advance_clock=False)
+        person, actions = stitcher.route(event)
+        for action in actions:
+            if action.kind == "link":
+                state = proc.extract(action.anonymous_id) or {}
+                out += proc.merge_in(action.user_id, state, action.anonymous_id,
+                                     event_time_ms=event.timestamp_ms,
+                                     message_id=event.message_id)  # fmt: skip
+        out += proc.process(event, person, advance_clock=False)
         if rng.random() < 0.5:
             ceiling = min((e.timestamp_ms for e in arrivals[n + 1 :]), default=end)
             if ceiling > proc.watermark_ms:
