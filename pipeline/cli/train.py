@@ -30,7 +30,8 @@ def _examples(args: argparse.Namespace, settings: Settings) -> Any:
 
     if args.examples:
         return tx.read_files(Path(args.examples), args.task, settings.topic_prefix)
-    return list(tx.parse_lines(_values(args, settings), args.task, args.task))
+    topic = settings.topic(tx.TRAINING + args.task)
+    return list(tx.parse_lines(_values(args, settings), topic, args.task))
 
 
 def _values(args: argparse.Namespace, settings: Settings) -> list[bytes]:
