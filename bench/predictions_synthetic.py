@@ -456,6 +456,18 @@ def state_bytes(events: Sequence[Event], topo: Any) -> dict[str, float]:
     }
 
 
+def months_state(topology: str, model_files: Sequence[Path], events: Sequence[Event]) -> Any:
+    """State bytes per person after months of the predictive generator, on and off."""
+    out = {}
+    for side in ("off", "on"):
+        topo = load_topology(topology, side == "on")
+        if side == "on":
+            put_models(topo, model_files)
+        out[side] = state_bytes(events, topo)
+    out["added_per_person"] = round(out["on"]["mean"] - out["off"]["mean"], 1)
+    return out
+
+
 def scoring_cost(topology: str, model_files: Sequence[Path], people: int, repeat: int) -> Any:
     from pipeline.core.native import STATUS
 
@@ -593,6 +605,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.skip_cost:
         log("scoring cost: commerce replay with predictions on and off")
         result["cost"] = scoring_cost(args.topology, model_files, args.cost_people, args.repeat)
+        few = {p["person_id"] for p in data.labels["people"][: args.cost_people // 2]}
+        log(f"state bytes after the months, {len(few)} people, predictions on and off")
+        result["cost"]["months_state"] = months_state(
+            args.topology, model_files, [e for e in data.events if e.person_id in few]
+        )
     return result
 
 
@@ -682,6 +699,15 @@ def table(result: dict[str, Any]) -> str:
             f"state {cost['off']['state']['mean']:.0f} -> {cost['on']['state']['mean']:.0f} "
             f"bytes per person (+{cost['state_bytes_added_per_person']:.0f}).",
         ]
+        months_ = cost.get("months_state")
+        if months_:
+            lines.append(
+                f"After the {result['days']} days of the predictive generator "
+                f"({months_['on']['persons']:,} persons): {months_['off']['mean']:.0f} -> "
+                f"{months_['on']['mean']:.0f} bytes per person "
+                f"(+{months_['added_per_person']:.0f}; p99 {months_['off']['p99']:,} -> "
+                f"{months_['on']['p99']:,})."
+            )
     return "\n".join(lines)
 
 
