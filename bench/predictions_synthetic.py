@@ -12,9 +12,9 @@
 3. **purchase_7d, churn_30d**: ``pulse train --task T --examples WORK/out``
    (its own time split: test = the latest 25 % of scoring points); its ROC AUC
    and top-decile lift against its baselines (recency/frequency, BG/NBD).
-   For reference, the same through the batch fixture's purchase-history
-   features (:mod:`pipeline.tools.batch_examples`, scored at each purchase day
-   and every 7 days): what purchase history alone gives on these data.
+   For reference, ``pulse train`` on the same examples keeping only their
+   purchase-history features (:data:`HISTORY_FEATURES`): what the behavioral
+   features add (``--fixture``: also the batch fixture's examples).
 4. **recs, send_time**: the cut is the same 75 % point in time; ``pulse train
    --task recs|send_time`` on the session records scored before it
    (``WORK/train-cut``); then every profile (a session close) at or after the
@@ -520,6 +520,31 @@ def fixture_reports(data: synthetic.Synthetic, work: Path) -> dict[str, Any]:
     return reports
 
 
+#: The stream's features that describe purchases only (the RFM view of a person).
+HISTORY_FEATURES = frozenset({
+    "purchases", "purchase_days", "days_since_first_purchase", "days_since_last_purchase",
+    "revenue_total", "average_order_value", "orders_1d", "orders_7d", "orders_30d",
+})  # fmt: skip
+
+
+def history_only_reports(out: Path, work: Path) -> dict[str, Any]:
+    """``pulse train`` on the same stream examples with their purchase-history features only."""
+    dst = work / "history-only"
+    dst.mkdir(parents=True, exist_ok=True)
+    reports = {}
+    for task in TASKS:
+        src = out / f"pulse.training.{task}.jsonl"
+        with src.open() as fin, (dst / src.name).open("w") as fout:
+            for line in fin:
+                record = json.loads(line)
+                record["features"] = {
+                    k: v for k, v in record["features"].items() if k in HISTORY_FEATURES
+                }
+                fout.write(json.dumps(record, sort_keys=True) + "\n")
+        reports[task] = pulse_train(task, dst, dst / "models")
+    return reports
+
+
 def read_profiles(path: Path, cut_ms: int) -> list[dict[str, Any]]:
     rows = []
     with path.open() as handle:
@@ -569,7 +594,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         model_file, cut_t = models_dir / f"{task}.model.json", reports[task].get("split", {})
         if model_file.exists() and cut_t.get("cut_ms"):
             result["rescored"][task] = rescore(task, out, model_file, int(cut_t["cut_ms"]))
-    if not args.skip_fixture:
+    log("pulse train on the same examples, purchase-history features only")
+    result["history_only"] = history_only_reports(out, work)
+    if args.fixture:
         log("pulse train on the batch fixture's purchase-history examples")
         result["fixture"] = fixture_reports(data, work)
     cut = cut_of(reports, data)
@@ -634,8 +661,9 @@ def table(result: dict[str, Any]) -> str:
         "BG/NBD P(alive) | BG/NBD expected | model top-10% lift / share | best baseline lift |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    sources = (("stream", result.get("tasks", {})),
-               ("purchase history (batch fixture)", result.get("fixture", {})))  # fmt: skip
+    sources = (("stream/1, all", result.get("tasks", {})),
+               ("stream/1, purchase history only", result.get("history_only", {})),
+               ("batch fixture", result.get("fixture", {})))  # fmt: skip
     for source, reports in sources:
         for task, rep in reports.items():
             if "model" not in rep:
@@ -720,7 +748,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--topology", default="topologies/commerce.yaml")
     parser.add_argument("--json", help="also write the result here")
     parser.add_argument("--skip-cost", action="store_true")
-    parser.add_argument("--skip-fixture", action="store_true")
+    parser.add_argument(
+        "--fixture", action="store_true", help="also the batch fixture's examples of the events"
+    )
     parser.add_argument("--cost-people", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
