@@ -36,7 +36,7 @@ at an identity merge (:func:`merge_labels`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pipeline.core import recommend, sendtime
@@ -50,8 +50,11 @@ from pipeline.core.predictions import (
     TRAINING,
     PredictionsConfig,
     PredictionTask,
+    snapshot_values,
     to_features,
 )
+from pipeline.core.sessions import SESSIONS
+from pipeline.core.traits import BEHAVIOR, TRAITS_KEY
 
 #: Censored labels (the end of input passed their deadline) are named here.
 CENSORED = "training.censored"
@@ -61,6 +64,8 @@ FLUSH_MS = POS_INF_MS // 2
 MAX_PENDING = 64
 #: Where the rule stage keeps the label snapshots in its slice.
 LABELS_KEY = "lab"
+#: The behavior operator's profile records (the traits as of a session's close).
+PROFILES = "profiles"
 #: The session records of next best product and best send time.
 RECS_TOPIC = TRAINING + "recs"
 SEND_TIME_TOPIC = TRAINING + "send_time"
@@ -209,6 +214,28 @@ class Labels:
         self._prune(st, snaps)
         return out
 
+    def on_closes(
+        self,
+        person: dict[str, Any],
+        st: dict[str, Any],
+        closes: list[tuple[dict[str, Any], dict[str, Any] | None]],
+        pid: str,
+        traits_of: Callable[[Mapping[str, Any], int], Mapping[str, Any]],
+    ) -> list[Output]:
+        """Scoring points at ``closes`` (:func:`closed_sessions`), and their session records."""
+        out: list[Output] = []
+        for session, profile in closes:
+            at: int = session["closed_at_ms"]
+            traits = profile["traits"] if profile is not None else None
+            values = snapshot_values(person, at, traits, traits_of)
+            if values is not None:
+                self.score(st, at, values)
+            if self.config.recs_k > 0 or self.config.send_channels:
+                slice_ = person.get(BEHAVIOR)
+                recent = slice_[TRAITS_KEY].get("rp") if slice_ else None
+                out.extend(self.session_outputs(session, pid, recent))
+        return out
+
     def session_outputs(
         self, session: dict[str, Any], person_id: str, recent: Mapping[str, Any] | None
     ) -> list[Output]:
@@ -236,6 +263,18 @@ class Labels:
             st.pop(LABELS_KEY, None)
         elif len(kept) != len(snaps):
             st[LABELS_KEY] = kept
+
+
+def closed_sessions(outs: list[Output]) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """``(sessions record, the profiles record after it or None)`` of each session in ``outs``."""
+    found: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    for k, o in enumerate(outs):
+        if o.topic == SESSIONS:
+            nxt = outs[k + 1] if k + 1 < len(outs) else None
+            found.append(
+                (o.record, nxt.record if nxt is not None and nxt.topic == PROFILES else None)
+            )
+    return found
 
 
 def merge_labels(a: list[list[Any]] | None, b: list[list[Any]] | None) -> list[list[Any]] | None:

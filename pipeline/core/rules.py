@@ -49,7 +49,7 @@ from pipeline.core.plan import plan_of
 from pipeline.core.predicates import ALWAYS, Predicate
 from pipeline.core.predictions import ORDER_FACTS, PredictionsConfig, merge_order_facts
 from pipeline.core.stagerun import settle, store
-from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
+from pipeline.core.triggers import DeliverAt, ImmediateRule, MilestoneRule, RepetitionRule
 
 if TYPE_CHECKING:
     from pipeline.core.engine import Operator
@@ -85,6 +85,8 @@ class TriggerSpec:
     where: Predicate = ALWAYS
     channel: str | None = None
     destinations: tuple[str, ...] = ()
+    #: deliver at the person's best hour within a delay (None: at once); see DeliverAt
+    deliver_at: DeliverAt | None = None
 
     @property
     def name(self) -> str:

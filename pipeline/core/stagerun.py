@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.core.absence import AbsenceRule
 from pipeline.core.behavior import BehaviorOperator
-from pipeline.core.delivery import deliver
+from pipeline.core.delivery import deliver, timing_of
 from pipeline.core.events import Event
 from pipeline.core.facts import ORDER_EVENT
-from pipeline.core.labels import FLUSH_MS
+from pipeline.core.labels import FLUSH_MS, closed_sessions
 from pipeline.core.outputs import Output
-from pipeline.core.predictions import ORDER_FACTS, observe_order, snapshot_values
+from pipeline.core.predictions import ORDER_FACTS, observe_order
 from pipeline.core.segmentcheck import check_segments, event_of
 from pipeline.core.sessions import SESSIONS
 from pipeline.core.traits import BEHAVIOR, TRAITS_KEY
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from pipeline.core.rules import RuleStage, TriggerSpec
 
 EVICTED = "persons.evicted"
-PROFILES = "profiles"
 SEG, SEG_ALL, FATIGUE, PRED = 1, 2, 4, 8
 
 
@@ -209,35 +208,21 @@ class StageRun:
                     closed = closed or o.topic == SESSIONS
                     evicted = evicted or o.topic == EVICTED
                 if closed and self.plan.labels is not None:
-                    self._note_closes(outs)
+                    self.closes.extend(closed_sessions(outs))
         return closed, evicted
-
-    def _note_closes(self, outs: list[Output]) -> None:
-        for k, o in enumerate(outs):
-            if o.topic == SESSIONS:
-                nxt = outs[k + 1] if k + 1 < len(outs) else None
-                profile = nxt.record if nxt is not None and nxt.topic == PROFILES else None
-                self.closes.append((o.record, profile))
 
     def _predict(self, t: int, evicted: bool) -> None:
         """Scoring points at the sessions closed up to ``t``, labels due at ``t``."""
         labels = self.plan.labels
         assert labels is not None
-        st = self.st
-        self.out.extend(labels.on_deadline(st, t, self.pid, self.flush))
-        for session, profile in self.closes:
-            at: int = session["closed_at_ms"]
-            traits = profile["traits"] if profile is not None else None
-            values = snapshot_values(self.person, at, traits, self.stage.traits_of)
-            if values is not None:
-                labels.score(st, at, values)
-            if labels.config.recs_k > 0 or labels.config.send_channels:
-                slice_ = self.person.get(BEHAVIOR)
-                recent = slice_[TRAITS_KEY].get("rp") if slice_ else None
-                self.out.extend(labels.session_outputs(session, self.pid, recent))
-        self.closes.clear()
+        self.out.extend(labels.on_deadline(self.st, t, self.pid, self.flush))
+        if self.closes:
+            self.out.extend(
+                labels.on_closes(self.person, self.st, self.closes, self.pid, self.stage.traits_of)
+            )
+            self.closes.clear()
         if evicted:
-            st.pop(ORDER_FACTS, None)  # forgotten with the traits
+            self.st.pop(ORDER_FACTS, None)  # forgotten with the traits
 
     def _at_time(self, t: int) -> None:
         st, plan = self.st, self.plan
@@ -382,11 +367,17 @@ class StageRun:
         if not fired:
             return
         zone = self._zone()
+        timing = None
+        labels = self.plan.labels
+        if labels is not None and any(spec.deliver_at is not None for spec, _, _ in fired):
+            models = getattr(self.stage, "models", None)  # (the stage's ModelSet)
+            timing = timing_of(self.person, models, labels.config.send_min_events)
         deliver(
             self.stage.caps,
             self.st,
             [(spec, record, tz or zone) for spec, record, tz in fired],
             self.out,
+            timing,
         )
 
 

@@ -27,7 +27,7 @@ from pipeline.core.extensions import PREDICATES
 from pipeline.core.identity import ID_TYPES, IdentityRules
 from pipeline.core.predicates import OPERATORS, CustomPredicate, Predicate
 from pipeline.core.rules import Rule, RuleStage, SegmentSpec, TraitsOf, TriggerSpec
-from pipeline.core.triggers import ImmediateRule, MilestoneRule, RepetitionRule
+from pipeline.core.triggers import DeliverAt, ImmediateRule, MilestoneRule, RepetitionRule
 from pipeline.errors import ConfigError
 from pipeline.topology.nodes import NodeReader
 from pipeline.topology.operators import (
@@ -159,6 +159,20 @@ class _Loader(NodeReader):
             )
         except ValueError as exc:
             raise self.fail(node, here, f"a valid rule ({exc})") from exc
+
+    def deliver_at(self, fields: Mapping[str, yaml.Node], where: str) -> DeliverAt | None:
+        """``deliver_at: best_hour`` with ``max_delay: 12h`` (both, or neither)."""
+        if "deliver_at" not in fields:
+            if "max_delay" in fields:
+                raise self.fail(fields["max_delay"], f"{where}.max_delay", "deliver_at with it")
+            return None
+        node = fields["deliver_at"]
+        mode = self.string(node, f"{where}.deliver_at")
+        delay = self.duration(self._need(fields, "max_delay", node, where), f"{where}.max_delay")
+        try:
+            return DeliverAt(mode, delay)
+        except ValueError as exc:
+            raise self.fail(node, f"{where}.deliver_at", f"a valid timing ({exc})") from exc
 
     def caps(self, node: yaml.Node | None) -> CapPolicy:
         fields = self.mapping(node, "caps")
@@ -298,6 +312,8 @@ def load_topology(path: str | Path, text: str | None = None) -> Topology:
                 "channel",
                 "destinations",
                 "description",
+                "deliver_at",
+                "max_delay",
             },
         )
         dests = ld.strings(fields.get("destinations"), f"{where}.destinations")
@@ -307,6 +323,7 @@ def load_topology(path: str | Path, text: str | None = None) -> Topology:
             where=ld.predicate(fields.get("where"), f"{where}.where"),
             channel=ld._optional(fields, "channel", where),
             destinations=dests,
+            deliver_at=ld.deliver_at(fields, where),
         ))  # fmt: skip
 
     segments: list[SegmentSpec] = []
@@ -340,6 +357,13 @@ def load_topology(path: str | Path, text: str | None = None) -> Topology:
                 f"{path}:{line}: {where}: event {event!r} is not a known event name "
                 "(typo? declare it under `events:` to silence this)"
             )
+    if predictions is None or not predictions.send_channels:
+        for spec in triggers:
+            if spec.deliver_at is not None:
+                ld.warnings.append(
+                    f"{path}: triggers.{spec.name}.deliver_at: no predictions.send_time "
+                    "section, so no engagement hours are kept: sent at the first allowed hour"
+                )
     operators = tuple(base_operators())
     traits_of: TraitsOf = person_traits
     if predictions is not None:  # the folds best send time and next best product read

@@ -456,3 +456,51 @@ def test_examples_do_not_depend_on_arrival_order_within_the_lateness(
             assert r["scored_at_ms"] + r["horizon_ms"] + 1 <= end
         else:
             assert r["scored_at_ms"] < r["outcome_at_ms"] <= r["scored_at_ms"] + r["horizon_ms"]
+
+
+# -- timed delivery: the topology's deliver_at -------------------------------------------
+
+
+def test_deliver_at_is_read_and_gives_send_at() -> None:
+    text = (
+        SECTION
+        + """
+triggers:
+  browse_abandoned:
+    absence: {start: product_viewed, missing: product_added, within: 30m}
+    channel: email
+    destinations: [email]
+    deliver_at: best_hour
+    max_delay: 12h
+"""
+    )
+    topo = topology(text)
+    spec = topo.stage.triggers[0]
+    assert spec.deliver_at is not None
+    assert spec.deliver_at.max_delay_ms == 12 * HOUR
+    outs = run([ev("m1", "product_viewed", 0, product_id="p1")], topo)
+    sent = [o.record for o in outs if o.topic == "activations.email"]
+    assert len(sent) == 1
+    assert sent[0]["send_at_ms"] is not None
+    assert T0 + 30 * MIN <= sent[0]["send_at_ms"] <= T0 + 30 * MIN + 12 * HOUR
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ("deliver_at: best_hour", "max_delay"),
+        ("max_delay: 2h", "deliver_at with it"),
+        ("deliver_at: soon\n    max_delay: 2h", "a valid timing"),
+        ("deliver_at: best_hour\n    max_delay: 8d", "a valid timing"),
+    ],
+)
+def test_a_bad_deliver_at_names_the_field(fields: str, message: str) -> None:
+    text = f"triggers:\n  t:\n    immediate: product_viewed\n    {fields}\n"
+    with pytest.raises(ConfigError, match=message):
+        topology(text)
+
+
+def test_deliver_at_without_send_time_warns() -> None:
+    text = "triggers:\n  t:\n    immediate: product_viewed\n    deliver_at: best_hour\n" \
+        "    max_delay: 2h\n"  # fmt: skip
+    assert any("first allowed hour" in w for w in topology(text).warnings)
