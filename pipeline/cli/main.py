@@ -165,6 +165,10 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.tools.replay import load_events, replay_events, write_outputs
 
+    if args.file is None:  # `--models A B FILE`: argparse gave FILE to --models
+        if not args.models:
+            raise PulseError("replay: which events file? (pulse replay FILE ...)")
+        args.file = args.models.pop()
     topo = _load_topology(args.topology, args.plugin)
     _load_models(topo.stage, args.models)
     outputs = replay_events(
@@ -334,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail_p.set_defaults(func=_tail)
 
     replay = sub.add_parser("replay", help="run the core over a JSON-lines file, no Kafka")
-    replay.add_argument("file")
+    replay.add_argument("file", nargs="?", help="events, JSON lines")
     replay.add_argument(
         "--out",
         help="write DIR/<topic>.jsonl instead of stdout (with a predictions: section, the "
