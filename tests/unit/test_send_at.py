@@ -147,3 +147,25 @@ def test_book_holds_until_send_at_and_parks_it() -> None:
     assert meta["attempts"] == 0
     assert book.take(MONDAY + HOUR_MS - 1, 10) == []
     assert [e.origin for e in book.take(MONDAY + HOUR_MS, 10)] == [0]
+
+
+def test_activation_schema_carries_send_at_and_reads_the_old_version() -> None:
+    import json
+
+    from pipeline.contract.avro import (
+        SCHEMA_DIR,
+        decode_single_object,
+        encode_single_object,
+        parse_schema,
+    )
+    from pipeline.contract.topics import decode_output, encode_output
+
+    timed = activation("email", record(MONDAY), "r", "email", MONDAY + HOUR_MS)
+    assert decode_output("activations.email", encode_output("activations.email", timed)) == timed
+    plain = activation("email", record(MONDAY), "r", "email")
+    assert decode_output("activations.email", encode_output("activations.email", plain)) == {
+        **plain, "send_at_ms": None,
+    }  # fmt: skip
+    v1 = parse_schema(json.loads((SCHEMA_DIR / "history" / "activation.v1.avsc").read_text()), "v1")
+    old = encode_single_object(v1, plain)
+    assert decode_single_object(old, "activation") == {**plain, "send_at_ms": None}
