@@ -5,8 +5,8 @@ once, when the stage is built:
 
 * the **event part** (``properties.*``, ``context.*``, ``event``, ``local_hour``,
   ``local_weekday``) is a pure function of the event: checked when it arrives;
-* the **state part** (``trait.*``, ``segment``, ``custom``) reads the person as
-  of an event time: checked when the watermark has passed it. Each trait path
+* the **state part** (``trait.*``, ``score.*``, ``segment``, ``custom``) reads the
+  person as of an event time: checked when the watermark has passed it. Each trait path
   becomes a reader over the raw trait state (``trait.counts_7d.product_viewed``
   sums one window for one event name, not all four windows for every name).
 
@@ -14,6 +14,15 @@ For segments each reader also says what can change its value: which events
 (:data:`ANY` or a set of names), a closed session, and time alone -- for a
 count window, the exact time its oldest buckets leave it
 (:meth:`StatePart.next_change_ms`).
+
+``score.<task>`` (the probability) and ``score.<task>.percentile`` score the
+person's features as of the check's time with the stage's
+:class:`~pipeline.core.models.ModelSet` (the model in it *at the check*: the
+worker replaces models while it runs). No model for the task, or a person
+with no trait yet: MISSING, so every condition on it but ``exists: false`` /
+``ne`` is false. A score may change after any event, at a session close and
+with time alone (recency and decayed features): segments reading one are
+re-checked on the ``segment_recheck_ms`` grid, as recency is.
 """
 
 from __future__ import annotations
@@ -25,7 +34,9 @@ from typing import Any
 from pipeline.core.events import Event
 from pipeline.core.facts import CART_EVENTS, CHECKOUT_EVENT, ORDER_EVENT
 from pipeline.core.folds import COUNT_WINDOWS, window_count, window_expiries
+from pipeline.core.models import ModelSet, score_path
 from pipeline.core.predicates import MISSING, Facts, Predicate, holds, lookup
+from pipeline.core.scoring import Score, score
 from pipeline.core.traits import BEHAVIOR, DEFAULT_TRAITS, TRAITS_KEY
 
 #: Any event may change the value.
@@ -125,6 +136,41 @@ def trait_reader(path: str, traits_of: TraitsOf, custom: frozenset[str]) -> Trai
     return TraitRead(path, read_fold, events, head in _SESSION_TRAITS, None, head in _DRIFTING)
 
 
+def score_reader(path: str, traits_of: TraitsOf, models: ModelSet | None) -> TraitRead:
+    """Compile ``score.<task>[.percentile]`` (see the module doc) into a :class:`TraitRead`."""
+    parsed = score_path(path)
+    if parsed is None or models is None:
+
+        def read_nothing(person: Mapping[str, Any], as_of: int, cache: dict[str, Any]) -> Any:
+            return MISSING
+
+        return TraitRead(path, read_nothing, frozenset(), False, None, False)
+    task, field = parsed
+    percentile = field == "percentile"
+    key = "score." + task
+    model_set = models
+
+    def read_score(person: Mapping[str, Any], as_of: int, cache: dict[str, Any]) -> Any:
+        model = model_set.get(task)
+        if model is None:
+            return MISSING
+        scored = cache.get(key)
+        if scored is None or scored[0] is not model:
+            features = cache.get("features")
+            if features is None:
+                traits = cache.get("*")
+                if traits is None:
+                    traits = cache["*"] = traits_of(person, as_of)
+                if not traits:
+                    return MISSING
+                features = cache["features"] = model_set.features(traits, as_of)
+            scored = cache[key] = (model, score(model, features))
+        s: Score = scored[1]
+        return s.percentile if percentile else s.probability
+
+    return TraitRead(path, read_score, ANY, True, None, True)
+
+
 #: The event a check at a point in time (no event) sees: no name, no properties.
 _PROBE = Event(message_id="", type="track", timestamp_ms=0)
 
@@ -209,7 +255,9 @@ class StatePart:
         for reader, op, expected in self.conditions:
             at: int | None = None
             if reader.drifts:
-                at = grid
+                # no traits (none yet, or evicted): nothing drifts until an event
+                # comes (else replay's final flush to +inf would re-check forever)
+                at = grid if state is not None else None
             elif reader.window is not None and state is not None:
                 at = _flip_ms(state["w"], reader.window, as_of_ms, op, expected)
             if at is not None and (best is None or at < best):
@@ -256,13 +304,30 @@ def _is_event_path(path: str) -> bool:
     return path in _EVENT_KEYS or path.split(".", 1)[0] in _EVENT_PATHS
 
 
+def state_reader(
+    path: str, traits_of: TraitsOf, custom_traits: frozenset[str], models: ModelSet | None
+) -> TraitRead:
+    """The reader of a state path: ``trait.*`` or ``score.*``."""
+    if path.startswith("score."):
+        return score_reader(path, traits_of, models)
+    return trait_reader(path[len("trait.") :], traits_of, custom_traits)
+
+
 def compile_predicate(
-    predicate: Predicate, traits_of: TraitsOf, custom_traits: frozenset[str], *, segment: bool
+    predicate: Predicate,
+    traits_of: TraitsOf,
+    custom_traits: frozenset[str],
+    *,
+    segment: bool,
+    models: ModelSet | None = None,
 ) -> Compiled:
-    """Split ``predicate``; for a ``segment`` the event part is read at each check."""
+    """Split ``predicate``; for a ``segment`` the event part is read at each check.
+
+    ``models``: the stage's models, read by ``score.*`` paths (None: no score).
+    """
     events = tuple(c for c in predicate.conditions if _is_event_path(c[0]))
     traits = tuple(
-        (trait_reader(p[len("trait.") :], traits_of, custom_traits), op, x)
+        (state_reader(p, traits_of, custom_traits, models), op, x)
         for p, op, x in predicate.conditions
         if not _is_event_path(p)
     )

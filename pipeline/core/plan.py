@@ -72,9 +72,14 @@ def plan_of(stage: RuleStage) -> Plan:
         for name in names:
             if name is not None:
                 by_event.setdefault(name, []).append(i)
-        where.append(compile_predicate(spec.where, stage.traits_of, custom, segment=False))
+        where.append(
+            compile_predicate(
+                spec.where, stage.traits_of, custom, segment=False, models=stage.models
+            )
+        )
     seg_where = tuple(
-        compile_predicate(s.where, stage.traits_of, custom, segment=True) for s in stage.segments
+        compile_predicate(s.where, stage.traits_of, custom, segment=True, models=stage.models)
+        for s in stage.segments
     )
     seg_by_name: dict[str, list[int]] = {}
     seg_any: list[int] = []

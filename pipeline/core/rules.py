@@ -44,6 +44,7 @@ from pipeline.core.delivery import SEGMENTS, SUPPRESSED, TRIGGERS, activation_to
 from pipeline.core.events import Event
 from pipeline.core.facts import ORDER_EVENT
 from pipeline.core.labels import LABELS_KEY, merge_labels
+from pipeline.core.models import ModelSet
 from pipeline.core.outputs import Output
 from pipeline.core.plan import plan_of
 from pipeline.core.predicates import ALWAYS, Predicate
@@ -117,6 +118,9 @@ class RuleStage:
     #: Segments reading a trait that drifts with time alone (recency, decayed
     #: interest, custom code) are re-checked on this grid of event time (6 h).
     segment_recheck_ms: int = 6 * 3_600_000
+    #: The models ``score.*`` reads (pipeline/core/models.py): one object for the
+    #: stage's life, whose models the worker replaces as they are published.
+    models: ModelSet = field(default_factory=ModelSet, compare=False, repr=False)
     #: The ``predictions:`` section (pipeline/core/predictions.py); None: off, and
     #: nothing below changes (same outputs, same state as without predictions).
     predictions: PredictionsConfig | None = None

@@ -25,6 +25,7 @@ from pipeline.core.engine import Operator
 from pipeline.core.events import canonical_event_name
 from pipeline.core.extensions import PREDICATES
 from pipeline.core.identity import ID_TYPES, IdentityRules
+from pipeline.core.models import score_path
 from pipeline.core.predicates import OPERATORS, CustomPredicate, Predicate
 from pipeline.core.rules import Rule, RuleStage, SegmentSpec, TraitsOf, TriggerSpec
 from pipeline.core.triggers import DeliverAt, ImmediateRule, MilestoneRule, RepetitionRule
@@ -93,13 +94,16 @@ class _Loader(NodeReader):
                     custom.append(PREDICATES[name])
                 continue
             head = path.split(".", 1)[0]
-            if head not in ("properties", "context", "trait") and path not in (
+            if head == "score" and score_path(path) is None:
+                raise self.fail(value, here, "score.<task> or score.<task>.percentile")
+            if head not in ("properties", "context", "trait", "score") and path not in (
                 "event", "local_hour", "local_weekday"
             ):  # fmt: skip
                 raise self.fail(
                     value, here,
-                    "a path: properties.<name>, context.<name>, trait.<name>, event, "
-                    "local_hour, local_weekday, segment or custom",
+                    "a path: properties.<name>, context.<name>, trait.<name>, "
+                    "score.<task>[.percentile], event, local_hour, local_weekday, "
+                    "segment or custom",
                 )  # fmt: skip
             if isinstance(value, yaml.MappingNode):
                 for op, arg in self.mapping(value, here).items():
