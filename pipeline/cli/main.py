@@ -122,7 +122,12 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
     from pipeline.cli.worker import run_worker
-    from pipeline.contract.topics import ACTIVATIONS, ALL_TOPICS, ensure_topics
+    from pipeline.contract.topics import (
+        ACTIVATIONS,
+        ALL_TOPICS,
+        ensure_topics,
+        prediction_topics,
+    )
     from pipeline.worker import metrics
     from pipeline.worker.partition import Topology
 
@@ -132,7 +137,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     )
     topo = _load_topology(args.topology, args.plugin)
     activations = [ACTIVATIONS + dest for dest in topo.destinations]
-    ensure_topics(settings, [*ALL_TOPICS, *activations], partitions=args.partitions)
+    training = prediction_topics(getattr(topo.stage, "predictions", None))
+    ensure_topics(settings, [*ALL_TOPICS, *activations, *training], partitions=args.partitions)
     metrics.serve(args.metrics_port)
     topology = Topology(topo.operators, topo.stage, topo.identity)
     return run_worker(settings, topology, args.partitions)

@@ -28,6 +28,7 @@ from pipeline.profiles import start_worker_api
 from pipeline.worker.clients import changelog_topic
 from pipeline.worker.commit import FatalKafkaError
 from pipeline.worker.loop import Runtime
+from pipeline.worker.models import start_model_reader
 from pipeline.worker.partition import Topology
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ def run_worker(settings: Settings, topology: Topology, partitions: int) -> int:
         settings.app_id,
     )
     api = start_worker_api(settings, topology, partitions, instance_id)  # the profile API
+    # pulse.models: read to its end now, then followed in the background (no restart)
+    models = start_model_reader(settings, topology.stage)
     try:
         while not stopping.is_set():
             runtime = Runtime(settings, topology, partitions, instance_id, state_dir,
@@ -102,6 +105,8 @@ def run_worker(settings: Settings, topology: Topology, partitions: int) -> int:
                 log.error("%s; starting a new consumer and producer in %.0f s", exc, RESTART_S)
                 stopping.wait(RESTART_S)
     finally:
+        if models is not None:
+            models.close()
         if api is not None:
             api.close()
         if lock is not None:

@@ -15,13 +15,18 @@ topic                          what                                    key
 ``pulse.profiles``             traits as of each session close         person id (compacted)
 ``pulse.persons.evicted``      persons idle past the TTL, state gone   person id
 ``pulse.identities``           identity links, merges and conflicts    user id
+``pulse.training.<task>``      training examples (JSON, not Avro)      person id
+``pulse.models``               the newest model per task (JSON)        task (compacted)
 =============================  ======================================  =================
 
-Output values are Avro single-object encoded with the schema named below.
+Output values are Avro single-object encoded with the schema named below, but
+for ``pulse.training.*``: one JSON object (UTF-8), the documented training
+example or session record (docs/predictions.md), as ``pulse train`` reads it.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -42,6 +47,8 @@ SESSIONS = "sessions"
 PROFILES = "profiles"
 EVICTED = "persons.evicted"
 IDENTITIES = "identities"
+TRAINING = "training."  # + task: training examples, JSON
+MODELS = "models"  # compacted, one partition: key = task, value = the model's JSON
 
 #: Logical topic -> schema file (without .avsc) of its values.
 SCHEMA_OF: dict[str, str] = {
@@ -76,11 +83,31 @@ def schema_for(logical: str) -> Schema:
 
 
 def encode_output(logical: str, record: dict[str, Any]) -> bytes:
+    if logical.startswith(TRAINING):
+        return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
     return encode_single_object(schema_for(logical), record)
 
 
 def decode_output(logical: str, value: bytes) -> Any:
+    if logical.startswith(TRAINING):
+        return json.loads(value)
     return decode_single_object(value, schema_name(logical))
+
+
+def prediction_topics(predictions: Any) -> list[str]:
+    """The logical ``training.*`` topics a topology's ``predictions:`` section writes to.
+
+    ``predictions``: a :class:`pipeline.core.predictions.PredictionsConfig`, or
+    None (no section: none).
+    """
+    if predictions is None:
+        return []
+    names = [TRAINING + task.name for task in predictions.tasks]
+    if predictions.recs_k > 0:
+        names.append(TRAINING + "recs")
+    if predictions.send_channels:
+        names.append(TRAINING + "send_time")
+    return names
 
 
 def logical_name(settings: Settings, topic: str) -> str:

@@ -291,3 +291,44 @@ def test_rules_reading_a_score_without_a_model_are_named(caplog: pytest.LogCaptu
     assert [r.getMessage() for r in caplog.records] == warnings
     stage.models.put(model_doc())
     assert unscored(stage, stage.models) == []
+
+
+# -- the worker's model reader, without a broker --------------------------------------------
+
+
+def test_the_reader_puts_refuses_and_drops(tmp_path: Any) -> None:
+    from pipeline.config import Settings
+    from pipeline.worker import metrics
+    from pipeline.worker.models import ModelReader
+
+    models = ModelSet(features=views_of)
+    reader = ModelReader(Settings(home=tmp_path), models)
+    assert reader.apply(b"purchase_7d", json.dumps(model_doc()).encode()) == "purchase_7d"
+    version = models.version("purchase_7d")
+    assert metrics.MODELS_LOADED._value.get() == 1
+    assert reader.apply(b"purchase_7d", b'{"format": "pulse-model"}') is None  # refused
+    assert models.version("purchase_7d") == version
+    assert reader.apply(b"purchase_7d", None) == "purchase_7d"  # a tombstone
+    assert models.get("purchase_7d") is None
+    assert metrics.MODELS_LOADED._value.get() == 0
+
+
+def test_training_records_are_json_on_their_topics() -> None:
+    from pipeline.contract.topics import decode_output, encode_output, prediction_topics
+    from pipeline.core.predictions import PredictionsConfig, PredictionTask
+
+    record = {"task": "purchase_7d", "person": "u1", "label": 1, "features": {"a": 1.0}}
+    raw = encode_output("training.purchase_7d", record)
+    assert json.loads(raw) == record
+    assert decode_output("training.purchase_7d", raw) == record
+    config = PredictionsConfig(
+        tasks=(PredictionTask("purchase_7d", "order_completed", 7 * 24 * HOUR),),
+        recs_k=10,
+        send_channels=("email",),
+    )
+    assert prediction_topics(config) == [
+        "training.purchase_7d",
+        "training.recs",
+        "training.send_time",
+    ]
+    assert prediction_topics(None) == []
