@@ -15,8 +15,9 @@ Kinds:
   ``score.<task>.percentile``;
 * any other kind (``recs``: next best product, ``send_time``: the
   population's engagement prior, see :mod:`pipeline.core.recommend` and
-  :mod:`pipeline.core.sendtime`) is kept as its parsed JSON document
-  (:meth:`ModelSet.document`) for the code that reads it.
+  :mod:`pipeline.core.sendtime`) is validated and parsed by its module
+  (:meth:`ModelSet.parsed`) and kept as its JSON document
+  (:meth:`ModelSet.document`); another kind is kept as its document only.
 
 A model's **version** is the first 16 hex digits of the blake2b digest of its
 canonical JSON (sorted keys, no spaces): the same model published twice has
@@ -44,6 +45,8 @@ FeaturesOf = Callable[[Mapping[str, Any], int], Mapping[str, float | None]]
 SCORE = "score"
 #: The fields a ``score.<task>.<field>`` path may read (none: the probability).
 SCORE_FIELDS = ("probability", "percentile")
+#: The tasks of the non-scoring kinds (validated and parsed by their own modules).
+RECS, SEND_TIME = "recs", "send_time"
 
 
 def version_of(doc: Mapping[str, Any]) -> str:
@@ -71,6 +74,7 @@ class ModelSet:
         self._models: dict[str, Model] = {}
         self._documents: dict[str, dict[str, Any]] = {}
         self._versions: dict[str, str] = {}
+        self._parsed: dict[str, Any] = {}  # recs / send_time models, parsed by their modules
         self._features: FeaturesOf = _default_features if features is None else features
 
     # -- loading -------------------------------------------------------------------
@@ -98,7 +102,17 @@ class ModelSet:
             raise ModelError("the model has no task")
         if not isinstance(kind, str) or not kind:
             raise ModelError(f"{task}: the model has no kind")
+        parsed: Any = None
+        if RECS in (task, kind):
+            from pipeline.core.recommend import load_recs_model
+
+            parsed = load_recs_model(doc)
+        elif SEND_TIME in (task, kind):
+            from pipeline.core.sendtime import load_send_time_model
+
+            parsed = load_send_time_model(doc)
         self._models.pop(task, None)
+        self._parsed[task] = parsed
         self._documents[task] = dict(doc)
         self._versions[task] = version_of(doc)
         return task
@@ -116,6 +130,7 @@ class ModelSet:
     def drop(self, task: str) -> bool:
         """Forget ``task``'s model (a tombstone on ``pulse.models``); whether there was one."""
         self._models.pop(task, None)
+        self._parsed.pop(task, None)
         had = self._documents.pop(task, None) is not None
         self._versions.pop(task, None)
         return had
@@ -129,6 +144,10 @@ class ModelSet:
     def document(self, task: str) -> dict[str, Any] | None:
         """The JSON document of ``task``'s model, whatever its kind, or None."""
         return self._documents.get(task)
+
+    def parsed(self, task: str) -> Any:
+        """The parsed ``recs`` (``RecsModel``) or ``send_time`` (``SendTimePrior``), or None."""
+        return self._parsed.get(task)
 
     def version(self, task: str) -> str | None:
         """The version (see the module doc) of ``task``'s model, or None."""

@@ -148,14 +148,25 @@ def test_a_broken_model_is_refused_and_the_old_one_stays() -> None:
     assert models.version("purchase_7d") == version_of(model_doc())
 
 
-def test_other_kinds_are_kept_as_documents() -> None:
+def recs_doc() -> dict[str, Any]:
+    table = {"neighbours": {"a": [["b", 0.5]]}, "popular": ["b"], "self_weight": 1.0}
+    return {"format": "pulse-model", "version": 1, "task": "recs", "kind": "recs", "recs": table}
+
+
+def test_other_kinds_are_parsed_by_their_modules_or_kept_as_documents() -> None:
     models = ModelSet(features=views_of)
-    doc = {"format": "pulse-model", "version": 1, "task": "recs", "kind": "recs", "items": {}}
-    assert models.put(doc) == "recs"
-    assert models.document("recs") == doc
+    assert models.put(recs_doc()) == "recs"
+    assert models.document("recs") == recs_doc()
     assert models.get("recs") is None
+    assert models.parsed("recs") is not None
     assert models.tasks() == ("recs",)
     assert models.scoring_tasks() == ()
+    with pytest.raises(ModelError):  # a broken table is refused like a broken GBDT
+        models.put({"format": "pulse-model", "version": 1, "task": "recs", "kind": "recs"})
+    assert models.document("recs") == recs_doc()
+    other = {"format": "pulse-model", "version": 1, "task": "x", "kind": "custom"}
+    assert models.put(other) == "x"
+    assert models.parsed("x") is None
     with pytest.raises(ModelError):
         models.put({"format": "pulse-model", "task": "x"})  # no kind
 
