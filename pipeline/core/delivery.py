@@ -61,12 +61,13 @@ def digest(*parts: object) -> str:
 
 def activation(
     destination: str, record: dict[str, Any], source: str, channel: str | None = None,
-    send_at_ms: int | None = None,
+    send_at_ms: int | None = None, *, predicted: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The record a CRM/email/push/audience consumer takes as is (schemas/activation.avsc).
 
     ``send_at_ms`` (timed delivery only; the key is absent otherwise): deliver
-    not before this time.
+    not before this time. ``predicted``: :func:`prediction_payload`, added to
+    the payload (nothing without models).
     """
     source_id = record.get("trigger_id") or record["change_id"]
     kind = "trigger" if "trigger_id" in record else f"segment_{record['change']}"
@@ -81,6 +82,8 @@ def activation(
         "source_id": source_id,
         "payload": dict(record.get("context") or {}),
     }
+    if predicted:
+        out["payload"].update(predicted)
     if send_at_ms is not None:
         out["send_at_ms"] = send_at_ms
     return out
@@ -161,10 +164,14 @@ def deliver(
     fired: Iterable[tuple[TriggerSpec, dict[str, Any], str | None]],
     out: list[Output],
     timing: SendTiming | None = None,
+    *,
+    predicted: Mapping[str, Any] | None = None,
 ) -> None:
     """Admit each fired ``(spec, record, time zone)`` through the caps, in order.
 
     ``timing``: for triggers with ``deliver_at`` (module docstring).
+    ``predicted``: the person's scores and recommendations for the
+    activations' payloads (:func:`prediction_payload`; None: nothing added).
     """
     for spec, record, tz in fired:
         person_id = record["person_id"]
@@ -193,14 +200,14 @@ def deliver(
                 Output(
                     activation_topic(dest),
                     person_id,
-                    activation(dest, record, spec.name, spec.channel, when),
+                    activation(dest, record, spec.name, spec.channel, when, predicted=predicted),
                 )
             )
 
 
 def segment_change(
     spec: SegmentSpec, person_id: str, change: str, at_ms: int, *, cause: str | None,
-    out: list[Output],
+    out: list[Output], predicted: Mapping[str, Any] | None = None,
 ) -> None:  # fmt: skip
     """The ``segments`` record of one change and its activations."""
     segment = spec.name
@@ -214,4 +221,57 @@ def segment_change(
     }
     out.append(Output(SEGMENTS, person_id, record))
     for dest in spec.destinations:
-        out.append(Output(activation_topic(dest), person_id, activation(dest, record, segment)))
+        out.append(
+            Output(
+                activation_topic(dest),
+                person_id,
+                activation(dest, record, segment, predicted=predicted),
+            )
+        )
+
+
+def prediction_payload(
+    models: Any, traits: Mapping[str, Any], at_ms: int, recs_k: int = 0
+) -> dict[str, Any]:
+    """What an activation's payload carries from the models, for a person as of ``at_ms``.
+
+    ``models``: the stage's :class:`~pipeline.core.models.ModelSet`;
+    ``traits``: the person's traits as of ``at_ms`` (the stage's ``traits_of``).
+    For each scoring task ``score.<task>`` (the probability) and
+    ``score.<task>.percentile``; with a ``recs`` model and ``recs_k > 0``,
+    ``recs`` (the top ``recs_k`` products). Flat keys, as the payload's Avro
+    map takes them; ``{}`` without models or traits.
+    """
+    out: dict[str, Any] = {}
+    if models is None or not traits:
+        return out
+    for task, s in models.scores(traits, at_ms).items():
+        out["score." + task] = s["probability"]
+        out["score." + task + ".percentile"] = s["percentile"]
+    if recs_k > 0:
+        model = models.parsed("recs")
+        if model is not None:
+            from pipeline.core.recommend import recs_of
+
+            recs = recs_of(model, traits, recs_k)
+            if recs is not None:
+                out["recs"] = list(recs)
+    return out
+
+
+def predicted_for(
+    stage: Any, person: Mapping[str, Any], at_ms: int, fired: Iterable[Any] | None = None
+) -> dict[str, Any] | None:
+    """:func:`prediction_payload` of the rule ``stage``'s person as of ``at_ms``.
+
+    None (nothing computed) without a model for the payloads, or when none
+    of the ``fired`` ``(spec, record, tz)`` has a destination.
+    """
+    models = stage.models
+    if not models.in_payload():
+        return None
+    if fired is not None and not any(spec.destinations for spec, _, _ in fired):
+        return None
+    predictions = stage.predictions
+    recs_k = predictions.recs_k if predictions is not None else 0
+    return prediction_payload(models, stage.traits_of(person, at_ms), at_ms, recs_k)

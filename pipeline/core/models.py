@@ -161,6 +161,10 @@ class ModelSet:
         """The tasks with a scoring model (``gbdt``/``logistic``), sorted."""
         return tuple(sorted(self._models))
 
+    def in_payload(self) -> bool:
+        """Whether activations carry anything from these models (a scoring model or recs)."""
+        return bool(self._models) or self._parsed.get(RECS) is not None
+
     def __len__(self) -> int:
         return len(self._documents)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pipeline.core.delivery import segment_change
+from pipeline.core.delivery import predicted_for, segment_change
 from pipeline.core.events import Event
 
 if TYPE_CHECKING:
@@ -84,13 +84,17 @@ def check_segments(
                 sxs.pop(seg.name, None)
             else:
                 sxs[seg.name] = nxt
+    predicted: dict[str, Any] | None = None  # scores and recs for the activations, once
     for seg in stage.segments:
-        if seg.name in now and seg.name not in before:
-            segment_change(
-                seg, run.pid, "entered", at_ms, cause=cause_of.get(seg.name), out=run.out
-            )
-        elif seg.name in before and seg.name not in now:
-            segment_change(seg, run.pid, "exited", at_ms, cause=cause_of.get(seg.name), out=run.out)
+        entered = seg.name in now and seg.name not in before
+        if not entered and not (seg.name in before and seg.name not in now):
+            continue
+        if predicted is None and seg.destinations:
+            predicted = predicted_for(stage, run.person, as_of) or {}
+        segment_change(
+            seg, run.pid, "entered" if entered else "exited", at_ms,
+            cause=cause_of.get(seg.name), out=run.out, predicted=predicted,
+        )  # fmt: skip
     if now:
         st["seg"] = sorted(now)
     else:

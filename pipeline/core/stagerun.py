@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.core.absence import AbsenceRule
 from pipeline.core.behavior import BehaviorOperator
-from pipeline.core.delivery import deliver, timing_of
+from pipeline.core.delivery import deliver, predicted_for, timing_of
 from pipeline.core.events import Event
 from pipeline.core.facts import ORDER_EVENT
 from pipeline.core.labels import FLUSH_MS, closed_sessions
@@ -370,14 +370,14 @@ class StageRun:
         timing = None
         labels = self.plan.labels
         if labels is not None and any(spec.deliver_at is not None for spec, _, _ in fired):
-            models = getattr(self.stage, "models", None)  # (the stage's ModelSet)
-            timing = timing_of(self.person, models, labels.config.send_min_events)
+            timing = timing_of(self.person, self.stage.models, labels.config.send_min_events)
         deliver(
             self.stage.caps,
             self.st,
             [(spec, record, tz or zone) for spec, record, tz in fired],
             self.out,
             timing,
+            predicted=predicted_for(self.stage, self.person, t, fired),
         )
 
 

@@ -12,6 +12,7 @@ the activation carries the score.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,10 @@ def test_a_model_published_mid_run_scores_the_next_decisions(
             and any(t == "activations.crm" for t, _ in g),
         )  # fmt: skip
         assert fired(got, "likely_buyer_added") == {"s2"}
+        (crm,) = [r for t, r in got if t == "activations.crm"]
+        assert crm["person_id"] == "s2"
+        assert crm["payload"]["score.purchase_7d"] == pytest.approx(1 / (1 + math.exp(-2.0)))
+        assert crm["payload"]["score.purchase_7d.percentile"] == 88
         assert "s2" in fired(got, "added")
         entered = {(r["person_id"], r["segment"]) for t, r in got if t == "segments"
                    and r["change"] == "entered"}  # fmt: skip

@@ -226,6 +226,9 @@ def test_with_a_model_triggers_and_segments_read_the_score() -> None:
     assert triggers(outs) == [("u1", "likely_buyer_added")]
     activations = [o for o in outs if o.topic == "activations.crm"]
     assert [o.key for o in activations] == ["u1"]
+    payload = activations[0].record["payload"]  # the score as of the trigger, flat keys
+    assert payload["score.purchase_7d"] == scoring.sigmoid(2.0)
+    assert payload["score.purchase_7d.percentile"] == 88
     # u1 enters at the third view (views > 2.5), and leaves when 48 idle hours pass
     entered = T0 + 2 * MIN
     assert changes(outs)[0] == ("u1", "likely_buyers", "entered", entered)
