@@ -89,14 +89,25 @@ def months(people: int, days: int, seed: int, work: Path) -> synthetic.Synthetic
     return data
 
 
-def load_topology(path: str, predictions: bool) -> Any:
-    """The topology, or the same file without its ``predictions:`` section (off)."""
+#: Segments reading the scores, added to the "scored" side of the scoring cost.
+SCORE_SEGMENTS = {
+    "bench_likely_buyer": {"where": {"score.purchase_7d.percentile": {"gte": 90}}},
+    "bench_churn_risk": {"where": {"score.churn_30d": {"gte": 0.5}}},
+}
+
+
+def load_topology(path: str, predictions: bool | str) -> Any:
+    """The topology; ``False``: without its ``predictions:`` section (off);
+    ``"scored"``: with it and with :data:`SCORE_SEGMENTS` (segments reading the scores)."""
     from pipeline.topology.dsl import load
 
-    if predictions:
+    if predictions is True:
         return load(path)
     doc = yaml.safe_load(Path(path).read_text())
-    doc.pop("predictions", None)
+    if predictions == "scored":
+        doc.setdefault("segments", {}).update(SCORE_SEGMENTS)
+    else:
+        doc.pop("predictions", None)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump(doc, handle)
     return load(handle.name)
@@ -468,38 +479,46 @@ def months_state(topology: str, model_files: Sequence[Path], events: Sequence[Ev
     return out
 
 
-def scoring_cost(topology: str, model_files: Sequence[Path], people: int, repeat: int) -> Any:
+SIDES = {"off": False, "on": True, "scored": "scored"}
+
+
+def scoring_cost(
+    topology: str,
+    model_files: Sequence[Path],
+    people: int,
+    repeat: int,
+    sides: Sequence[str] = ("off", "on"),
+) -> Any:
+    """Events per CPU-second and state bytes per person of each side of :data:`SIDES`."""
     from pipeline.core.native import STATUS
 
     events = synthetic.generate(synthetic.SyntheticConfig(seed=7, people=people, days=7)).events
-    sides: dict[str, dict[str, Any]] = {}
-    cpu: dict[str, list[float]] = {"off": [], "on": []}
-    for _ in range(repeat):
-        for side in ("off", "on"):
-            topo = load_topology(topology, side == "on")
-            if side == "on":
-                put_models(topo, model_files)
-            cpu[side].append(replay(events, topo)[1])
-    for side in ("off", "on"):
-        topo = load_topology(topology, side == "on")
-        if side == "on":
+
+    def topology_of(side: str) -> Any:
+        topo = load_topology(topology, SIDES[side])
+        if side != "off":
             put_models(topo, model_files)
-        best = min(cpu[side])
-        sides[side] = {
-            "events_per_cpu_s": round(len(events) / best),
-            "cpu_s": [round(c, 3) for c in cpu[side]],
-            "state": state_bytes(events, topo),
-        }
-    return {
+        return topo
+
+    cpu: dict[str, list[float]] = {side: [] for side in sides}
+    for _ in range(repeat):
+        for side in sides:
+            cpu[side].append(replay(events, topology_of(side))[1])
+    out: dict[str, Any] = {
         "core": "compiled" if STATUS.active else "pure",
         "events": len(events),
         "people": people,
-        **sides,
-        "cost_ratio": round(sides["off"]["events_per_cpu_s"] / sides["on"]["events_per_cpu_s"], 3),
-        "state_bytes_added_per_person": round(
-            sides["on"]["state"]["mean"] - sides["off"]["state"]["mean"], 1
-        ),
     }
+    for side in sides:
+        out[side] = {
+            "events_per_cpu_s": round(len(events) / min(cpu[side])),
+            "cpu_s": [round(c, 3) for c in cpu[side]],
+            "state": state_bytes(events, topology_of(side)),
+        }
+    first, last = out[sides[0]], out[sides[-1]]
+    out["cost_ratio"] = round(first["events_per_cpu_s"] / last["events_per_cpu_s"], 3)
+    out["state_bytes_added_per_person"] = round(last["state"]["mean"] - first["state"]["mean"], 1)
+    return out
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -632,6 +651,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.skip_cost:
         log("scoring cost: commerce replay with predictions on and off")
         result["cost"] = scoring_cost(args.topology, model_files, args.cost_people, args.repeat)
+        if args.scored_people:
+            log(f"scoring cost: segments reading the scores, {args.scored_people} people")
+            result["cost"]["scored"] = scoring_cost(
+                args.topology, model_files, args.scored_people, 1, ("on", "scored")
+            )
         few = {p["person_id"] for p in data.labels["people"][: args.cost_people // 2]}
         log(f"state bytes after the months, {len(few)} people, predictions on and off")
         result["cost"]["months_state"] = months_state(
@@ -727,6 +751,14 @@ def table(result: dict[str, Any]) -> str:
             f"state {cost['off']['state']['mean']:.0f} -> {cost['on']['state']['mean']:.0f} "
             f"bytes per person (+{cost['state_bytes_added_per_person']:.0f}).",
         ]
+        scored = cost.get("scored")
+        if scored:
+            lines.append(
+                f"With two segments reading the scores ({scored['people']} people, "
+                f"{scored['events']:,} events, one run): {scored['on']['events_per_cpu_s']:,} -> "
+                f"{scored['scored']['events_per_cpu_s']:,} events/CPU-s "
+                f"({scored['cost_ratio']}x the CPU of predictions on)."
+            )
         months_ = cost.get("months_state")
         if months_:
             lines.append(
@@ -753,6 +785,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--cost-people", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--scored-people",
+        type=int,
+        default=200,
+        help="scoring cost with segments reading the scores, on a week of N people (0: skip)",
+    )
     args = parser.parse_args(argv)
     result = run(args)
     if args.json:
