@@ -195,7 +195,13 @@ class ModelSet:
         models = self._models
         if not models or not traits:
             return {}
-        features = self._features(traits, at_ms)
+        return self.scores_of_features(self._features(traits, at_ms))
+
+    def scores_of_features(
+        self, features: Mapping[str, float | None]
+    ) -> dict[str, dict[str, Any]]:
+        """:meth:`scores` from features already computed (a label's snapshot at a close)."""
+        models = self._models
         out: dict[str, dict[str, Any]] = {}
         for task in sorted(models):
             s = score(models[task], features)

@@ -71,6 +71,9 @@ def heatmap(data: dict[str, Any]) -> str:
     return f'<table id="heatmap" data-total="{total}">{head}{"".join(rows)}</table>{note}'
 
 
+PREDICTED = ["task", "probability", "percentile", "model"]
+
+
 def render(profile: dict[str, Any], recent: list[dict[str, Any]]) -> str:
     person = str(profile.get("person_id", ""))
     ids = profile.get("identities") or {}
@@ -80,6 +83,10 @@ def render(profile: dict[str, Any], recent: list[dict[str, Any]]) -> str:
     for kind, table in sorted((profile.get("scores") or {}).items()):
         for name, score in sorted((table or {}).items(), key=lambda kv: -float(kv[1] or 0))[:10]:
             scores.append([kind, str(name), _value(score)])
+    predicted = [
+        [task, _value(s.get("probability")), str(s.get("percentile")), str(s.get("version") or "—")]
+        for task, s in sorted((profile.get("predictions") or {}).items())
+    ]
     segments = [[s["segment"], _ms(s.get("entered_ms"))] for s in profile.get("segments") or []]
     timers = [
         [
@@ -111,6 +118,7 @@ def render(profile: dict[str, Any], recent: list[dict[str, Any]]) -> str:
 <h1 id="person">{escape(person)}</h1>
 <p>anonymous ids: <span id="anonymous-ids">{escape(anon)}</span> · as of {as_of}{via}</p>
 <h2>Segments</h2>{_table(["segment", "entered"], segments, "segments")}
+<h2>Predictions</h2>{_table(PREDICTED, predicted, "predictions")}
 <h2>Pending timers</h2>{_table(["rule", "deadline", "caused by"], timers, "timers")}
 <h2>Recent triggers</h2>{_table(["kind", "rule", "event time", "reason"], triggers, "triggers")}
 <h2>Open session</h2>{_rows(session_rows, "session")}

@@ -68,6 +68,7 @@ class ProfileView:
             "identities": self.identities(person_id, state),
             "traits": traits,
             "scores": scores,
+            "predictions": self.predictions(traits, scores, as_of),
             "segments": self.segments(state),
             "open_session": self.open_session(person_id, state),
             "pending_timers": self.timers(state),
@@ -77,6 +78,20 @@ class ProfileView:
         }
 
     # -- parts -------------------------------------------------------------------------
+
+    def predictions(
+        self, traits: Mapping[str, Any], scores: Mapping[str, Any], as_of: int | None
+    ) -> dict[str, Any]:
+        """``{task: {probability, percentile, version}}`` with the models the worker uses now.
+
+        What ``score.<task>`` reads as of the watermark; ``{}`` without a model
+        (``pulse.models``) or before the person's first event is final.
+        """
+        models = getattr(self.stage, "models", None)
+        if models is None or as_of is None or not traits or not models.scoring_tasks():
+            return {}
+        result: dict[str, Any] = models.scores({**traits, **scores}, as_of)
+        return result
 
     def identities(self, person_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
         ids = state.get(IDS) or []

@@ -346,3 +346,54 @@ def test_training_records_are_json_on_their_topics() -> None:
         "training.send_time",
     ]
     assert prediction_topics(None) == []
+
+
+# -- the profile: the API's view, and the pulse.profiles record's schema ----------------------
+
+
+def test_the_profile_api_shows_the_scores_as_of_the_watermark() -> None:
+    from pipeline.profiles.page import render
+    from pipeline.profiles.view import ProfileView
+
+    models = ModelSet(features=views_of)
+    t = load_topology("t.yaml", TOPOLOGY)
+    stage = stage_with(models)
+    proc = Processor(list(t.operators), allowed_lateness_ms=0, store=MemoryStore(), stage=stage)
+    for e in shopper("u1", 3):
+        proc.process(e)
+    proc.advance_to(T0 + 10 * MIN)
+    view = ProfileView(t.operators, stage)
+    state = proc.store.load("u1")
+    assert state is not None
+    assert view.profile("u1", state, proc.watermark_ms)["predictions"] == {}
+    models.put(model_doc())  # published: the next lookup shows it, no restart
+    got = view.profile("u1", state, proc.watermark_ms)
+    assert got["predictions"] == {
+        "purchase_7d": {
+            "probability": scoring.sigmoid(2.0),
+            "percentile": 88,
+            "version": models.version("purchase_7d"),
+        }
+    }
+    json.dumps(got)
+    assert 'id="predictions"' in render(got, [])
+
+
+def test_the_profile_record_takes_scores_and_old_records_still_read() -> None:
+    from pathlib import Path
+
+    from pipeline.contract.avro import encode_single_object, parse_schema
+    from pipeline.contract.topics import decode_output, encode_output
+
+    t = load_topology("t.yaml", TOPOLOGY)
+    outs = replay_events(shopper("u1", 3), list(t.operators), allowed_lateness_ms=0, stage=t.stage)
+    (record,) = [o.record for o in outs if o.topic == "profiles"]
+    assert decode_output("profiles", encode_output("profiles", record))["scores"] is None
+    scores = {"purchase_7d": {"probability": 0.25, "percentile": 40, "version": "0123abcd"}}
+    scored = {**record, "scores": scores}
+    assert decode_output("profiles", encode_output("profiles", scored))["scores"] == scores
+    history = Path(__file__).resolve().parents[2] / "schemas" / "history" / "profile.v1.avsc"
+    v1 = parse_schema(json.loads(history.read_text()), "v1")
+    old = decode_output("profiles", encode_single_object(v1, record))
+    assert old["scores"] is None
+    assert old["traits"]["purchased_products"] is None
