@@ -197,9 +197,7 @@ class ModelSet:
             return {}
         return self.scores_of_features(self._features(traits, at_ms))
 
-    def scores_of_features(
-        self, features: Mapping[str, float | None]
-    ) -> dict[str, dict[str, Any]]:
+    def scores_of_features(self, features: Mapping[str, float | None]) -> dict[str, dict[str, Any]]:
         """:meth:`scores` from features already computed (a label's snapshot at a close)."""
         models = self._models
         out: dict[str, dict[str, Any]] = {}
