@@ -34,13 +34,12 @@ from typing import Any
 from pipeline.core.events import Event
 from pipeline.core.facts import CART_EVENTS, CHECKOUT_EVENT, ORDER_EVENT
 from pipeline.core.folds import COUNT_WINDOWS, window_count, window_expiries
-from pipeline.core.models import ModelSet, score_path
+from pipeline.core.modelreads import best_hour_reader, recs_reader, score_reader
+from pipeline.core.models import ModelSet
 from pipeline.core.predicates import MISSING, Facts, Predicate, holds, lookup
-from pipeline.core.scoring import Score, score
+from pipeline.core.reads import ANY, TraitRead, TraitsOf
 from pipeline.core.traits import BEHAVIOR, DEFAULT_TRAITS, TRAITS_KEY
 
-#: Any event may change the value.
-ANY: frozenset[str] = frozenset({"*"})
 _EVENT_PATHS = ("properties", "context")
 _EVENT_KEYS = ("event", "local_hour", "local_weekday")
 _ORDERS = frozenset({ORDER_EVENT})
@@ -63,10 +62,6 @@ _DRIFTING = frozenset({
     "repeat_views", "max_repeat_views",
 })  # fmt: skip
 
-#: ``(person state, as_of_ms, per-evaluation cache) -> value or MISSING``
-Reader = Callable[[Mapping[str, Any], int, dict[str, Any]], Any]
-TraitsOf = Callable[[Mapping[str, Any], int], Mapping[str, Any]]
-
 
 def _traits_state(person: Mapping[str, Any]) -> dict[str, Any] | None:
     slice_ = person.get(BEHAVIOR)
@@ -82,18 +77,6 @@ def _nested(value: Any, parts: list[str]) -> Any:
             return MISSING
         value = value.get(part, MISSING)
     return value
-
-
-@dataclass(frozen=True, slots=True)
-class TraitRead:
-    """One ``trait.<path>`` condition's reader and what can change its value."""
-
-    path: str
-    read: Reader
-    events: frozenset[str]  # ANY, names, or empty (sessions only)
-    session: bool
-    window: tuple[str, str | None] | None  # (counts trait, event name or None)
-    drifts: bool
 
 
 def trait_reader(path: str, traits_of: TraitsOf, custom: frozenset[str]) -> TraitRead:
@@ -134,41 +117,6 @@ def trait_reader(path: str, traits_of: TraitsOf, custom: frozenset[str]) -> Trai
 
     events = _BY_EVENTS.get(head, ANY)
     return TraitRead(path, read_fold, events, head in _SESSION_TRAITS, None, head in _DRIFTING)
-
-
-def score_reader(path: str, traits_of: TraitsOf, models: ModelSet | None) -> TraitRead:
-    """Compile ``score.<task>[.percentile]`` (see the module doc) into a :class:`TraitRead`."""
-    parsed = score_path(path)
-    if parsed is None or models is None:
-
-        def read_nothing(person: Mapping[str, Any], as_of: int, cache: dict[str, Any]) -> Any:
-            return MISSING
-
-        return TraitRead(path, read_nothing, frozenset(), False, None, False)
-    task, field = parsed
-    percentile = field == "percentile"
-    key = "score." + task
-    model_set = models
-
-    def read_score(person: Mapping[str, Any], as_of: int, cache: dict[str, Any]) -> Any:
-        model = model_set.get(task)
-        if model is None:
-            return MISSING
-        scored = cache.get(key)
-        if scored is None or scored[0] is not model:
-            features = cache.get("features")
-            if features is None:
-                traits = cache.get("*")
-                if traits is None:
-                    traits = cache["*"] = traits_of(person, as_of)
-                if not traits:
-                    return MISSING
-                features = cache["features"] = model_set.features(traits, as_of)
-            scored = cache[key] = (model, score(model, features))
-        s: Score = scored[1]
-        return s.percentile if percentile else s.probability
-
-    return TraitRead(path, read_score, ANY, True, None, True)
 
 
 #: The event a check at a point in time (no event) sees: no name, no properties.
@@ -305,11 +253,24 @@ def _is_event_path(path: str) -> bool:
 
 
 def state_reader(
-    path: str, traits_of: TraitsOf, custom_traits: frozenset[str], models: ModelSet | None
+    path: str,
+    traits_of: TraitsOf,
+    custom_traits: frozenset[str],
+    models: ModelSet | None,
+    predictions: Any = None,
 ) -> TraitRead:
-    """The reader of a state path: ``trait.*`` or ``score.*``."""
-    if path.startswith("score."):
-        return score_reader(path, traits_of, models)
+    """The reader of a state path: ``trait.*``, ``score.*``, ``recs``, ``best_hour.*``."""
+    head = path.split(".", 1)[0]
+    if head in ("score", "recs", "best_hour"):
+        if head == "score":
+            return score_reader(path, traits_of, models)
+        if models is None:
+            models = ModelSet()
+        if head == "recs":
+            k = predictions.recs_k if predictions is not None else 0
+            return recs_reader(path, traits_of, models, k or 10)
+        min_events = predictions.send_min_events if predictions is not None else 5
+        return best_hour_reader(path, traits_of, models, min_events)
     return trait_reader(path[len("trait.") :], traits_of, custom_traits)
 
 
@@ -320,14 +281,17 @@ def compile_predicate(
     *,
     segment: bool,
     models: ModelSet | None = None,
+    predictions: Any = None,
 ) -> Compiled:
     """Split ``predicate``; for a ``segment`` the event part is read at each check.
 
-    ``models``: the stage's models, read by ``score.*`` paths (None: no score).
+    ``models``: the stage's models, read by ``score.*``, ``recs`` and
+    ``best_hour.*`` (None: no score); ``predictions``: the topology's
+    ``PredictionsConfig`` (``recs.k``, ``send_time.min_events``), or None.
     """
     events = tuple(c for c in predicate.conditions if _is_event_path(c[0]))
     traits = tuple(
-        (state_reader(p, traits_of, custom_traits, models), op, x)
+        (state_reader(p, traits_of, custom_traits, models, predictions), op, x)
         for p, op, x in predicate.conditions
         if not _is_event_path(p)
     )

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from pipeline.core.absence import _CONTEXT_KEYS as _ABSENCE_KEYS
 from pipeline.core.absence import AbsenceRule
 from pipeline.core.labels import Labels
-from pipeline.core.lookup import ANY, Compiled, compile_predicate
+from pipeline.core.lookup import Compiled, compile_predicate
+from pipeline.core.reads import ANY
 from pipeline.core.triggers import _CONTEXT_KEYS as _TRIGGER_KEYS
 from pipeline.core.triggers import RepetitionRule
 
@@ -74,11 +75,23 @@ def plan_of(stage: RuleStage) -> Plan:
                 by_event.setdefault(name, []).append(i)
         where.append(
             compile_predicate(
-                spec.where, stage.traits_of, custom, segment=False, models=stage.models
+                spec.where,
+                stage.traits_of,
+                custom,
+                segment=False,
+                models=stage.models,
+                predictions=stage.predictions,
             )
         )
     seg_where = tuple(
-        compile_predicate(s.where, stage.traits_of, custom, segment=True, models=stage.models)
+        compile_predicate(
+            s.where,
+            stage.traits_of,
+            custom,
+            segment=True,
+            models=stage.models,
+            predictions=stage.predictions,
+        )
         for s in stage.segments
     )
     seg_by_name: dict[str, list[int]] = {}

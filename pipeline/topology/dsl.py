@@ -65,6 +65,10 @@ class Topology:
     identity: IdentityRules = field(default_factory=IdentityRules)
 
 
+#: The heads of a predicate path besides event, local_hour, local_weekday and recs.
+STATE_HEADS = ("properties", "context", "trait", "score", "best_hour")
+
+
 class _Loader(NodeReader):
     """The node reader, plus the topology's constructs: events, predicates, rules, caps."""
 
@@ -96,14 +100,14 @@ class _Loader(NodeReader):
             head = path.split(".", 1)[0]
             if head == "score" and score_path(path) is None:
                 raise self.fail(value, here, "score.<task> or score.<task>.percentile")
-            if head not in ("properties", "context", "trait", "score") and path not in (
-                "event", "local_hour", "local_weekday"
+            if head not in STATE_HEADS and path not in (
+                "event", "local_hour", "local_weekday", "recs"
             ):  # fmt: skip
                 raise self.fail(
                     value, here,
                     "a path: properties.<name>, context.<name>, trait.<name>, "
-                    "score.<task>[.percentile], event, local_hour, local_weekday, "
-                    "segment or custom",
+                    "score.<task>[.percentile], recs, best_hour.<channel>[.confidence], "
+                    "event, local_hour, local_weekday, segment or custom",
                 )  # fmt: skip
             if isinstance(value, yaml.MappingNode):
                 for op, arg in self.mapping(value, here).items():

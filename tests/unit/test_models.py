@@ -397,3 +397,37 @@ def test_the_profile_record_takes_scores_and_old_records_still_read() -> None:
     old = decode_output("profiles", encode_single_object(v1, record))
     assert old["scores"] is None
     assert old["traits"]["purchased_products"] is None
+
+
+# -- recs and best_hour.<channel> ------------------------------------------------------------
+
+
+def test_recs_and_best_hour_lookups() -> None:
+    from pipeline.core.lookup import compile_predicate
+    from pipeline.core.predicates import Predicate
+
+    traits = {
+        "product_interest": {"a": 1.0},
+        "purchased_products": [],
+        "engagement_hours": {"email": {"10": 6, "34": 3}},
+        "last_seen_ms": T0,
+    }
+
+    def traits_of(person: Mapping[str, Any], as_of: int) -> Mapping[str, Any]:
+        return traits
+
+    models = ModelSet(features=views_of)
+
+    def holds(path: str, op: str, expected: Any) -> bool:
+        pred = Predicate(((path, op, expected),))
+        part = compile_predicate(pred, traits_of, frozenset(), segment=True, models=models).state
+        return part({}, T0, frozenset())
+
+    assert holds("recs", "exists", False)  # no recs model: MISSING
+    assert holds("best_hour.email", "eq", 10)  # no send_time model: the person's own hours
+    assert holds("best_hour.email.weekday", "eq", 0)
+    assert holds("best_hour.push", "exists", False)  # too few engagements on push
+    models.put(recs_doc())
+    assert holds("recs", "eq", ["a", "b"])  # (self_weight 1: the viewed product stays)
+    load_topology("t.yaml", "segments:\n  s:\n    where: {recs: {exists: true}}\n")
+    load_topology("t.yaml", "segments:\n  s:\n    where: {best_hour.email: {gte: 9}}\n")
