@@ -221,8 +221,14 @@ class Labels:
         closes: list[tuple[dict[str, Any], dict[str, Any] | None]],
         pid: str,
         traits_of: Callable[[Mapping[str, Any], int], Mapping[str, Any]],
+        *,
+        models: Any = None,
     ) -> list[Output]:
-        """Scoring points at ``closes`` (:func:`closed_sessions`), and their session records."""
+        """Scoring points at ``closes`` (:func:`closed_sessions`), and their session records.
+
+        ``models`` (the stage's ModelSet): the profile record of the close gets
+        the person's ``scores`` from the same features as the label's snapshot.
+        """
         out: list[Output] = []
         for session, profile in closes:
             at: int = session["closed_at_ms"]
@@ -230,6 +236,8 @@ class Labels:
             values = snapshot_values(person, at, traits, traits_of)
             if values is not None:
                 self.score(st, at, values)
+                if profile is not None and models is not None and models.scoring_tasks():
+                    profile["scores"] = models.scores_of_features(to_features(values))
             if self.config.recs_k > 0 or self.config.send_channels:
                 slice_ = person.get(BEHAVIOR)
                 recent = slice_[TRAITS_KEY].get("rp") if slice_ else None

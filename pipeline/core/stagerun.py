@@ -218,7 +218,14 @@ class StageRun:
         self.out.extend(labels.on_deadline(self.st, t, self.pid, self.flush))
         if self.closes:
             self.out.extend(
-                labels.on_closes(self.person, self.st, self.closes, self.pid, self.stage.traits_of)
+                labels.on_closes(
+                    self.person,
+                    self.st,
+                    self.closes,
+                    self.pid,
+                    self.stage.traits_of,
+                    models=self.stage.models,
+                )
             )
             self.closes.clear()
         if evicted:

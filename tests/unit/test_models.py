@@ -431,3 +431,28 @@ def test_recs_and_best_hour_lookups() -> None:
     assert holds("recs", "eq", ["a", "b"])  # (self_weight 1: the viewed product stays)
     load_topology("t.yaml", "segments:\n  s:\n    where: {recs: {exists: true}}\n")
     load_topology("t.yaml", "segments:\n  s:\n    where: {best_hour.email: {gte: 9}}\n")
+
+
+def test_the_profile_record_of_a_close_carries_the_scores() -> None:
+    text = (
+        TOPOLOGY
+        + "predictions:\n  tasks:\n    purchase_7d: {outcome: order_completed, horizon: 7d}\n"
+    )
+    t = load_topology("t.yaml", text)
+    doc = model_doc()
+    doc["features"] = ["views_7d", "unused"]  # the stream's own features (features_of)
+    models = ModelSet()
+    stage = dataclasses.replace(t.stage, models=models)
+    events = shopper("u1", 3)
+    plain = replay_events(events, list(t.operators), allowed_lateness_ms=0, stage=stage)
+    assert [o.record.get("scores") for o in plain if o.topic == "profiles"] == [None]
+    models.put(doc)
+    outs = replay_events(events, list(t.operators), allowed_lateness_ms=0, stage=stage)
+    (profile,) = [o.record for o in outs if o.topic == "profiles"]
+    assert profile["scores"] == {
+        "purchase_7d": {
+            "probability": scoring.sigmoid(2.0),
+            "percentile": 88,
+            "version": models.version("purchase_7d"),
+        }
+    }
