@@ -32,18 +32,16 @@ from pipeline.core.sendtime import (
     ANY,
     UNIFORM,
     SendTimePrior,
-    load_send_time_model,
     posterior,
     send_at,
     send_scores,
 )
 from pipeline.core.sendtime import TASK as TASK_SEND_TIME
 from pipeline.core.traits import BEHAVIOR, TRAITS_KEY
-from pipeline.errors import ModelError
 
 if TYPE_CHECKING:
+    from pipeline.core.models import ModelSet
     from pipeline.core.rules import SegmentSpec, TriggerSpec
-    from pipeline.core.triggers import DeliverAt
 
 TRIGGERS = "triggers"
 SUPPRESSED = "triggers.suppressed"
@@ -104,29 +102,17 @@ class SendTiming:
     min_events: int = 5
 
 
-#: Parsed ``send_time`` priors by model version (a handful: models change rarely).
-_PRIORS: dict[str, SendTimePrior | None] = {}
-
-
-def timing_of(person: Mapping[str, Any], models: Any, min_events: int) -> SendTiming:
+def timing_of(person: Mapping[str, Any], models: ModelSet | None, min_events: int) -> SendTiming:
     """The :class:`SendTiming` of a person (their whole state) with a ``ModelSet``'s prior.
 
-    ``models``: a :class:`pipeline.core.models.ModelSet` (``document`` and
-    ``version`` of task ``send_time``) or None. A document that does not load
-    as a ``send_time`` prior counts as none (the ModelSet should refuse it).
+    The prior is the ModelSet's parsed ``send_time`` model
+    (:func:`pipeline.core.sendtime.load_send_time_model` ran on it when it was put).
     """
     prior: SendTimePrior | None = None
     if models is not None:
-        version = models.version(TASK_SEND_TIME)
-        if version is not None:
-            if version not in _PRIORS:
-                if len(_PRIORS) > 8:
-                    _PRIORS.clear()
-                try:
-                    _PRIORS[version] = load_send_time_model(models.document(TASK_SEND_TIME))
-                except ModelError:
-                    _PRIORS[version] = None
-            prior = _PRIORS[version]
+        found = models.parsed(TASK_SEND_TIME)
+        if isinstance(found, SendTimePrior):
+            prior = found
     hours: Mapping[str, Any] | None = None
     slice_ = person.get(BEHAVIOR)
     if slice_:
@@ -138,7 +124,7 @@ def send_time_of(
     caps: CapPolicy, spec: TriggerSpec, at_ms: int, tz: str | None, timing: SendTiming | None
 ) -> int | None:
     """``send_at_ms`` of a timed trigger (module docstring); None: every hour is quiet."""
-    plan = deliver_at_of(spec)
+    plan = spec.deliver_at
     assert plan is not None
     timing = timing or SendTiming()
     found = posterior(timing.hours, spec.channel or ANY, timing.prior, timing.min_events)
@@ -147,15 +133,6 @@ def send_time_of(
     if caps.quiet_start_hour is not None and caps.quiet_end_hour is not None:
         quiet = (caps.quiet_start_hour, caps.quiet_end_hour)
     return send_at(at_ms, scores, tz, plan.max_delay_ms, quiet)
-
-
-def deliver_at_of(spec: TriggerSpec) -> DeliverAt | None:
-    """The trigger's ``deliver_at`` (None: deliver at once).
-
-    (``getattr``: a TriggerSpec built before the field existed has none.)
-    """
-    found: DeliverAt | None = getattr(spec, "deliver_at", None)
-    return found
 
 
 def deliver(
@@ -177,7 +154,7 @@ def deliver(
         person_id = record["person_id"]
         at: int = record["event_time_ms"]
         when: int | None = None
-        if deliver_at_of(spec) is not None:
+        if spec.deliver_at is not None:
             when = send_time_of(caps, spec, at, tz, timing)
             if when is None:
                 out.append(Output(SUPPRESSED, person_id, {**record, "reason": "quiet_hours"}))

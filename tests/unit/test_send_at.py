@@ -107,15 +107,12 @@ def test_timing_of_reads_the_state_and_the_model() -> None:
     doc = {"format": "pulse-model", "version": 1, "task": "send_time", "kind": "send_time",
            "send_time": {"strength": 5.0, "hours": {"*": [1.0] * 168}}}  # fmt: skip
 
-    class Models:
-        def version(self, task: str) -> str | None:
-            return "v1" if task == "send_time" else None
+    from pipeline.core.models import ModelSet
 
-        def document(self, task: str) -> dict[str, Any]:
-            return doc
-
+    models = ModelSet()
+    models.put(doc)
     person = {"behavior": {"t": {"eh": {"email": {"3": 1}}}}}
-    timing = timing_of(person, Models(), 5)
+    timing = timing_of(person, models, 5)
     assert timing.hours == {"email": {"3": 1}}
     assert timing.prior == load_send_time_model(doc)
     assert timing_of({}, None, 5) == SendTiming(None, None, 5)
