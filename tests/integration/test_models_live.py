@@ -43,6 +43,9 @@ triggers:
 segments:
   likely_buyers:
     where: {score.purchase_7d.percentile: {gte: 50}}
+predictions:
+  tasks:
+    purchase_7d: {outcome: order_completed, horizon: 7d}
 """
 
 
@@ -150,6 +153,22 @@ def test_a_model_published_mid_run_scores_the_next_decisions(
         # shopper 1 enters too, with no event of theirs: re-checked at their session's
         # close (T0 + 33 min), which the watermark passed after the model arrived
         assert entered == {("s1", "likely_buyers"), ("s2", "likely_buyers")}
+
+        # 4. profiles: shopper 2's session closed after the model came, with scores;
+        # 8 days on, both shoppers' labels are decided: JSON on pulse.training.purchase_7d
+        clock = clock_events(settings, T0 + 8 * 24 * HOUR, tag="c3")
+        produce_events(settings, clock)
+        got = read_outputs(
+            settings, ["profiles", "training.purchase_7d"], timeout_s=90,
+            until=lambda g: {r.get("person") for t, r in g if t == "training.purchase_7d"}
+            >= {"s1", "s2"}
+            and any(t == "profiles" and r["person_id"] == "s2" for t, r in g),
+        )  # fmt: skip
+        profiles = {r["person_id"]: r for t, r in got if t == "profiles"}
+        assert profiles["s2"]["scores"]["purchase_7d"]["percentile"] == 88
+        examples = [r for t, r in got if t == "training.purchase_7d"]
+        assert {(r["person"], r["label"]) for r in examples} >= {("s1", 0), ("s2", 0)}
+        assert all(r["features"]["views_7d"] == 3.0 for r in examples if r["person"] == "s2")
         assert worker.poll() is None  # the same process throughout
     finally:
         stop_worker(worker)
