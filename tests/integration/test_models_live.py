@@ -7,7 +7,11 @@ the event was decided), and the worker warned on load. Then a model is
 published to ``pulse.models`` with ``pulse train``'s publish function; the
 worker's model reader loads it in the background (same process). Shopper 2,
 who behaves as shopper 1 did, fires the scored rule, enters the segment, and
-the activation carries the score.
+the activation carries the score. Shopper 1 enters the segment too once
+their session closes (a re-check that needs no event of theirs). Shopper 2's
+profile on ``pulse.profiles`` carries the score, and eight days on both
+shoppers' training examples are on ``pulse.training.purchase_7d`` (JSON, a
+topic the worker created).
 """
 
 from __future__ import annotations
