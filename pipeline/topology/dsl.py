@@ -65,8 +65,8 @@ class Topology:
     identity: IdentityRules = field(default_factory=IdentityRules)
 
 
-#: The heads of a predicate path besides event, local_hour, local_weekday and recs.
-STATE_HEADS = ("properties", "context", "trait", "score", "best_hour")
+PATH_HEADS = ("properties", "context", "trait", "score", "best_hour")  # + "." + the rest
+WHOLE_PATHS = ("event", "local_hour", "local_weekday", "recs")
 
 
 class _Loader(NodeReader):
@@ -100,12 +100,9 @@ class _Loader(NodeReader):
             head = path.split(".", 1)[0]
             if head == "score" and score_path(path) is None:
                 raise self.fail(value, here, "score.<task> or score.<task>.percentile")
-            if head not in STATE_HEADS and path not in (
-                "event", "local_hour", "local_weekday", "recs"
-            ):  # fmt: skip
+            if head not in PATH_HEADS and path not in WHOLE_PATHS:
                 raise self.fail(
-                    value, here,
-                    "a path: properties.<name>, context.<name>, trait.<name>, "
+                    value, here, "a path: properties.<name>, context.<name>, trait.<name>, "
                     "score.<task>[.percentile], recs, best_hour.<channel>[.confidence], "
                     "event, local_hour, local_weekday, segment or custom",
                 )  # fmt: skip
