@@ -11,7 +11,7 @@ the activation carries the score. Shopper 1 enters the segment too once
 their session closes (a re-check that needs no event of theirs). Shopper 2's
 profile on ``pulse.profiles`` carries the score, and eight days on both
 shoppers' training examples are on ``pulse.training.purchase_7d`` (JSON, a
-topic the worker created).
+topic the worker created); the worker's profile API shows the score.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pipeline.config import Settings
 from pipeline.core.events import Event
 from tests.integration.helpers import clock_events, produce_events, read_outputs
 from tests.integration.runtime_helpers import start_worker, stop_worker
+from tests.integration.test_profiles_live import free_port, get, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +117,9 @@ def test_a_model_published_mid_run_scores_the_next_decisions(
     topology = tmp_path / "scored.yaml"
     topology.write_text(TOPOLOGY)
     log = tmp_path / "worker.log"
-    env = {**pulse_env, "PULSE_CORE": "pure"}
+    port = free_port()
+    env = {**pulse_env, "PULSE_CORE": "pure", "PULSE_API_PORT": str(port),
+           "PULSE_API_HOST": "127.0.0.1"}  # fmt: skip
     produce_events(settings, [])  # creates the input topics
     worker = start_worker(env, log, "--topology", str(topology), "--partitions", "4")
     try:
@@ -157,6 +160,10 @@ def test_a_model_published_mid_run_scores_the_next_decisions(
         # shopper 1 enters too, with no event of theirs: re-checked at their session's
         # close (T0 + 33 min), which the watermark passed after the model arrived
         assert entered == {("s1", "likely_buyers"), ("s2", "likely_buyers")}
+        # the live profile API shows the score with the model the worker uses now
+        url = f"http://127.0.0.1:{port}/v1/persons/s2"
+        body = wait_for(lambda: (get(url, token=None)[1] or {}).get("predictions"), 30, url)
+        assert body["purchase_7d"]["percentile"] == 88
 
         # 4. profiles: shopper 2's session closed after the model came, with scores;
         # 8 days on, both shoppers' labels are decided: JSON on pulse.training.purchase_7d
