@@ -13,7 +13,9 @@ A predicate is written in a topology file as a mapping from a *path* to a
       custom: is_vip                       # a Python function registered by name
 
 Paths: ``properties.<name>``, ``context.<name>``, ``event``, ``local_hour``,
-``local_weekday`` (0 = Monday), ``trait.<name>``. Conditions: a bare value
+``local_weekday`` (0 = Monday), ``trait.<name>``; in the rule stage also
+``score.<task>[.percentile]``, ``recs`` and ``best_hour.<channel>``, read from
+the stage's models (:mod:`pipeline.core.modelreads`). Conditions: a bare value
 (equality) or one of ``eq ne gt gte lt lte in not_in exists``. A missing value
 fails every condition except ``exists: false`` and ``ne``.
 """
