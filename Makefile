@@ -21,6 +21,7 @@ setup: $(STAMP) $(NATIVE)
 # (regenerate with `.venv/bin/pip freeze --exclude-editable > constraints.txt`).
 $(STAMP): pyproject.toml constraints.txt
 	@./scripts/prereqs.sh python $(PYTHON)
+	@./scripts/prereqs.sh gomp
 	@echo "setting up $(VENV): ~185 MB of packages, a Java runtime and pulse train's LightGBM, numpy and scipy among them (about a minute on a fast link)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

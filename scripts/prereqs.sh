@@ -2,6 +2,7 @@
 # The few things `make` needs that pip cannot install, checked before anything else.
 #
 #   scripts/prereqs.sh python [PYTHON]   PYTHON (default python3) is 3.11+ and can make a venv
+#   scripts/prereqs.sh gomp              OpenMP's runtime (libgomp.so.1), which pulse train's LightGBM loads
 #   scripts/prereqs.sh kcat              kcat, the Kafka CLI client one integration test drives
 #   scripts/prereqs.sh chromium          Chromium, the headless browser the person page is tested in
 #   scripts/prereqs.sh cc [PYTHON]       a C compiler and PYTHON's headers, for mypyc (PULSE_CORE=native)
@@ -62,8 +63,10 @@ check_python() {
 }
 
 # LightGBM (pulse train, installed by make setup) loads OpenMP's runtime.
+# PULSE_LDCONFIG: the ldconfig to ask (the tests give a fake one).
 check_gomp() {
-  have_gomp() { ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1'; }
+  local ldconfig=${PULSE_LDCONFIG:-$(command -v ldconfig || echo /sbin/ldconfig)}
+  have_gomp() { "$ldconfig" -p 2>/dev/null | grep -q 'libgomp\.so\.1'; }
   have_gomp || install_or_tell "libgomp.so.1 is missing (pulse train's LightGBM loads it)" libgomp1
   have_gomp || { say "libgomp1 was installed but ldconfig does not list libgomp.so.1"; exit 1; }
 }
@@ -90,9 +93,10 @@ check_cc() {
 }
 
 case "${1:-}" in
-  python) check_python "${2:-python3}"; check_gomp ;;
+  python) check_python "${2:-python3}" ;;
+  gomp) check_gomp ;;
   kcat) check_kcat ;;
   chromium) check_chromium ;;
   cc) check_cc "${2:-python3}" ;;
-  *) say "usage: $0 python [PYTHON] | kcat | chromium | cc [PYTHON]"; exit 2 ;;
+  *) say "usage: $0 python [PYTHON] | gomp | kcat | chromium | cc [PYTHON]"; exit 2 ;;
 esac

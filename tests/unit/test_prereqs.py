@@ -189,3 +189,57 @@ def test_chromium_present_is_silent(bin_dir: Path) -> None:
     tool(bin_dir, "chromium", "exit 0")
     done = run(bin_dir, "chromium")
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def run_gomp(bin_dir: Path, has_gomp: bool) -> subprocess.CompletedProcess[str]:
+    """``prereqs.sh gomp`` with a fake ldconfig that lists libgomp.so.1 or not (an
+    install by the fake apt-get below makes it list it)."""
+    listing = bin_dir.parent / "ld.so.cache"
+    if has_gomp:
+        listing.write_text("\tlibgomp.so.1 (libc6,x86-64) => /usr/lib/libgomp.so.1\n")
+    tool(bin_dir, "ldconfig", f"cat {listing} 2>/dev/null; exit 0")
+    for name in ("grep",):
+        real = shutil.which(name)
+        assert real
+        (bin_dir / name).symlink_to(real)
+    return subprocess.run(
+        [BASH, str(SCRIPT), "gomp"],
+        env={"PATH": str(bin_dir), "PULSE_LDCONFIG": str(bin_dir / "ldconfig")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_gomp_present_is_silent(bin_dir: Path) -> None:
+    done = run_gomp(bin_dir, has_gomp=True)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_gomp_missing_not_root_prints_the_apt_line(bin_dir: Path) -> None:
+    as_user(bin_dir, 1000)
+    calls = fake_apt(bin_dir)
+    done = run_gomp(bin_dir, has_gomp=False)
+    assert done.returncode == 1
+    assert "libgomp.so.1 is missing (pulse train's LightGBM loads it)" in done.stderr
+    assert "    sudo apt-get install -y libgomp1\n" in done.stderr
+    assert not calls.exists()
+
+
+def test_gomp_missing_as_root_is_installed(bin_dir: Path) -> None:
+    as_user(bin_dir, 0)
+    calls = bin_dir.parent / "apt.log"
+    listing = bin_dir.parent / "ld.so.cache"
+    tool(
+        bin_dir,
+        "apt-get",
+        f'echo "$*" >> {calls}\n'
+        f'case "$1" in install) echo "libgomp.so.1 => /usr/lib/libgomp.so.1" > {listing} ;; esac',
+    )
+    done = run_gomp(bin_dir, has_gomp=False)
+    assert done.returncode == 0, done.stderr
+    assert calls.read_text().splitlines() == [
+        "update -qq",
+        "install -y -qq --no-install-recommends libgomp1",
+    ]
