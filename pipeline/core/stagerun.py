@@ -211,11 +211,12 @@ class StageRun:
                     self.closes.extend(closed_sessions(outs))
         return closed, evicted
 
-    def _predict(self, t: int, evicted: bool) -> None:
+    def _predict(self, t: int, evicted: bool, *, deadlines: bool = True) -> None:
         """Scoring points at the sessions closed up to ``t``, labels due at ``t``."""
         labels = self.plan.labels
         assert labels is not None
-        self.out.extend(labels.on_deadline(self.st, t, self.pid, self.flush))
+        if deadlines:
+            self.out.extend(labels.on_deadline(self.st, t, self.pid, self.flush))
         if self.closes:
             self.out.extend(
                 labels.on_closes(
@@ -270,7 +271,8 @@ class StageRun:
         _, evicted = self._advance(t)
         labels = plan.labels
         if labels is not None:
-            self._predict(t, evicted)
+            if self.closes or evicted:  # (labels due by t: decided at t, before the events)
+                self._predict(t, evicted, deadlines=False)
             for entry in group:
                 if entry[6] & PRED:
                     self.out.extend(labels.on_outcome(st, t, labels.mask_of(entry[2]), self.pid))
