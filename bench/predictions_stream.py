@@ -282,3 +282,38 @@ def scoring_cost(
     out["cost_ratio"] = round(first["events_per_cpu_s"] / last["events_per_cpu_s"], 3)
     out["state_bytes_added_per_person"] = round(last["state"]["mean"] - first["state"]["mean"], 1)
     return out
+
+
+def check_scores(events: Sequence[Event], topology: str, model_files: Sequence[Path]) -> Any:
+    """Replay again with the trained models: do the profiles' scores equal the offline score
+    of the training example snapshot at the same session close (same person and time)?"""
+    from pipeline.core.scoring import load_model, score
+
+    topo = load_topology(topology, True)
+    put_models(topo, model_files)
+    outputs, _ = replay(events, topo)
+    models = {
+        f.name.removesuffix(".model.json"): load_model(json.loads(f.read_text()))
+        for f in model_files
+        if f.name.removesuffix(".model.json") in TASKS
+    }
+    scores = {
+        (o.record["person_id"], o.record["as_of_ms"]): o.record.get("scores") or {}
+        for o in outputs
+        if o.topic == "profiles"
+    }
+    compared = equal = unmatched = 0
+    worst = 0.0
+    for o in outputs:
+        if o.topic != "training." + TASKS[0]:
+            continue
+        got = scores.get((o.record["person"], o.record["scored_at_ms"]))
+        if not got:
+            unmatched += 1
+            continue
+        for task, model in models.items():
+            diff = abs(score(model, o.record["features"]).probability - got[task]["probability"])
+            worst = max(worst, diff)
+            compared += 1
+            equal += diff == 0.0
+    return {"compared": compared, "equal": equal, "max_diff": worst, "unmatched": unmatched}

@@ -63,6 +63,7 @@ from bench.predictions_futures import eval_recs, eval_send_time, timelines
 from bench.predictions_stream import (
     TASKS,
     K,
+    check_scores,
     copy_before,
     cut_of,
     load_topology,
@@ -185,6 +186,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         model_files.append(cut_dir / "models" / f"{task}.model.json")
     model_files = [f for f in model_files if f.exists()]
     result["models"] = [str(f) for f in model_files]
+    if args.check_scores:
+        log("replay again with the models: profile scores against the examples' snapshots")
+        result["score_check"] = check_scores(data.events, args.topology, model_files)
+        log(f"score check: {result['score_check']}")
     profiles = read_profiles(out / "pulse.profiles.jsonl", cut)
     tls = timelines(data.events, channels)
     recs_file = cut_dir / "models" / "recs.model.json"
@@ -341,6 +346,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--cost-people", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--check-scores",
+        action="store_true",
+        help="replay again with the models and compare the profiles' scores with the examples'",
+    )
     parser.add_argument(
         "--scored-people",
         type=int,
