@@ -6,6 +6,12 @@
    before the cut (``scored_at_ms + horizon_ms <= cut``: nothing after the
    cut leaks into training) and is tested on those scored at or after it.
    Examples scored before the cut whose horizon crosses it are in neither.
+   Before the split, examples whose horizon ends after the last decision in
+   the input (the *end*: the latest outcome or deadline of any example) are
+   set aside. Near the end of a stream only the early-decided labels exist
+   (an order within 7 days is known at once, its absence only at the
+   deadline; the stream censors what the end cut short), so keeping them
+   would fill the test set with one class.
 2. **Fit** (:mod:`pipeline.tools.train_models`): LightGBM trees by default.
 3. **Evaluate** the model and the baselines (:mod:`pipeline.tools.train_baselines`)
    on the test examples (:mod:`pipeline.tools.train_metrics`).
@@ -50,6 +56,13 @@ class Split:
     train: list[Example]
     test: list[Example]
     unsettled: int  # scored before the cut, label after it: in neither set
+    end_ms: int = 0  # the last decision in the input
+    beyond_end: int = 0  # horizon ends after end_ms: set aside before the split
+
+
+def decided_at(x: Example) -> int:
+    """When the stream decided ``x``'s label: its outcome, or else its deadline."""
+    return x.outcome_at_ms if x.outcome_at_ms is not None else x.scored_at_ms + x.horizon_ms
 
 
 def split_by_time(
@@ -58,6 +71,11 @@ def split_by_time(
     """Train on labels settled before the cut, test on examples scored from it (module doc)."""
     if not examples:
         raise ModelError("no training examples")
+    end_ms = max(decided_at(x) for x in examples)
+    everything = len(examples)
+    examples = [x for x in examples if x.scored_at_ms + x.horizon_ms <= end_ms]
+    if not examples:
+        raise ModelError("no training example's horizon ends within the input")
     if cut_ms is None:
         if not 0.0 < test_share < 1.0:
             raise ModelError("the test share must be between 0 and 1")
@@ -65,7 +83,8 @@ def split_by_time(
         cut_ms = times[min(len(times) - 1, math.floor(len(times) * (1.0 - test_share)))]
     train = [x for x in examples if x.scored_at_ms + x.horizon_ms <= cut_ms]
     test = [x for x in examples if x.scored_at_ms >= cut_ms]
-    return Split(cut_ms, train, test, len(examples) - len(train) - len(test))
+    unsettled = len(examples) - len(train) - len(test)
+    return Split(cut_ms, train, test, unsettled, end_ms, everything - len(examples))
 
 
 def class_counts(examples: Sequence[Example]) -> dict[str, int]:
@@ -166,6 +185,8 @@ def train(
             "cut": _iso(split.cut_ms),
             "rule": "train: scored_at + horizon <= cut; test: scored_at >= cut",
             "unsettled_at_cut": split.unsettled,
+            "end": _iso(split.end_ms),
+            "beyond_end": split.beyond_end,
             **counts,
         },
         "fit_seconds": round(fit_s, 3),
@@ -194,7 +215,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"{len(report['features'])} features, fit in {report['fit_seconds']:.2f} s",
         f"split at {s['cut']}: train {s['train']['examples']} "
         f"({s['train']['positive']} positive), test {s['test']['examples']} "
-        f"({s['test']['positive']} positive), {s['unsettled_at_cut']} unsettled at the cut",
+        f"({s['test']['positive']} positive), {s['unsettled_at_cut']} unsettled at the cut, "
+        f"{s['beyond_end']} with a horizon past the input's end ({s['end']}) set aside",
     ]
     if "model" not in report:
         return "\n".join([*lines, "no test examples: nothing evaluated"])

@@ -73,6 +73,22 @@ def test_the_split_never_trains_on_a_label_settled_after_the_cut() -> None:
     assert trainer.split_by_time(xs, cut_ms=50).cut_ms == 50
 
 
+def test_examples_whose_horizon_ends_after_the_input_are_set_aside() -> None:
+    # negatives are decided at their deadline, positives at their outcome: near the end of
+    # the input only positives exist, so those scored then would make a one-class test set
+    negatives = [_ex(t, 10) for t in range(0, 90, 5)]  # deadlines up to 95
+    positives = [
+        tx.Example("t", f"q{t}", t, 10, t + 1, 1, {"a": float(t)}, "v") for t in range(0, 100, 5)
+    ]
+    split = trainer.split_by_time(negatives + positives, test_share=0.25)
+    assert split.end_ms == 96  # the positive scored at 95, decided at 96
+    assert split.beyond_end == 2  # the positives scored at 90 and 95 (horizons end at 100, 105)
+    kept = split.train + split.test
+    assert all(x.scored_at_ms + x.horizon_ms <= 96 for x in kept)
+    assert {x.label for x in split.test} == {0, 1}
+    assert sum(x.label for x in split.test) == len(split.test) // 2
+
+
 @pytest.fixture(scope="module")
 def sample_examples() -> dict[str, list[tx.Example]]:
     events = cdnow.load(max_customers=6000)
