@@ -13,7 +13,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NATIVE := $(VENV)/.native-core
 
-.PHONY: demo test test-pure lint typecheck unit integration setup need-kcat need-chromium kafka-start kafka-stop clean bench
+.PHONY: cdnow demo test test-pure lint typecheck unit integration setup need-kcat need-chromium kafka-start kafka-stop clean bench
 
 setup: $(STAMP) $(NATIVE)
 
@@ -45,6 +45,17 @@ need-chromium:
 
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" ./scripts/demo.sh
+
+# Predictions end to end on a public data set, no Kafka needed: the CDNOW purchase
+# log as events, replayed through the commerce topology (whose predictions: section
+# makes the training examples), then pulse train for each task (docs/predictions.md).
+CDNOW := .pulse/cdnow
+cdnow: $(STAMP) $(NATIVE)
+	$(BIN)/pulse cdnow --out $(CDNOW)/events.jsonl
+	rm -rf $(CDNOW)/replay
+	$(BIN)/pulse replay $(CDNOW)/events.jsonl --topology topologies/commerce.yaml --out $(CDNOW)/replay
+	$(BIN)/pulse train --task purchase_7d --examples $(CDNOW)/replay --out $(CDNOW)/models
+	$(BIN)/pulse train --task churn_30d --examples $(CDNOW)/replay --out $(CDNOW)/models
 
 # lint-imports: the import contracts in pyproject.toml (docs/architecture.md)
 lint: $(STAMP)

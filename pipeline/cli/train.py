@@ -150,7 +150,9 @@ def _cdnow(args: argparse.Namespace, _settings: Settings) -> int:
     events = cdnow.load(
         Path(args.source) if args.source else None, max_customers=args.max_customers
     )
-    with Path(args.out).open("w", encoding="utf-8") as handle:
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as handle:
         n = write_jsonl(events, handle)
     people = len({e.person_id for e in events})
     print(f"wrote {n} order_completed event(s) of {people} people to {args.out}", file=sys.stderr)

@@ -132,3 +132,29 @@ def test_pulse_cdnow_writes_events_replay_reads(tmp_path, capsys) -> None:  # ty
     assert main(["cdnow", "--out", str(out), "--source", str(source), "--max-customers", "2"]) == 0
     assert "wrote 3 order_completed event(s) of 2 people" in capsys.readouterr().err
     assert [e.user_id for e in load_events(out)] == ["cdnow-00001", "cdnow-00002", "cdnow-00002"]
+
+
+def test_make_cdnow_steps_train_on_examples_the_stream_made(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """What ``make cdnow`` runs, on the first 3,000 customers: pulse cdnow, pulse replay
+    through the commerce topology (its predictions: section makes the examples), pulse
+    train. The model must beat chance on the later quarter and carry its evaluation."""
+    import json
+
+    from pipeline.cli.main import main
+
+    events, replayed, models = tmp_path / "a" / "events.jsonl", tmp_path / "r", tmp_path / "m"
+    assert main(["cdnow", "--out", str(events), "--max-customers", "3000"]) == 0
+    from pathlib import Path
+
+    topology = str(Path(__file__).resolve().parents[2] / "topologies" / "commerce.yaml")
+    assert main(["replay", str(events), "--topology", topology, "--out", str(replayed)]) == 0
+    made = (replayed / "pulse.training.purchase_7d.jsonl").read_text().splitlines()
+    assert len(made) > 5_000
+    assert {json.loads(line)["features_version"] for line in made} == {"stream/1"}
+    capsys.readouterr()
+    task = ["--task", "purchase_7d", "--examples", str(replayed), "--out", str(models)]
+    assert main(["train", *task]) == 0
+    report = json.loads((models / "purchase_7d.evaluation.json").read_text())
+    assert report["split"]["test"]["positive"] >= 100
+    assert report["model"]["auc"] > 0.6
+    assert json.loads((models / "purchase_7d.model.json").read_text())["task"] == "purchase_7d"
