@@ -114,6 +114,8 @@ def _primitive(t: str, rng: random.Random) -> Any:
         return rng.random() < 0.5
     if t == "long":
         return rng.choice([0, -1, 1, 2**31, -(2**63), 2**63 - 1, rng.randint(-(10**13), 10**13)])
+    if t == "int":
+        return rng.choice([0, -1, 99, 2**31 - 1, -(2**31), rng.randint(-1000, 1000)])
     if t == "double":
         return rng.choice([0.0, -0.5, 1e-300, 1.5e300, rng.uniform(-1e6, 1e6)])
     if t == "string":
