@@ -91,16 +91,34 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     model, report = trainer.train(
         examples, args.task, kind=args.kind, test_share=args.test_share, cut_ms=_cut_ms(args.cut)
     )
+    problem = trainer.publish_problem(report, args.min_per_class)
+    return _save(args, settings, model, report, text=trainer.format_report(report), problem=problem)
+
+
+def _save(
+    args: argparse.Namespace,
+    settings: Settings,
+    model: dict[str, Any],
+    report: dict[str, Any],
+    *,
+    text: str,
+    problem: str | None,
+) -> int:
+    """Write the model and its evaluation, print them, publish the model (``--publish``).
+
+    ``problem`` (why the model may not be published) stops ``--publish``.
+    """
+    from pipeline.tools import train as trainer
+
     out = Path(args.out) if args.out else settings.home / "models"
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / f"{args.task}.model.json"
     model_path.write_text(json.dumps(model, sort_keys=True, indent=1) + "\n")
     report_path = out / f"{args.task}.evaluation.json"
     report_path.write_text(json.dumps(report, sort_keys=True, indent=2) + "\n")
-    print(json.dumps(report, sort_keys=True) if args.json else trainer.format_report(report))
+    print(json.dumps(report, sort_keys=True) if args.json else text)
     print(f"model: {model_path}; evaluation: {report_path}", file=sys.stderr)
     if args.publish:
-        problem = trainer.publish_problem(report, args.min_per_class)
         if problem:
             raise ModelError(problem)
         topic = trainer.publish(settings, model)
@@ -114,7 +132,6 @@ TABLE_TASKS = ("recs", "send_time")
 
 def _train_table(args: argparse.Namespace, settings: Settings) -> int:
     """``pulse train --task recs|send_time``: the co-occurrence table, the send-time prior."""
-    from pipeline.tools import train as trainer
     from pipeline.tools import train_recs, train_sendtime
 
     task: Any
@@ -126,21 +143,8 @@ def _train_table(args: argparse.Namespace, settings: Settings) -> int:
         task = train_sendtime
         visits = task.parse_lines(values)
         model, report = task.train(visits, test_share=args.test_share, strength=args.strength)
-    out = Path(args.out) if args.out else settings.home / "models"
-    out.mkdir(parents=True, exist_ok=True)
-    model_path = out / f"{args.task}.model.json"
-    model_path.write_text(json.dumps(model, sort_keys=True, indent=1) + "\n")
-    report_path = out / f"{args.task}.evaluation.json"
-    report_path.write_text(json.dumps(report, sort_keys=True, indent=2) + "\n")
-    print(json.dumps(report, sort_keys=True) if args.json else task.format_report(report))
-    print(f"model: {model_path}; evaluation: {report_path}", file=sys.stderr)
-    if args.publish:
-        problem = task.publish_problem(report, args.min_sessions)
-        if problem:
-            raise ModelError(problem)
-        topic = trainer.publish(settings, model)
-        print(f"published {args.task} to {topic}", file=sys.stderr)
-    return 0
+    problem = task.publish_problem(report, args.min_sessions)
+    return _save(args, settings, model, report, text=task.format_report(report), problem=problem)
 
 
 def _cdnow(args: argparse.Namespace, _settings: Settings) -> int:

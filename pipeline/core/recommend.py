@@ -42,6 +42,7 @@ from typing import Any
 
 from pipeline.core.facts import Fact
 from pipeline.core.localtime import DAY_MS
+from pipeline.core.scoring import table_body
 from pipeline.errors import ModelError
 
 TASK = "recs"
@@ -174,13 +175,7 @@ def load_recs_model(doc: Mapping[str, Any]) -> RecsModel:
 
     Raises :class:`~pipeline.errors.ModelError` naming what is wrong.
     """
-    if doc.get("format") != "pulse-model" or doc.get("version") != 1:
-        raise ModelError("not a pulse-model version 1 document")
-    if doc.get("kind") != TASK:
-        raise ModelError(f"kind must be {TASK!r}, not {doc.get('kind')!r}")
-    body = doc.get(TASK)
-    if not isinstance(body, Mapping):
-        raise ModelError(f"{TASK}: no {TASK!r} section")
+    body = table_body(doc, TASK)
     raw = body.get("neighbours")
     if not isinstance(raw, Mapping):
         raise ModelError(f"{TASK}: no neighbours")

@@ -145,6 +145,21 @@ def score(model: Model, features: Mapping[str, float | None]) -> Score:
     return Score(p, percentile_of(model, p))
 
 
+def table_body(doc: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    """The ``kind`` section of a table model (``recs``, ``send_time``): the header checked.
+
+    Raises :class:`~pipeline.errors.ModelError` naming what is wrong.
+    """
+    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        raise ModelError(f"not a {FORMAT} version {VERSION} document")
+    if doc.get("kind") != kind:
+        raise ModelError(f"kind must be {kind!r}, not {doc.get('kind')!r}")
+    body = doc.get(kind)
+    if not isinstance(body, Mapping):
+        raise ModelError(f"{kind}: no {kind!r} section")
+    return body
+
+
 def load_model(doc: Mapping[str, Any]) -> Model:
     """Validate a portable model document (parsed JSON) into a :class:`Model`.
 

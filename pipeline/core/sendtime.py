@@ -62,6 +62,7 @@ from pipeline.core.engagement import (
     hour_of_week,
 )
 from pipeline.core.localtime import HOUR_MS, QUARTER_MS, local_time
+from pipeline.core.scoring import table_body
 from pipeline.errors import ModelError
 
 TASK = "send_time"
@@ -92,13 +93,7 @@ def load_send_time_model(doc: Mapping[str, Any]) -> SendTimePrior:
 
     Raises :class:`~pipeline.errors.ModelError` naming what is wrong.
     """
-    if doc.get("format") != "pulse-model" or doc.get("version") != 1:
-        raise ModelError("not a pulse-model version 1 document")
-    if doc.get("kind") != TASK:
-        raise ModelError(f"kind must be {TASK!r}, not {doc.get('kind')!r}")
-    body = doc.get(TASK)
-    if not isinstance(body, Mapping):
-        raise ModelError(f"{TASK}: no {TASK!r} section")
+    body = table_body(doc, TASK)
     strength = body.get("strength", DEFAULT_STRENGTH)
     if not isinstance(strength, int | float) or not math.isfinite(strength) or strength <= 0:
         raise ModelError(f"{TASK}: strength must be a positive number")
