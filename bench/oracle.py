@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.common import log
 from bench.dataset import PARTITIONS, DataSet
-from bench.outputs import Outputs, id_field
+from bench.outputs import Outputs, record_id
 from pipeline.contract.topics import encode_output
 
 
@@ -43,7 +43,7 @@ def replay_oracle(
     out: Outputs = {}
     for o in outputs:
         out.setdefault(o.topic, []).append(
-            (str(o.record[id_field(o.topic)]), encode_output(o.topic, o.record))
+            (record_id(o.topic, o.record), encode_output(o.topic, o.record))
         )
     log(
         f"oracle: replay of {len(ds.good):,} events ({ds.order}) gave {len(outputs):,} outputs "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from collections import Counter
@@ -11,7 +13,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from pipeline.contract.topics import ACTIVATIONS, BY_PERSON, DLQ, EVENTS, decode_output
+from pipeline.contract.topics import ACTIVATIONS, BY_PERSON, DLQ, EVENTS, TRAINING, decode_output
 
 #: Logical output topic -> the field holding its record's deterministic id.
 ID_FIELDS = {
@@ -29,6 +31,20 @@ NOT_OUTPUTS = {EVENTS, BY_PERSON, DLQ}
 
 def id_field(logical: str) -> str:
     return "activation_id" if logical.startswith(ACTIVATIONS) else ID_FIELDS[logical]
+
+
+def compared(logical: str) -> bool:
+    """Whether live and replay outputs of ``logical`` are compared."""
+    return logical in ID_FIELDS or logical.startswith((ACTIVATIONS, TRAINING))
+
+
+def record_id(logical: str, record: dict[str, Any]) -> str:
+    """A record's id for the comparison. Training records (JSON) have no id field: their
+    content is the id, so a record that differs counts as one missing and one extra."""
+    if logical.startswith(TRAINING):
+        canonical = json.dumps(record, sort_keys=True, separators=(",", ":"))
+        return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
+    return str(record[id_field(logical)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +122,12 @@ Outputs = dict[str, list[tuple[str, bytes]]]
 
 
 def live_outputs(bootstrap: str, prefix: str) -> Outputs:
-    logical = [
-        t for t in output_topics(bootstrap, prefix) if t in ID_FIELDS or t.startswith(ACTIVATIONS)
-    ]
+    logical = [t for t in output_topics(bootstrap, prefix) if compared(t)]
     records = read_topics(bootstrap, [prefix + t for t in logical])
     out: Outputs = {}
     for name in logical:
-        field = id_field(name)
         out[name] = [
-            (str(decode_output(name, m.value)[field]), m.value or b"")
+            (record_id(name, decode_output(name, m.value)), m.value or b"")
             for m in records[prefix + name]
         ]
     return out
