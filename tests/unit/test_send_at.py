@@ -17,6 +17,7 @@ from pipeline.core.delivery import (
 )
 from pipeline.core.localtime import HOUR_MS
 from pipeline.core.outputs import Output
+from pipeline.core.rules import TriggerSpec
 from pipeline.core.sendtime import load_send_time_model
 from pipeline.core.triggers import DeliverAt, ImmediateRule
 from pipeline.deliver.book import Book
@@ -28,15 +29,10 @@ MONDAY = 1_767_571_200_000  # 2026-01-05 00:00 UTC
 DAY = 24 * HOUR_MS
 
 
-class Spec:
-    """A TriggerSpec stand-in (rules.py's gains ``deliver_at`` with the topology)."""
-
-    def __init__(self, deliver_at: DeliverAt | None, channel: str | None = "email") -> None:
-        self.rule = ImmediateRule("r", "product_added")
-        self.name = "r"
-        self.channel = channel
-        self.destinations = ("crm",)
-        self.deliver_at = deliver_at
+def Spec(deliver_at: DeliverAt | None, channel: str | None = "email") -> TriggerSpec:
+    """Rule ``r`` on ``channel`` to the crm destination, timed by ``deliver_at``."""
+    rule = ImmediateRule("r", "product_added")
+    return TriggerSpec(rule, channel=channel, destinations=("crm",), deliver_at=deliver_at)
 
 
 def record(at: int, n: int = 0) -> dict[str, Any]:
@@ -49,7 +45,7 @@ def run(
 ) -> list[Output]:
     out: list[Output] = []
     st: dict[str, Any] = {}
-    deliver(caps, st, [(spec, rec, None) for spec, rec in fired], out, timing)  # type: ignore[misc]
+    deliver(caps, st, [(spec, rec, None) for spec, rec in fired], out, timing)
     return out
 
 
