@@ -120,7 +120,11 @@ def _version(package: str) -> str:
 
 
 def _baselines(
-    task: str, examples: Sequence[Example], split: Split, y_test: np.ndarray[Any, Any]
+    task: str,
+    examples: Sequence[Example],
+    split: Split,
+    y_test: np.ndarray[Any, Any],
+    model_scores: np.ndarray[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """The baselines' evaluations on the test examples.
 
@@ -131,22 +135,31 @@ def _baselines(
     out: dict[str, Any] = {}
     if spec is None:
         return {"note": f"no baselines for a task Pulse does not define ({task})"}
-    if base.has_features(split.test, base.RF_FEATURES):
+    if base.has_rf_features(split.test):
         scores = base.rf_heuristic(split.test, spec.outcome)
         out["rf_heuristic"] = metrics.evaluate(y_test, scores, probabilities=False).to_json()
     else:
-        out["rf_heuristic"] = {"missing_features": list(base.RF_FEATURES)}
+        out["rf_heuristic"] = {"missing_features": [*base.RF_FEATURES, base.FIRST_SEEN]}
+    # BG/NBD describes buyers (time counts from the first purchase): fitted on the buyers
+    # scored before the cut, evaluated on the buyers among the test examples, and with the
+    # model's AUC on the same buyers beside it when some test examples are never-buyers
     before = [x for x in examples if x.scored_at_ms < split.cut_ms]
-    if base.has_features(before, base.BGNBD_FEATURES) and base.has_features(
-        split.test, base.BGNBD_FEATURES
-    ):
-        fitted = base.bgnbd_for(before, split.cut_ms)
-        params = {k: round(v, 6) for k, v in vars(fitted).items()}
-        for name, scores in base.bgnbd_scores(fitted, split.test, spec.outcome).items():
-            out[name] = metrics.evaluate(y_test, scores, probabilities=False).to_json()
-            out[name]["params_days"] = params
-    else:
+    buyers = [x for x in before if base.has_features([x], base.BGNBD_FEATURES)]
+    at = [i for i, x in enumerate(split.test) if base.has_features([x], base.BGNBD_FEATURES)]
+    y_buyers = y_test[at]
+    if not buyers or len(set(y_buyers.tolist())) < 2:
         out["bgnbd"] = {"missing_features": list(base.BGNBD_FEATURES)}
+        return out
+    tested = [split.test[i] for i in at]
+    fitted = base.bgnbd_for(buyers, split.cut_ms)
+    params = {k: round(v, 6) for k, v in vars(fitted).items()}
+    suffix = "" if len(at) == len(split.test) else "_buyers"
+    for name, scores in base.bgnbd_scores(fitted, tested, spec.outcome).items():
+        out[name + suffix] = metrics.evaluate(y_buyers, scores, probabilities=False).to_json()
+        out[name + suffix]["params_days"] = params
+    if suffix and model_scores is not None:
+        on_buyers = metrics.evaluate(y_buyers, model_scores[at], probabilities=True)
+        out["model" + suffix] = on_buyers.to_json()
     return out
 
 
@@ -195,7 +208,7 @@ def train(
         y_test = models.labels(split.test)
         probs = predict(models.matrix(split.test, names))
         report["model"] = metrics.evaluate(y_test, probs, probabilities=True).to_json()
-        report["baselines"] = _baselines(task, examples, split, y_test)
+        report["baselines"] = _baselines(task, examples, split, y_test, np.asarray(probs))
     trained = {k: report[k] for k in ("library", "features_version", "split", "fit_seconds")}
     trained["test_auc"] = report.get("model", {}).get("auc")
     doc = models.document(task, kind, names, section, cuts=cuts, trained=trained)
@@ -220,18 +233,18 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     if "model" not in report:
         return "\n".join([*lines, "no test examples: nothing evaluated"])
-    lines.append(f"{'score':<15} {'AUC':>12} {'top-10% lift':>13} {'share of pos':>13}")
+    lines.append(f"{'score':<22} {'AUC':>12} {'top-10% lift':>13} {'share of pos':>13}")
     rows = [("model", report["model"])] + [
         (name, ev) for name, ev in report.get("baselines", {}).items() if isinstance(ev, dict)
     ]
     for name, ev in rows:
         if "auc" not in ev:
-            lines.append(f"{name:<15} n/a (no {', '.join(ev.get('missing_features', []))})")
+            lines.append(f"{name:<22} n/a (no {', '.join(ev.get('missing_features', []))})")
             continue
         top = ev["top_decile"]
         auc = f"{_fmt(ev['auc'])} ±{_fmt(ev['auc_se'])}"
         lines.append(
-            f"{name:<15} {auc:>12} {_fmt(top['lift'], 2):>13} {_fmt(top['share_of_positives']):>13}"
+            f"{name:<22} {auc:>12} {_fmt(top['lift'], 2):>13} {_fmt(top['share_of_positives']):>13}"
         )
     lines.append("calibration by decile (highest first): predicted / observed")
     lines.append(

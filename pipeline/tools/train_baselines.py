@@ -12,7 +12,9 @@ available):
 
 **Recency/frequency heuristic**: ``log(1 + purchases) - log(1 + days since the
 last purchase)``: more orders and a more recent one rank a person higher for
-``purchase``, lower for ``churn``. It has nothing to fit.
+``purchase``, lower for ``churn``. It has nothing to fit. A person who never
+bought (the stream leaves ``days_since_last_purchase`` out) counts from when
+they were first seen (``days_since_first_seen``), with 0 purchases.
 
 **BG/NBD** (Fader, Hardie and Lee, "Counting your customers the easy way",
 Marketing Science 2005): while alive, a person buys at a Poisson rate drawn
@@ -44,6 +46,8 @@ from pipeline.tools.train_examples import Example
 
 DAY_MS = 86_400_000
 RF_FEATURES = ("purchases", "days_since_last_purchase")
+#: A never-buyer's recency for the heuristic: since first seen.
+FIRST_SEEN = "days_since_first_seen"
 BGNBD_FEATURES = ("days_since_first_purchase", "days_since_last_purchase")
 
 
@@ -52,11 +56,22 @@ def has_features(examples: Sequence[Example], names: Sequence[str]) -> bool:
     return bool(examples) and all(all(n in x.features for n in names) for x in examples)
 
 
+def has_rf_features(examples: Sequence[Example]) -> bool:
+    """Whether the heuristic can score every example (a never-buyer by its first-seen age)."""
+    return bool(examples) and all(_recency(x) is not None for x in examples)
+
+
+def _recency(x: Example) -> float | None:
+    f = x.features
+    last = f.get("days_since_last_purchase")
+    return last if last is not None else f.get(FIRST_SEEN)
+
+
 def rf_heuristic(examples: Sequence[Example], outcome: str) -> NDArray[np.float64]:
     """The recency/frequency score of each example (higher = more likely the outcome)."""
     h = np.array(
         [
-            math.log1p(x.features["purchases"]) - math.log1p(x.features["days_since_last_purchase"])
+            math.log1p(x.features.get("purchases", 0.0)) - math.log1p(_recency(x) or 0.0)
             for x in examples
         ]
     )

@@ -115,6 +115,33 @@ def test_training_on_cdnow_beats_chance_and_reports_the_baselines(
     assert "calibration" in text
 
 
+def test_never_buyers_are_scored_by_the_heuristic_and_bgnbd_reports_on_buyers(
+    sample_examples: dict[str, list[tx.Example]],
+) -> None:
+    # the stream leaves the purchase-time features out for a person who never bought;
+    # give a third of the examples that shape (first seen instead)
+    mixed = []
+    for i, x in enumerate(sample_examples["purchase_7d"]):
+        f = dict(x.features)
+        if i % 3 == 0:
+            f["days_since_first_seen"] = f.pop("days_since_first_purchase")
+            f.pop("days_since_last_purchase")
+            f["purchases"] = 0.0
+        mixed.append(tx.Example(x.task, x.person, x.scored_at_ms, x.horizon_ms,
+                                x.outcome_at_ms, x.label, f, x.features_version))  # fmt: skip
+    _, report = trainer.train(mixed, "purchase_7d")
+    baselines = report["baselines"]
+    assert baselines["rf_heuristic"]["auc"] > 0.55  # never-buyers counted from first seen
+    assert "bgnbd_alive" not in baselines
+    buyers = baselines["bgnbd_expected_buyers"]
+    assert buyers["auc"] > 0.6
+    def size(ev: dict[str, Any]) -> int:  # ceil(examples / 10)
+        return int(ev["top_decile"]["size"])
+
+    assert size(baselines["model_buyers"]) == size(buyers) < size(report["model"])
+    assert "model_buyers" in trainer.format_report(report)
+
+
 def test_a_task_without_a_class_cannot_train() -> None:
     with pytest.raises(ModelError, match="0 positive and 30 negative"):
         trainer.train([_ex(t, 1) for t in range(40)], "t")
