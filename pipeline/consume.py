@@ -78,6 +78,8 @@ class Activation:
     event_time_ms: int
     source_id: str
     payload: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: deliver no earlier than this (wall-clock ms), from a trigger's ``deliver_at``
+    send_at_ms: int | None = None
 
 
 RECORD_TYPES: tuple[type[Any], ...] = (Trigger, SegmentChange, Activation)

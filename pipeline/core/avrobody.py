@@ -81,10 +81,10 @@ class _Reader:
         while b & 0x80:
             if pos >= self.end:
                 raise _ended()
-            if shift > 63:
-                raise BodyError("a varint longer than 10 bytes")
             b = data[pos]
             pos += 1
+            if shift == 63 and b > 1:  # the 10th byte holds bit 63 only: more is no long
+                raise BodyError("a varint beyond 64 bits")
             n |= (b & 0x7F) << shift
             shift += 7
         self.pos = pos

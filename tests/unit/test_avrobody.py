@@ -153,3 +153,31 @@ def test_a_flipped_byte_is_read_as_fastavro_reads_it_or_refused(
         return  # refused, with a reason the caller reports
     theirs = fastavro_read(bytes(data))
     assert same(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("varint", "words"),
+    [
+        (b"\xff" * 9 + b"\x02", "beyond 64 bits"),  # bit 64 set
+        (b"\xff" * 9 + b"\x81\x00", "beyond 64 bits"),  # an 11th byte
+    ],
+)
+def test_a_long_beyond_64_bits_is_refused(varint: bytes, words: str) -> None:
+    # a flipped byte once made the message id's length read as -230584300921369395199 here,
+    # where fastavro reads 64 bits: refuse rather than differ
+    with pytest.raises(BodyError, match=words):
+        read_event_body(varint, 0)
+
+
+def test_the_largest_longs_still_read() -> None:
+    fields = SCHEMA.parsed["fields"][9]["type"]["fields"]
+    context: dict[str, Any] = {f["name"]: None for f in fields}
+    context["extra"] = {}
+    record = {
+        "message_id": "m", "type": "track", "event": None, "anonymous_id": None,
+        "user_id": None, "timestamp_ms": -(2**63), "sent_at_ms": 2**63 - 1,
+        "received_at_ms": None, "properties": {"n": -(2**63)}, "context": context,
+        "previous_id": None, "group_id": None,
+    }  # fmt: skip
+    data = body(record)
+    assert same(read_event_body(data, 0), fastavro_read(data))
