@@ -49,7 +49,7 @@ from pipeline.core.outputs import Output
 from pipeline.core.plan import plan_of
 from pipeline.core.predicates import ALWAYS, Predicate
 from pipeline.core.predictions import ORDER_FACTS, PredictionsConfig, merge_order_facts
-from pipeline.core.stagerun import settle, store
+from pipeline.core.stagerun import FATIGUE, PRED, SEG, SEG_ALL, settle, store
 from pipeline.core.triggers import DeliverAt, ImmediateRule, MilestoneRule, RepetitionRule
 
 if TYPE_CHECKING:
@@ -71,11 +71,6 @@ __all__ = [
     "TriggerSpec",
     "activation_topic",
 ]
-
-#: ``flags`` of a buffered event: segments to re-check after it; a first check of
-#: every segment; negative engagement for the caps; an outcome of a prediction task
-#: (or an order, for the order facts the features read).
-SEG, SEG_ALL, FATIGUE, PRED = 1, 2, 4, 8
 
 
 @dataclass(frozen=True, slots=True)

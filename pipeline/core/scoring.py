@@ -145,6 +145,12 @@ def score(model: Model, features: Mapping[str, float | None]) -> Score:
     return Score(p, percentile_of(model, p))
 
 
+def table_document(kind: str, section: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
+    """A table model's document (``recs``, ``send_time``): what :func:`table_body` reads."""
+    return {"format": FORMAT, "version": VERSION, "task": kind, "kind": kind, kind: section,
+            "trained": trained}  # fmt: skip
+
+
 def table_body(doc: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     """The ``kind`` section of a table model (``recs``, ``send_time``): the header checked.
 

@@ -35,6 +35,7 @@ from typing import Any
 from pipeline.core.interest import DEFAULT_WEIGHTS
 from pipeline.core.localtime import DAY_MS
 from pipeline.core.recommend import TASK, RecsModel, load_recs_model, recommend
+from pipeline.core.scoring import table_document
 from pipeline.errors import ModelError
 
 MAX_SESSION_ITEMS = 30
@@ -226,7 +227,9 @@ def train(
     cut = times[min(len(times) - 1, math.floor(len(times) * (1.0 - test_share)))]
     before = [b for b in baskets if b.start_ms < cut]
     after = [b for b in baskets if b.start_ms >= cut]
-    early = load_recs_model(_document(fit(before, window_ms=window_ms, min_count=min_count), {}))
+    early = load_recs_model(
+        table_document(TASK, fit(before, window_ms=window_ms, min_count=min_count), {})
+    )
     evaluation = evaluate(early, after, before, k)
     section = fit(baskets, window_ms=window_ms, min_count=min_count)
     report = {
@@ -243,14 +246,9 @@ def train(
     }
     trained = {k2: report[k2] for k2 in ("sessions", "people", "split", "window_days")}
     trained["evaluation"] = evaluation
-    doc = _document(section, trained)
+    doc = table_document(TASK, section, trained)
     load_recs_model(doc)  # what a worker will do
     return doc, report
-
-
-def _document(section: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
-    return {"format": "pulse-model", "version": 1, "task": TASK, "kind": TASK, TASK: section,
-            "trained": trained}  # fmt: skip
 
 
 def publish_problem(report: dict[str, Any], min_sessions: int = MIN_SESSIONS) -> str | None:

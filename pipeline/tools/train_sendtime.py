@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.core.scoring import table_document
 from pipeline.core.sendtime import (
     ANY,
     DEFAULT_STRENGTH,
@@ -211,8 +212,7 @@ def train(
     }
     trained = {k: report[k] for k in ("sessions", "people", "split", "min_events")}
     trained["evaluation"] = evaluation.get(f"{strength:g}")
-    doc = {"format": "pulse-model", "version": 1, "task": TASK, "kind": TASK,
-           TASK: {"strength": strength, "hours": hours}, "trained": trained}  # fmt: skip
+    doc = table_document(TASK, {"strength": strength, "hours": hours}, trained)
     load_send_time_model(doc)  # what a worker will do
     return doc, report
 
