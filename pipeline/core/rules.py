@@ -50,6 +50,10 @@ from pipeline.core.plan import plan_of
 from pipeline.core.predicates import ALWAYS, Predicate
 from pipeline.core.predictions import ORDER_FACTS, PredictionsConfig, merge_order_facts
 from pipeline.core.stagerun import FATIGUE, PRED, SEG, SEG_ALL, settle, store
+
+# ``flags`` of a buffered event (RuleStage.after_event): SEG segments to re-check after
+# it; SEG_ALL a first check of every segment; FATIGUE negative engagement for the caps;
+# PRED an outcome of a prediction task (or an order, for the order facts features read).
 from pipeline.core.triggers import DeliverAt, ImmediateRule, MilestoneRule, RepetitionRule
 
 if TYPE_CHECKING:

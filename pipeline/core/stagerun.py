@@ -31,10 +31,7 @@ if TYPE_CHECKING:
     from pipeline.core.rules import RuleStage, TriggerSpec
 
 EVICTED = "persons.evicted"
-#: ``flags`` of a buffered event (rules.py sets them): segments to re-check after it;
-#: a first check of every segment; negative engagement for the caps; an outcome of a
-#: prediction task (or an order, for the order facts the features read).
-SEG, SEG_ALL, FATIGUE, PRED = 1, 2, 4, 8
+SEG, SEG_ALL, FATIGUE, PRED = 1, 2, 4, 8  # a buffered entry's flags (RuleStage.after_event)
 
 
 def settle(
